@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Idempotent setup on a fresh Debian machine: the venv and Python packages, and (with --test) the
+# system tools the test suite uses. Called by `make run` and `make test`; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+apt_install() {  # apt_install PACKAGE... : install what is missing, as root or through sudo
+    local sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@"
+}
+
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    apt_install python3-venv python3-pip
+fi
+if [ "$want_test" = 1 ] && ! { command -v ffmpeg && command -v ffprobe; } >/dev/null; then
+    apt_install ffmpeg
+fi
+
+stamp=.venv/.installed
+extras=""
+[ "$want_test" = 1 ] && extras="[test]"
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+if [ ! -f "$stamp$extras" ] || [ pyproject.toml -nt "$stamp$extras" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e ".$extras"
+    touch "$stamp$extras"
+fi
