@@ -1,0 +1,3 @@
+from vodorigin.cli import main
+
+main()

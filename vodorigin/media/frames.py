@@ -1,0 +1,138 @@
+"""One segment's frames: which samples of each track, their times, and the bytes to read.
+
+Only here are per-sample offsets expanded, and only for the samples of one segment.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+import numpy as np
+
+from vodorigin.errors import LimitExceeded
+from vodorigin.media.model import MediaType, Track
+from vodorigin.media.segmenter import Timeline
+from vodorigin.timing import rescale
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TrackFrames:
+    """The frames of one track in one segment. Times are ticks of the track, from the timeline start."""
+
+    track: Track
+    first: int  # index of the first sample in the track
+    dts: np.ndarray  # int64
+    pts: np.ndarray  # int64
+    durations: np.ndarray  # int64
+    sizes: np.ndarray  # int64
+    offsets: np.ndarray  # int64 file offsets
+    sync: np.ndarray  # bool
+
+    @property
+    def count(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def end_dts(self) -> int:
+        """Decode time just after the last frame."""
+        return int(self.dts[-1] + self.durations[-1]) if self.count else 0
+
+
+def sample_indexes_at(track: Track, times: np.ndarray, timeline: Timeline) -> np.ndarray:
+    """Index of the first sample of `track` in a segment starting at each of `times` (timeline ticks).
+
+    Video is cut on its sync samples (the reference track's cuts are its own key frames); other
+    tracks, and a clipTo end, at the first sample whose decode time is at or after the cut. The
+    timeline's start (when not clipped) and its open end take every sample, audio priming and
+    trailing frames included.
+    """
+    samples = track.samples
+    times = np.asarray(times, dtype=np.int64)
+    presentation = (times * (2 * track.timescale) + timeline.timescale) // (2 * timeline.timescale)
+    by_decode_time = np.searchsorted(samples.dts, presentation - track.edit_shift, side="left")
+    if track.media_type is MediaType.VIDEO:
+        sync = samples.sync_indexes()
+        sync_times = np.maximum.accumulate(track.sync_presentation_times())
+        positions = np.searchsorted(sync_times, presentation, side="left")
+        by_key_frame = np.append(sync, samples.count)[positions]
+        indexes = np.where(times < timeline.end, by_key_frame, by_decode_time)
+    else:
+        indexes = by_decode_time
+    indexes = np.where(times <= 0, 0, indexes)
+    if timeline.open_end:
+        indexes = np.where(times >= timeline.end, samples.count, indexes)
+    return indexes.astype(np.int64)
+
+
+def sample_index_at(track: Track, time: int, timeline: Timeline) -> int:
+    """sample_indexes_at for one time."""
+    return int(sample_indexes_at(track, np.array([time]), timeline)[0])
+
+
+def cut_indexes(track: Track, timeline: Timeline) -> np.ndarray:
+    """The first sample index of every segment of the timeline, plus the end (len = count + 1)."""
+    indexes = sample_indexes_at(track, timeline.cuts, timeline)
+    return np.maximum.accumulate(indexes)
+
+
+def segment_frames(track: Track, timeline: Timeline, number: int, max_frames: int) -> TrackFrames:
+    """The frames of `track` in segment `number` (1-based)."""
+    start_time, end_time = timeline.segment(number)
+    first = sample_index_at(track, start_time, timeline)
+    last = max(sample_index_at(track, end_time, timeline), first)
+    if last - first > max_frames:
+        raise LimitExceeded(f"segment {number} of {track.key} has {last - first} frames (max {max_frames})")
+    samples = track.samples
+    dts = samples.dts[first:last]
+    next_dts = samples.dts[last] if last < samples.count else samples.end_dts
+    durations = np.diff(dts, append=next_dts)
+    origin = rescale(timeline.start, timeline.timescale, track.timescale) - track.edit_shift
+    return TrackFrames(
+        track=track,
+        first=first,
+        dts=dts - origin,
+        pts=samples.pts(first, last) - origin,
+        durations=durations,
+        sizes=samples.sizes[first:last].astype(np.int64),
+        offsets=samples.offsets(first, last),
+        sync=samples.is_sync(first, last),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ByteRange:
+    offset: int
+    length: int
+
+
+def merged_ranges(frames: list[TrackFrames], merge_gap: int) -> list[ByteRange]:
+    """The file ranges holding all the frames, merging neighbours closer than merge_gap bytes."""
+    offsets = np.concatenate([f.offsets for f in frames]) if frames else np.zeros(0, np.int64)
+    if not len(offsets):
+        return []
+    sizes = np.concatenate([f.sizes for f in frames])
+    order = np.argsort(offsets, kind="stable")
+    starts, ends = offsets[order], offsets[order] + sizes[order]
+    reach = np.maximum.accumulate(ends)
+    breaks = np.nonzero(starts[1:] > reach[:-1] + merge_gap)[0] + 1
+    first = np.concatenate(([0], breaks))
+    last = np.concatenate((breaks - 1, [len(starts) - 1]))
+    return [ByteRange(int(starts[a]), int(reach[b] - starts[a])) for a, b in zip(first, last, strict=True)]
+
+
+class SourceBytes:
+    """Bytes read for a segment, addressed by file offset."""
+
+    def __init__(self, ranges: list[ByteRange], buffers: list[bytes]) -> None:
+        self._starts = [r.offset for r in ranges]
+        self._views = [memoryview(b) for b in buffers]
+
+    def frame_views(self, frames: TrackFrames) -> list[memoryview]:
+        """One view per frame of `frames`, in decode order."""
+        views = []
+        for offset, size in zip(frames.offsets.tolist(), frames.sizes.tolist(), strict=True):
+            index = bisect.bisect_right(self._starts, offset) - 1
+            local = offset - self._starts[index]
+            views.append(self._views[index][local : local + size])
+        return views

@@ -1,0 +1,165 @@
+"""The media model: frozen, slotted dataclasses, one type per stage.
+
+Movie (one MP4 file's metadata) -> Track (one elementary stream: codec + sample table).
+A MediaSet is what a request addresses: one or more Movies (a urlset), plus clipping.
+Times are integer ticks in the track's timescale; see timing.py.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vodorigin.mp4.tables import SampleTable
+
+
+class MediaType(enum.Enum):
+    VIDEO = "video"
+    AUDIO = "audio"
+
+    @property
+    def letter(self) -> str:
+        """The URL token letter: v for video, a for audio."""
+        return self.value[0]
+
+
+@dataclass(frozen=True, slots=True)
+class CodecInfo:
+    """What a muxer and a manifest need to know about an elementary stream."""
+
+    fourcc: str  # sample entry type: avc1, hvc1, av01, mp4a, ac-3, ec-3, Opus, .mp3
+    codec_string: str  # RFC 6381, e.g. avc1.64001f, mp4a.40.2
+    sample_entry: bytes  # the whole stsd entry box, copied into moovs we build
+    decoder_config: bytes = b""  # avcC/hvcC/av1C payload, AudioSpecificConfig, dOps, dac3/dec3
+    width: int = 0
+    height: int = 0
+    sample_rate: int = 0
+    channels: int = 0
+    nal_length_size: int = 0  # H.264/HEVC: bytes of each NAL unit length prefix
+    parameter_sets: tuple[bytes, ...] = ()  # VPS/SPS/PPS NAL units, in decoder order
+    object_type: int = 0  # MPEG-4 audio object type (2 = AAC-LC) or esds objectTypeIndication
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Track:
+    """One elementary stream of a Movie. `number` is 1-based per media type (v1, a1, ...)."""
+
+    track_id: int
+    number: int
+    media_type: MediaType
+    timescale: int
+    codec: CodecInfo
+    samples: SampleTable
+    language: str = "und"
+    edit_shift: int = 0  # ticks added to pts/dts to get presentation time (edit lists, 8.6.6)
+
+    @property
+    def key(self) -> str:
+        """Token naming the track in URLs and representation ids: v1, a2..."""
+        return f"{self.media_type.letter}{self.number}"
+
+    @property
+    def presentation_end(self) -> int:
+        """Presentation time just after the last sample (ticks): max(pts + duration) + edit shift."""
+        samples = self.samples
+        if samples.composition_offsets is None:
+            return samples.end_dts + self.edit_shift
+        durations = np.diff(samples.dts, append=samples.end_dts)
+        return int(np.max(samples.pts() + durations)) + self.edit_shift
+
+    def sync_presentation_times(self) -> np.ndarray:
+        """Presentation times of the sync samples (where a segment may start)."""
+        sync = self.samples.sync_indexes()
+        times = self.samples.dts[sync]
+        if self.samples.composition_offsets is not None:
+            times = times + self.samples.composition_offsets[sync]
+        return times + self.edit_shift
+
+    def decode_presentation_times(self) -> np.ndarray:
+        """dts shifted onto the presentation timeline (audio is cut on these)."""
+        return self.samples.dts + self.edit_shift
+
+    def average_bitrate(self) -> int:
+        """Bits per second over the whole track."""
+        seconds = self.samples.end_dts / self.timescale if self.timescale else 0
+        return int(int(self.samples.sizes.sum()) * 8 / seconds) if seconds > 0 else 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.samples.nbytes + len(self.codec.sample_entry) + 512
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SourceIdentity:
+    """What identifies the bytes of a source object: a replaced file gets a new identity."""
+
+    path: str
+    size: int
+    mtime: float
+    etag: str
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Movie:
+    """One MP4 file's metadata: its playable tracks, and the raw boxes we copy into new files."""
+
+    source: SourceIdentity
+    timescale: int  # mvhd
+    tracks: tuple[Track, ...]
+    skipped: tuple[str, ...] = ()  # why tracks were left out (unknown handler or codec)
+
+    def tracks_of(self, media_type: MediaType) -> tuple[Track, ...]:
+        return tuple(t for t in self.tracks if t.media_type == media_type)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nbytes for t in self.tracks) + 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TrackSpec:
+    """Track numbers per type; None = the type was not named; 0 in a set = every track of it."""
+
+    video: frozenset[int] | None = None
+    audio: frozenset[int] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.video is None and self.audio is None
+
+    def numbers(self, media_type: MediaType) -> frozenset[int] | None:
+        return self.video if media_type is MediaType.VIDEO else self.audio
+
+
+def select_tracks(tracks: tuple[Track, ...], spec: TrackSpec, default_first: bool) -> tuple[Track, ...]:
+    """The tracks a spec names. An empty spec means every track, or with default_first the first
+    track of each type (what index playlists and segments use: v1 + a1)."""
+    if spec.empty:
+        if not default_first:
+            return tracks
+        firsts = {t.media_type: t for t in reversed(tracks)}
+        return tuple(t for t in tracks if firsts.get(t.media_type) is t)
+    chosen = []
+    for track in tracks:
+        numbers = spec.numbers(track.media_type)
+        if numbers is not None and (0 in numbers or track.number in numbers):
+            chosen.append(track)
+    return tuple(chosen)
+
+
+@dataclass(frozen=True, slots=True)
+class Clip:
+    """A time range of the media in milliseconds (clipFrom / clipTo); end None = to the end."""
+
+    start_ms: int = 0
+    end_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MediaSet:
+    """What one request addresses: the files of a urlset (one for a plain path), and a clip."""
+
+    movies: tuple[Movie, ...]
+    clip: Clip = field(default_factory=Clip)

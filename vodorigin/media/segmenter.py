@@ -1,0 +1,178 @@
+"""Segment boundaries: pure arithmetic over the settings and key-frame times.
+
+The behaviour is nginx-vod-module's (see REFERENCE.md, Segmentation):
+* nominal boundaries: the bootstrap durations, then segment_duration repeated, with the last
+  segment settled by segment_count_policy;
+* align_segments_to_key_frames: each boundary moves to the first key frame at or after it, and every
+  track is cut at the same times, so consecutive segments tile the timeline exactly;
+* manifest_segment_durations_mode "accurate" lists the real (aligned) durations and drops segments
+  left empty by irregular GOPs; "estimate" lists nominal durations and keeps the numbering nominal.
+Segment N is a function of the metadata, the settings and N alone: manifests and segments agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vodorigin.errors import BadRequest, NotFound
+from vodorigin.media.model import Clip, MediaType, Movie, Track
+from vodorigin.settings import Settings
+from vodorigin.timing import rescale
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentConfig:
+    segment_duration_ms: int = 10_000
+    bootstrap_ms: tuple[int, ...] = ()
+    align_to_key_frames: bool = True
+    count_policy: str = "last_short"
+    durations_mode: str = "accurate"
+    duration_policy: str = "max"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SegmentConfig:
+        return cls(
+            settings.segment_duration_ms,
+            settings.bootstrap_durations_ms,
+            settings.align_segments_to_key_frames,
+            settings.segment_count_policy,
+            settings.manifest_segment_durations_mode,
+            settings.manifest_duration_policy,
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Timeline:
+    """Where segments start and end, in ticks of `timescale`.
+
+    cuts[i]..cuts[i+1] is segment i (0-based; URLs number from 1). `listed` holds the boundaries
+    whose differences manifests print: the cuts themselves in accurate mode, nominal ones in
+    estimate mode. `open_end` is True when the last cut is the end of the media (not a clipTo).
+    """
+
+    timescale: int
+    cuts: np.ndarray
+    listed: np.ndarray
+    open_end: bool = True
+
+    @property
+    def count(self) -> int:
+        return len(self.cuts) - 1
+
+    @property
+    def start(self) -> int:
+        return int(self.cuts[0])
+
+    @property
+    def end(self) -> int:
+        return int(self.cuts[-1])
+
+    def durations(self) -> np.ndarray:
+        """Segment durations as manifests list them, in ticks."""
+        return np.diff(self.listed)
+
+    def segment(self, number: int) -> tuple[int, int]:
+        """(start, end) of segment `number` (1-based, as in URLs); NotFound past the end."""
+        if not 1 <= number <= self.count:
+            raise NotFound(f"segment {number} does not exist (1..{self.count})")
+        return int(self.cuts[number - 1]), int(self.cuts[number])
+
+
+def nominal_boundaries_ms(duration_ms: int, config: SegmentConfig) -> list[int]:
+    """Segment starts in milliseconds from 0, plus the end, before key-frame alignment."""
+    if duration_ms <= 0:
+        return [0, 0]
+    starts = [0]
+    for length in config.bootstrap_ms:
+        if starts[-1] + length >= duration_ms:
+            break
+        starts.append(starts[-1] + length)
+    while starts[-1] + _nominal_length(len(starts) - 1, config) < duration_ms:
+        starts.append(starts[-1] + _nominal_length(len(starts) - 1, config))
+    remainder = duration_ms - starts[-1]
+    nominal_last = _nominal_length(len(starts) - 1, config)
+    if len(starts) > 1 and remainder < nominal_last:
+        if config.count_policy == "last_long" or (
+            config.count_policy == "last_rounded" and remainder * 2 < nominal_last
+        ):
+            starts.pop()
+    return [*starts, duration_ms]
+
+
+def _nominal_length(index: int, config: SegmentConfig) -> int:
+    if index < len(config.bootstrap_ms):
+        return config.bootstrap_ms[index]
+    return config.segment_duration_ms
+
+
+def segment_timeline(
+    key_times: np.ndarray | None,
+    timescale: int,
+    start: int,
+    end: int,
+    config: SegmentConfig,
+    open_end: bool = True,
+) -> Timeline:
+    """Boundaries of the range [start, end) (ticks), aligned to key_times (sorted ticks) if given."""
+    duration_ms = rescale(end - start, timescale, 1000)
+    nominal_ms = np.array(nominal_boundaries_ms(duration_ms, config), dtype=np.int64)
+    nominal = start + (nominal_ms * timescale * 2 + 1000) // 2000  # rescale(), vectorised
+    nominal[-1] = end
+    if not config.align_to_key_frames or key_times is None or len(key_times) == 0:
+        return Timeline(timescale, nominal, nominal, open_end)
+    cuts = nominal.copy()
+    positions = np.searchsorted(key_times, nominal[1:-1], side="left")
+    aligned = np.append(key_times, end)[positions]
+    cuts[1:-1] = np.minimum(aligned, end)
+    if config.durations_mode == "estimate":
+        return Timeline(timescale, cuts, nominal, open_end)
+    distinct = np.unique(cuts)
+    return Timeline(timescale, distinct, distinct, open_end)
+
+
+def reference_track(movie: Movie) -> Track:
+    """The track whose key frames set the cuts: the first video track, else the first audio."""
+    videos = movie.tracks_of(MediaType.VIDEO)
+    return videos[0] if videos else movie.tracks[0]
+
+
+def movie_timeline(movie: Movie, config: SegmentConfig, clip: Clip | None = None) -> Timeline:
+    """The segment timeline of one file, on its reference track's timescale.
+
+    It depends on the file and the settings only (never on which tracks a URL selects), so that
+    an audio-only rendition and a muxed one of the same file are cut at the same times. A clip
+    starts at the last key frame at or before clipFrom, so the requested moment is included.
+    """
+    reference = reference_track(movie)
+    timescale = reference.timescale
+    ends = [rescale(t.presentation_end, t.timescale, timescale) for t in movie.tracks]
+    end = max(ends) if config.duration_policy == "max" else min(ends)
+    key_times = _key_times(reference)
+    start = 0
+    open_end = True
+    if clip is not None and (clip.start_ms or clip.end_ms is not None):
+        start, end, open_end = _clip_range(clip, key_times, timescale, end)
+    return segment_timeline(key_times, timescale, start, end, config, open_end)
+
+
+def _key_times(track: Track) -> np.ndarray | None:
+    if track.media_type is not MediaType.VIDEO:
+        return None
+    return np.maximum.accumulate(track.sync_presentation_times())
+
+
+def _clip_range(clip: Clip, key_times: np.ndarray | None, timescale: int, end: int) -> tuple[int, int, bool]:
+    start = rescale(clip.start_ms, 1000, timescale)
+    if key_times is not None and len(key_times):
+        before = int(np.searchsorted(key_times, start, side="right")) - 1
+        start = int(key_times[max(before, 0)]) if before >= 0 else 0
+    open_end = True
+    if clip.end_ms is not None:
+        clip_end = rescale(clip.end_ms, 1000, timescale)
+        if clip_end < end:
+            end, open_end = clip_end, False
+    if start >= end:
+        raise BadRequest(f"clip {clip.start_ms}-{clip.end_ms} ms selects no media")
+    return max(start, 0), end, open_end

@@ -1,0 +1,98 @@
+"""Walk ISO BMFF boxes over a buffer (ISO/IEC 14496-12 4.2).
+
+A box is `size:u32 type:4cc [largesize:u64 when size == 1] payload`; size 0 means "to the end of the
+enclosing container" (at top level: to the end of the file). Every walk is bounded by its container
+and raises MediaError with the box path when a size does not fit, so a hostile file cannot make us
+read outside the bytes we hold or loop forever.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from vodorigin.errors import MediaError
+
+BOX_HEADER = struct.Struct(">I4s")
+LARGE_SIZE = struct.Struct(">Q")
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """One box found in a buffer: positions are indexes into that buffer."""
+
+    type: bytes
+    start: int  # index of the first header byte
+    header_size: int  # 8, or 16 with a 64-bit largesize
+    size: int  # whole box, header included
+
+    @property
+    def payload_start(self) -> int:
+        return self.start + self.header_size
+
+    @property
+    def end(self) -> int:
+        return self.start + self.size
+
+
+def read_box_header(buf: bytes | memoryview, pos: int, container_end: int) -> Box | None:
+    """The box whose header starts at buf[pos], or None when the header is not all in buf.
+
+    container_end bounds a size-0 box; a size that overflows it is not checked here (the caller
+    may hold only the header of a large box, such as mdat).
+    """
+    if pos + 8 > len(buf):
+        return None
+    size, box_type = BOX_HEADER.unpack_from(buf, pos)
+    header_size = 8
+    if size == 1:
+        if pos + 16 > len(buf):
+            return None
+        (size,) = LARGE_SIZE.unpack_from(buf, pos + 8)
+        header_size = 16
+    elif size == 0:
+        size = container_end - pos
+    if size < header_size:
+        raise MediaError(f"box {box_type!r} at {pos}: size {size} is smaller than its header")
+    return Box(box_type, pos, header_size, size)
+
+
+def iter_boxes(buf: bytes | memoryview, start: int, end: int, path: str = "") -> Iterator[Box]:
+    """The child boxes of buf[start:end], each checked to lie inside it."""
+    pos = start
+    while pos < end:
+        if end - pos < 8:
+            raise MediaError(f"{path or 'file'}: {end - pos} trailing bytes at {pos} are not a box")
+        box = read_box_header(buf, pos, end)
+        if box is None or box.end > end:
+            name = box.type.decode("latin-1") if box else "?"
+            raise MediaError(f"{path or 'file'}/{name}: box at {pos} overruns its container")
+        yield box
+        pos = box.end
+
+
+def child_boxes(buf: bytes | memoryview, parent: Box, path: str = "") -> dict[bytes, Box]:
+    """Children of a container box by type (the first of each type)."""
+    children: dict[bytes, Box] = {}
+    for box in iter_boxes(buf, parent.payload_start, parent.end, path):
+        children.setdefault(box.type, box)
+    return children
+
+
+def find_path(buf: bytes | memoryview, parent: Box, *types: bytes) -> Box | None:
+    """Follow a chain of child types (e.g. b"mdia", b"minf", b"stbl") from parent."""
+    box: Box | None = parent
+    for box_type in types:
+        if box is None:
+            return None
+        box = child_boxes(buf, box).get(box_type)
+    return box
+
+
+def full_box_header(buf: bytes | memoryview, box: Box) -> tuple[int, int]:
+    """(version, flags) of a FullBox (ISO/IEC 14496-12 4.2.2)."""
+    if box.size < box.header_size + 4:
+        raise MediaError(f"{box.type!r}: too small for a full box header")
+    word = struct.unpack_from(">I", buf, box.payload_start)[0]
+    return word >> 24, word & 0xFFFFFF

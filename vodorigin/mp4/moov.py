@@ -1,0 +1,181 @@
+"""Parse a moov box into a Movie (ISO/IEC 14496-12 8.2 - 8.7).
+
+Tracks whose handler or codec we do not package are skipped with a reason, never fatal. Any
+decoding fault below (struct, numpy, index errors on hostile input) surfaces as MediaError with
+the file path, so bad media is a clear 4xx and never a 500.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vodorigin.errors import LimitExceeded, MediaError
+from vodorigin.media.model import MediaType, Movie, SourceIdentity, Track
+from vodorigin.mp4.boxes import Box, child_boxes, find_path, full_box_header, iter_boxes, read_box_header
+from vodorigin.mp4.codecs import parse_sample_entry
+from vodorigin.mp4.tables import RawTables, parse_sample_table
+
+HANDLERS = {b"vide": MediaType.VIDEO, b"soun": MediaType.AUDIO}
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Named bounds on untrusted metadata (see Settings)."""
+
+    max_tracks: int = 32
+    max_samples_per_track: int = 20_000_000
+    max_frame_size: int = 32 * 1024 * 1024
+
+
+def parse_moov(moov: bytes, source: SourceIdentity, limits: Limits) -> Movie:
+    """The bytes of a whole moov box -> Movie."""
+    try:
+        return _parse_moov(moov, source, limits)
+    except (struct.error, IndexError, ValueError, OverflowError) as exc:
+        raise MediaError(f"{source.path}: corrupt moov ({exc})") from exc
+    except MediaError as exc:
+        raise type(exc)(f"{source.path}: {exc.message}") from exc
+
+
+def _parse_moov(moov: bytes, source: SourceIdentity, limits: Limits) -> Movie:
+    root = read_box_header(moov, 0, len(moov))
+    if root is None or root.type != b"moov" or root.size != len(moov):
+        raise MediaError("moov box is incomplete")
+    children = list(iter_boxes(moov, root.payload_start, root.end, "moov"))
+    mvhd = next((b for b in children if b.type == b"mvhd"), None)
+    if mvhd is None:
+        raise MediaError("moov has no mvhd")
+    movie_timescale = _mvhd_timescale(moov, mvhd)
+    traks = [b for b in children if b.type == b"trak"]
+    if len(traks) > limits.max_tracks:
+        raise LimitExceeded(f"{len(traks)} tracks exceed max_tracks ({limits.max_tracks})")
+    tracks: list[Track] = []
+    skipped: list[str] = []
+    numbers = {MediaType.VIDEO: 0, MediaType.AUDIO: 0}
+    for trak in traks:
+        parsed = _parse_trak(moov, trak, movie_timescale, limits)
+        if isinstance(parsed, str):
+            skipped.append(parsed)
+            continue
+        numbers[parsed.media_type] += 1
+        tracks.append(replace(parsed, number=numbers[parsed.media_type]))
+    if not tracks:
+        raise MediaError("no playable video or audio track" + (f" ({'; '.join(skipped)})" if skipped else ""))
+    return Movie(source, movie_timescale, tuple(tracks), tuple(skipped))
+
+
+def _mvhd_timescale(moov: bytes, mvhd: Box) -> int:
+    version, _ = full_box_header(moov, mvhd)
+    offset = mvhd.payload_start + (20 if version == 1 else 12)
+    timescale: int = struct.unpack_from(">I", moov, offset)[0]
+    if timescale == 0:
+        raise MediaError("mvhd: timescale is 0")
+    return timescale
+
+
+def _parse_trak(moov: bytes, trak: Box, movie_timescale: int, limits: Limits) -> Track | str:
+    """One trak -> a Track (numbered by the caller), or the reason it is skipped."""
+    boxes = child_boxes(moov, trak, "trak")
+    tkhd, mdia = boxes.get(b"tkhd"), boxes.get(b"mdia")
+    if tkhd is None or mdia is None:
+        raise MediaError("trak without tkhd or mdia")
+    version, _ = full_box_header(moov, tkhd)
+    track_id = struct.unpack_from(">I", moov, tkhd.payload_start + (20 if version == 1 else 12))[0]
+    mdia_boxes = child_boxes(moov, mdia, "mdia")
+    hdlr, mdhd = mdia_boxes.get(b"hdlr"), mdia_boxes.get(b"mdhd")
+    if hdlr is None or mdhd is None:
+        raise MediaError(f"track {track_id}: mdia without hdlr or mdhd")
+    handler = moov[hdlr.payload_start + 8 : hdlr.payload_start + 12]
+    media_type = HANDLERS.get(handler)
+    if media_type is None:
+        return f"track {track_id}: handler {handler.decode('latin-1')!r} not packaged"
+    timescale, language = _mdhd(moov, mdhd)
+    stbl = find_path(moov, mdia, b"minf", b"stbl")
+    if stbl is None:
+        raise MediaError(f"track {track_id}: no stbl")
+    stbl_boxes = child_boxes(moov, stbl, "stbl")
+    codec = parse_sample_entry(_first_sample_entry(moov, stbl_boxes.get(b"stsd")), media_type)
+    if codec is None:
+        return f"track {track_id}: codec not supported"
+    samples = parse_sample_table(_raw_tables(moov, stbl_boxes), limits.max_samples_per_track)
+    if samples.count == 0:
+        return f"track {track_id}: no samples"
+    if int(samples.sizes.max()) > limits.max_frame_size:
+        raise LimitExceeded(f"track {track_id}: a frame is larger than max_frame_size")
+    edts = boxes.get(b"edts")
+    shift = _edit_shift(moov, edts, movie_timescale, timescale) if edts else 0
+    return Track(track_id, 0, media_type, timescale, codec, samples, language, shift)
+
+
+def _mdhd(moov: bytes, mdhd: Box) -> tuple[int, str]:
+    """(timescale, ISO 639-2/T language) from mdhd (8.4.2)."""
+    version, _ = full_box_header(moov, mdhd)
+    offset = mdhd.payload_start + (20 if version == 1 else 12)
+    timescale = struct.unpack_from(">I", moov, offset)[0]
+    if timescale == 0:
+        raise MediaError("mdhd: timescale is 0")
+    packed = struct.unpack_from(">H", moov, offset + (12 if version == 1 else 8))[0]
+    letters = [((packed >> shift) & 0x1F) + 0x60 for shift in (10, 5, 0)]
+    language = bytes(letters).decode("latin-1") if all(0x61 <= c <= 0x7A for c in letters) else "und"
+    return timescale, language
+
+
+def _first_sample_entry(moov: bytes, stsd: Box | None) -> bytes:
+    if stsd is None:
+        raise MediaError("stbl has no stsd")
+    entries = list(iter_boxes(moov, stsd.payload_start + 8, stsd.end, "stsd"))
+    if not entries:
+        raise MediaError("stsd has no sample entry")
+    return moov[entries[0].start : entries[0].end]
+
+
+def _payload(moov: bytes, box: Box) -> bytes:
+    """A full box's payload after its version and flags."""
+    return moov[box.payload_start + 4 : box.end]
+
+
+def _raw_tables(moov: bytes, boxes: dict[bytes, Box]) -> RawTables:
+    stts, stsc = boxes.get(b"stts"), boxes.get(b"stsc")
+    sizes = boxes.get(b"stsz") or boxes.get(b"stz2")
+    offsets = boxes.get(b"stco") or boxes.get(b"co64")
+    if stts is None or stsc is None or sizes is None or offsets is None:
+        raise MediaError("stbl lacks one of stts, stsc, stsz/stz2, stco/co64")
+    ctts, stss = boxes.get(b"ctts"), boxes.get(b"stss")
+    return RawTables(
+        stts=_payload(moov, stts),
+        stsz=_payload(moov, sizes),
+        stsc=_payload(moov, stsc),
+        chunk_offsets=_payload(moov, offsets),
+        chunk_offsets_64bit=offsets.type == b"co64",
+        ctts=_payload(moov, ctts) if ctts else None,
+        ctts_version=full_box_header(moov, ctts)[0] if ctts else 0,
+        stss=_payload(moov, stss) if stss else None,
+        compact_sizes=sizes.type == b"stz2",
+    )
+
+
+def _edit_shift(moov: bytes, edts: Box, movie_timescale: int, timescale: int) -> int:
+    """Edit list (8.6.6) -> ticks to add to media times for presentation times.
+
+    Leading empty edits delay the track; the first real edit's media_time is where presentation
+    starts. Later edits (rare outside editing tools) are not applied; see README known limits.
+    """
+    elst = child_boxes(moov, edts, "edts").get(b"elst")
+    if elst is None:
+        return 0
+    version, _ = full_box_header(moov, elst)
+    entry = struct.Struct(">QqI" if version == 1 else ">IiI")
+    count = struct.unpack_from(">I", moov, elst.payload_start + 4)[0]
+    if count * entry.size > elst.end - elst.payload_start - 8:
+        raise MediaError("elst: entries overrun the box")
+    delay = 0
+    for index in range(count):
+        duration, media_time, _ = entry.unpack_from(moov, elst.payload_start + 8 + index * entry.size)
+        if media_time == -1:
+            delay += duration
+            continue
+        return int(np.int64(delay) * timescale // movie_timescale) - media_time
+    return 0

@@ -1,0 +1,211 @@
+"""Sample tables as numpy columns (ISO/IEC 14496-12 8.6 and 8.7).
+
+Parsed with numpy.frombuffer over big-endian dtypes: no Python object per sample. Entry counts are
+checked against the box size before anything is allocated. Decode times and sizes are expanded per
+sample (a segmenter needs them); file offsets are not: `offsets(start, stop)` computes them for one
+range of samples from the chunk tables, so a manifest never pays for them.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from vodorigin.errors import LimitExceeded, MediaError
+
+U32 = np.dtype(">u4")
+I32 = np.dtype(">i4")
+U64 = np.dtype(">u8")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ChunkMap:
+    """Where samples live: stco/co64 offsets with the first sample of each chunk (from stsc)."""
+
+    offsets: np.ndarray  # uint64, one per chunk
+    first_sample: np.ndarray  # int64, index of each chunk's first sample
+    sizes: np.ndarray  # uint32, every sample of the track (needed to walk inside a chunk)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.offsets.nbytes + self.first_sample.nbytes)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SampleTable:
+    """Per-sample columns of one track, or of a window of it (see `window`)."""
+
+    dts: np.ndarray  # int64 decode times, track ticks
+    end_dts: int  # decode time just after the last sample
+    composition_offsets: np.ndarray | None  # int64 ctts offsets, None when all zero
+    sizes: np.ndarray  # uint32
+    sync: np.ndarray | None  # int64 indexes of sync samples, None when every sample is sync
+    chunks: ChunkMap
+    base: int = 0  # index of sample 0 of this window in the whole track
+
+    @property
+    def count(self) -> int:
+        return len(self.dts)
+
+    @property
+    def nbytes(self) -> int:
+        columns = (self.dts, self.composition_offsets, self.sizes, self.sync)
+        return sum(c.nbytes for c in columns if c is not None) + self.chunks.nbytes
+
+    def pts(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Presentation times (before edit lists) of samples [start, stop)."""
+        dts = self.dts[start:stop]
+        if self.composition_offsets is None:
+            return dts
+        return dts + self.composition_offsets[start:stop]
+
+    def sync_indexes(self) -> np.ndarray:
+        return np.arange(self.count, dtype=np.int64) if self.sync is None else self.sync
+
+    def is_sync(self, start: int, stop: int) -> np.ndarray:
+        """Boolean sync flags of samples [start, stop)."""
+        if self.sync is None:
+            return np.ones(stop - start, dtype=bool)
+        flags = np.zeros(stop - start, dtype=bool)
+        lo, hi = np.searchsorted(self.sync, [start, stop])
+        flags[self.sync[lo:hi] - start] = True
+        return flags
+
+    def offsets(self, start: int, stop: int) -> np.ndarray:
+        """File offsets of samples [start, stop) of this window, from the chunk tables."""
+        if stop <= start:
+            return np.zeros(0, dtype=np.int64)
+        first, last = self.base + start, self.base + stop
+        chunks = self.chunks
+        chunk_lo = int(np.searchsorted(chunks.first_sample, first, side="right")) - 1
+        walk_from = int(chunks.first_sample[chunk_lo])
+        sizes = chunks.sizes[walk_from:last].astype(np.int64)
+        index = np.arange(walk_from, last, dtype=np.int64)
+        chunk_of = np.searchsorted(chunks.first_sample, index, side="right") - 1
+        ends = np.cumsum(sizes)
+        run_start = ends - sizes  # bytes before each sample since walk_from
+        chunk_first = chunks.first_sample[chunk_of] - walk_from
+        within = run_start - run_start[chunk_first]
+        result = chunks.offsets[chunk_of].astype(np.int64) + within
+        return result[first - walk_from :]
+
+    def window(self, start: int, stop: int) -> SampleTable:
+        """Samples [start, stop) as a table of their own (views, no copies)."""
+        end_dts = int(self.dts[stop]) if stop < self.count else self.end_dts
+        sync = None
+        if self.sync is not None:
+            lo, hi = np.searchsorted(self.sync, [start, stop])
+            sync = self.sync[lo:hi] - start
+        ctts = None if self.composition_offsets is None else self.composition_offsets[start:stop]
+        return SampleTable(
+            self.dts[start:stop], end_dts, ctts, self.sizes[start:stop], sync, self.chunks, self.base + start
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RawTables:
+    """The stbl children's payloads (after the full-box header), as found in the file."""
+
+    stts: bytes
+    stsz: bytes
+    stsc: bytes
+    chunk_offsets: bytes
+    chunk_offsets_64bit: bool
+    ctts: bytes | None = None
+    ctts_version: int = 0
+    stss: bytes | None = None
+    compact_sizes: bool = False  # stz2 instead of stsz
+
+
+def _entries(payload: bytes, header: int, entry_size: int, name: str) -> tuple[int, memoryview]:
+    """Entry count and the entries' bytes, checked against the payload length before any allocation."""
+    if len(payload) < header:
+        raise MediaError(f"{name}: truncated")
+    count = struct.unpack_from(">I", payload, header - 4)[0]
+    if count * entry_size > len(payload) - header:
+        raise MediaError(f"{name}: {count} entries do not fit in {len(payload)} bytes")
+    return count, memoryview(payload)[header : header + count * entry_size]
+
+
+def _pairs(payload: bytes, name: str, dtype: np.dtype = U32) -> tuple[np.ndarray, np.ndarray]:
+    count, data = _entries(payload, 4, 8, name)
+    table = np.frombuffer(data, dtype=dtype).reshape(count, 2)
+    return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
+
+
+def _run_lengths(counts: np.ndarray, values: np.ndarray, total: int, name: str) -> np.ndarray:
+    if int(counts.sum()) != total:
+        raise MediaError(f"{name}: describes {int(counts.sum())} samples, the track has {total}")
+    return np.repeat(values, counts)
+
+
+def parse_sample_sizes(raw: RawTables, max_samples: int) -> np.ndarray:
+    """stsz (8.7.3.2) or stz2 (8.7.3.3) -> uint32 size per sample."""
+    payload = raw.stsz
+    if len(payload) < 8:
+        raise MediaError("stsz: truncated")
+    if raw.compact_sizes:
+        field_size = payload[3]
+        count = struct.unpack_from(">I", payload, 4)[0]
+        if count > max_samples:
+            raise LimitExceeded(f"stz2: {count} samples exceed max_samples_per_track")
+        if field_size not in (4, 8, 16) or (count * field_size + 7) // 8 > len(payload) - 8:
+            raise MediaError(f"stz2: bad field size {field_size} or truncated")
+        data = np.frombuffer(payload, dtype=np.uint8, offset=8, count=(count * field_size + 7) // 8)
+        if field_size == 16:
+            return data.view(">u2")[:count].astype(np.uint32)
+        if field_size == 8:
+            return data[:count].astype(np.uint32)
+        nibbles = np.stack([data >> 4, data & 0x0F], axis=1).reshape(-1)
+        return nibbles[:count].astype(np.uint32)
+    uniform, count = struct.unpack_from(">II", payload, 0)
+    if count > max_samples:
+        raise LimitExceeded(f"stsz: {count} samples exceed max_samples_per_track")
+    if uniform:
+        return np.full(count, uniform, dtype=np.uint32)
+    _, data = _entries(payload, 8, 4, "stsz")
+    return np.frombuffer(data, dtype=U32).astype(np.uint32)
+
+
+def parse_sample_table(raw: RawTables, max_samples: int) -> SampleTable:
+    """All of a track's tables -> SampleTable. Counts that disagree raise MediaError."""
+    sizes = parse_sample_sizes(raw, max_samples)
+    count = len(sizes)
+    stts_counts, stts_deltas = _pairs(raw.stts, "stts")
+    deltas = _run_lengths(stts_counts, stts_deltas, count, "stts")
+    ends = np.cumsum(deltas)
+    dts = ends - deltas
+    end_dts = int(ends[-1]) if count else 0
+    ctts = None
+    if raw.ctts is not None:
+        ctts_counts, ctts_values = _pairs(raw.ctts, "ctts", I32 if raw.ctts_version else U32)
+        if int(ctts_counts.sum()) == count and ctts_values.any():
+            ctts = _run_lengths(ctts_counts, ctts_values, count, "ctts")
+    sync = None
+    if raw.stss is not None:
+        n, data = _entries(raw.stss, 4, 4, "stss")
+        sync = np.frombuffer(data, dtype=U32).astype(np.int64) - 1  # stss numbers samples from 1
+        if n and (sync[0] < 0 or sync[-1] >= count or np.any(np.diff(sync) <= 0)):
+            raise MediaError("stss: sample numbers out of range or not increasing")
+    return SampleTable(dts, end_dts, ctts, sizes, sync, _chunk_map(raw, sizes))
+
+
+def _chunk_map(raw: RawTables, sizes: np.ndarray) -> ChunkMap:
+    """stsc (8.7.4) + stco/co64 (8.7.5) -> the first sample of every chunk."""
+    width = 8 if raw.chunk_offsets_64bit else 4
+    n_chunks, data = _entries(raw.chunk_offsets, 4, width, "stco")
+    offsets = np.frombuffer(data, dtype=U64 if width == 8 else U32).astype(np.uint64)
+    n_runs, runs = _entries(raw.stsc, 4, 12, "stsc")
+    table = np.frombuffer(runs, dtype=U32).reshape(n_runs, 3).astype(np.int64)
+    first_chunk, per_chunk = table[:, 0] - 1, table[:, 1]
+    if n_runs and (first_chunk[0] != 0 or np.any(np.diff(first_chunk) <= 0) or first_chunk[-1] >= n_chunks):
+        if len(sizes):
+            raise MediaError("stsc: chunk numbers out of range or not increasing")
+    run_lengths = np.diff(np.append(first_chunk, n_chunks))
+    samples_per_chunk = np.repeat(per_chunk, np.maximum(run_lengths, 0))[:n_chunks]
+    first_sample = np.concatenate(([0], np.cumsum(samples_per_chunk)[:-1])).astype(np.int64)
+    if len(sizes) and (len(samples_per_chunk) != n_chunks or int(samples_per_chunk.sum()) < len(sizes)):
+        raise MediaError("stsc/stco: chunks hold fewer samples than the track has")
+    return ChunkMap(offsets, first_sample, sizes)

@@ -1,0 +1,112 @@
+"""One settings model: configs/*.toml, then VODORIGIN_<NAME> environment variables, then CLI flags.
+
+The model is flat so that every setting has one obvious environment name (segment_duration ->
+VODORIGIN_SEGMENT_DURATION). Unknown keys are an error, so a typo in a config never passes silently.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+ENV_PREFIX = "VODORIGIN_"
+
+SegmentCountPolicy = Literal["last_short", "last_long", "last_rounded"]
+DurationsMode = Literal["accurate", "estimate"]
+DurationPolicy = Literal["max", "min"]
+
+
+class Settings(BaseModel):
+    """Every setting with its default; configs/local.toml documents each one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # server
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+    keepalive_timeout: int = Field(75, ge=1)  # seconds; longer than the ALB idle timeout (60 s)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # storage
+    storage: Literal["local"] = "local"
+    media_root: str = "fixtures"
+
+    # segmentation (REFERENCE.md: Segmentation)
+    segment_duration: float = Field(10.0, gt=0, le=600)  # seconds
+    bootstrap_segment_durations: tuple[float, ...] = ()  # seconds, e.g. (2, 2, 2, 4)
+    align_segments_to_key_frames: bool = True
+    segment_count_policy: SegmentCountPolicy = "last_short"
+    manifest_segment_durations_mode: DurationsMode = "accurate"
+    manifest_duration_policy: DurationPolicy = "max"
+
+    # reads
+    initial_read_size: int = Field(65_536, ge=4096)  # first metadata read, bytes
+    read_merge_gap: int = Field(65_536, ge=0)  # merge frame ranges closer than this, bytes
+
+    # limits on untrusted media
+    max_moov_size: int = Field(128 * 1024 * 1024, ge=1024)
+    max_moov_reads: int = Field(4, ge=2)  # bounded reads to locate the moov atom
+    max_tracks: int = Field(32, ge=1)
+    max_samples_per_track: int = Field(20_000_000, ge=1)
+    max_frame_size: int = Field(32 * 1024 * 1024, ge=1024)
+    max_frames_per_segment: int = Field(100_000, ge=1)
+    max_urlset_parts: int = Field(32, ge=1)
+
+    # caches
+    metadata_cache_bytes: int = Field(256 * 1024 * 1024, ge=0)
+
+    @property
+    def segment_duration_ms(self) -> int:
+        return round(self.segment_duration * 1000)
+
+    @property
+    def bootstrap_durations_ms(self) -> tuple[int, ...]:
+        return tuple(round(d * 1000) for d in self.bootstrap_segment_durations)
+
+    @property
+    def media_root_path(self) -> Path:
+        return Path(self.media_root).resolve()
+
+
+class SettingsError(Exception):
+    """A configuration that cannot be loaded; the CLI prints it and exits."""
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, field in Settings.model_fields.items():
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is None:
+            continue
+        if "tuple" in str(field.annotation):
+            values[name] = [item for item in raw.replace(" ", "").split(",") if item]
+        else:
+            values[name] = raw
+    return values
+
+
+def load_settings(
+    config_file: str | Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """File, then environment, then explicit overrides (CLI flags); later sources win."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            values.update(tomllib.loads(path.read_text()))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read config {path}: {exc}") from exc
+    values.update(_from_environment(os.environ if environ is None else environ))
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise SettingsError(f"invalid settings: {exc}") from exc
