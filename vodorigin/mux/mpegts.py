@@ -1,0 +1,411 @@
+"""MPEG-2 transport stream segments for HLS (ISO/IEC 13818-1; RFC 8216 3.2).
+
+A segment is first planned from metadata alone (`plan_segment`): the PES units, how many 188-byte
+packets each takes, and so the exact byte size. Writing (`write_segment`) then needs only the
+frames' bytes. Each segment begins with a PAT and a PMT.
+
+Continuity counters (13818-1 2.4.3.3) are derived from the segment number, never carried over from
+another request: PAT/PMT count `number mod 16`, and each elementary stream starts at 0 and is padded
+to a multiple of 16 packets by spreading the last bytes of a PES over extra packets (one payload
+byte and adaptation-field stuffing each). Consecutive segments are thus continuous however they
+are built, which is what nginx-vod-module does too.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from vodorigin.errors import UnsupportedMedia
+from vodorigin.media.frames import TrackFrames
+from vodorigin.media.model import CodecInfo, MediaType
+from vodorigin.mux.adts import ADTS_HEADER_SIZE, AdtsHeader
+from vodorigin.mux.annexb import AnnexBPrefix, to_annexb
+from vodorigin.timing import MPEG_TS_CLOCK
+
+PACKET_SIZE = 188
+PACKET_PAYLOAD = 184
+PAT_PID = 0x0000
+PMT_PID = 0x1000
+FIRST_ES_PID = 0x0100
+PROGRAM_NUMBER = 1
+TIMESTAMP_OFFSET = 126_000  # 1.4 s at 90 kHz (ffmpeg's default) keeps early B-frame dts positive
+PCR_LEAD = 9_000  # PCR runs 100 ms ahead of the dts of the PES it is sent with
+TIMESTAMP_MASK = (1 << 33) - 1  # PTS/DTS/PCR base are 33-bit
+AUDIO_PES_MAX_DURATION_MS = 100  # frames grouped per audio PES: a PCR at least every 100 ms
+AUDIO_PES_MAX_BYTES = 60_000  # PES_packet_length must fit 16 bits
+CC_PADDING_SEARCH = 40  # extra packets tried to align a stream's packet count on 16
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFormat:
+    """How one codec is carried: PMT stream_type (13818-1 Table 2-34) and PES stream_id."""
+
+    stream_type: int
+    stream_id: int
+
+
+def stream_format(codec: CodecInfo) -> StreamFormat:
+    if codec.fourcc in ("avc1", "avc3"):
+        return StreamFormat(0x1B, 0xE0)  # H.264
+    if codec.fourcc in ("hvc1", "hev1"):
+        return StreamFormat(0x24, 0xE0)  # HEVC
+    if codec.codec_string.startswith("mp4a.40.34"):
+        return StreamFormat(0x03, 0xC0)  # MPEG-1 audio layer III
+    if codec.fourcc == "mp4a":
+        return StreamFormat(0x0F, 0xC0)  # AAC in ADTS
+    if codec.fourcc == "ac-3":
+        return StreamFormat(0x81, 0xBD)  # ATSC AC-3, private stream 1
+    if codec.fourcc == "ec-3":
+        return StreamFormat(0x87, 0xBD)  # ATSC E-AC-3
+    raise UnsupportedMedia(f"{codec.codec_string} cannot be carried in MPEG-TS; use fMP4")
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPlan:
+    """One elementary stream of the segment."""
+
+    pid: int
+    format: StreamFormat
+    frames: TrackFrames
+
+
+@dataclass(slots=True)
+class PesPlan:
+    """One PES packet: which frames, its timestamps, and how it is laid out in TS packets."""
+
+    stream: int  # index into TsPlan.streams
+    frame_start: int
+    frame_stop: int
+    pts: int  # 90 kHz with TIMESTAMP_OFFSET
+    dts: int
+    header_size: int
+    es_size: int
+    first_af: int  # adaptation field bytes in the first packet (PCR / random access), 0 if none
+    pcr: int | None
+    random_access: bool
+    extra_packets: int = 0  # continuity padding: packets carrying one payload byte each
+
+    @property
+    def size(self) -> int:
+        return self.header_size + self.es_size
+
+    @property
+    def packets(self) -> int:
+        return pes_packet_count(self.size - self.extra_packets, self.first_af) + self.extra_packets
+
+
+@dataclass(frozen=True, slots=True)
+class TsPlan:
+    number: int
+    streams: tuple[StreamPlan, ...]
+    pes: tuple[PesPlan, ...]
+    pcr_pid: int
+
+    @property
+    def packet_count(self) -> int:
+        return 2 + sum(p.packets for p in self.pes)  # PAT + PMT
+
+    @property
+    def size(self) -> int:
+        return PACKET_SIZE * self.packet_count
+
+
+def pes_packet_count(size: int, first_af: int) -> int:
+    """TS packets for a PES of `size` bytes whose first packet has `first_af` adaptation bytes."""
+    first_room = PACKET_PAYLOAD - first_af
+    return 1 + max(0, -(-(size - first_room) // PACKET_PAYLOAD))
+
+
+def to_90khz(ticks: np.ndarray, timescale: int) -> np.ndarray:
+    """Track ticks -> 90 kHz, rounded to nearest (timing.rescale, vectorised), plus the offset."""
+    return (ticks * (2 * MPEG_TS_CLOCK) + timescale) // (2 * timescale) + TIMESTAMP_OFFSET
+
+
+def plan_segment(number: int, tracks: list[TrackFrames]) -> TsPlan:
+    """Lay out segment `number` (1-based) from frame metadata alone."""
+    streams = tuple(
+        StreamPlan(FIRST_ES_PID + i, stream_format(t.track.codec), t) for i, t in enumerate(tracks)
+    )
+    video = [i for i, s in enumerate(streams) if s.frames.track.media_type is MediaType.VIDEO]
+    pcr_stream = video[0] if video else 0
+    pes: list[PesPlan] = []
+    for index, stream in enumerate(streams):
+        pes.extend(_plan_stream(index, stream, index == pcr_stream))
+    pes.sort(key=lambda p: (p.dts, p.stream))
+    for index in range(len(streams)):
+        _pad_continuity([p for p in pes if p.stream == index])
+    pcr_pid = streams[pcr_stream].pid if streams else FIRST_ES_PID
+    return TsPlan(number, streams, tuple(pes), pcr_pid)
+
+
+def _plan_stream(index: int, stream: StreamPlan, carries_pcr: bool) -> list[PesPlan]:
+    frames = stream.frames
+    if not frames.count:
+        return []
+    codec = frames.track.codec
+    timescale = frames.track.timescale
+    pts = to_90khz(frames.pts, timescale).tolist()
+    dts = to_90khz(frames.dts, timescale).tolist()
+    if frames.track.media_type is MediaType.VIDEO:
+        prefix = AnnexBPrefix(codec)
+        sizes = (frames.sizes + np.where(frames.sync, len(prefix.key), len(prefix.plain))).tolist()
+        groups = [(i, i + 1) for i in range(frames.count)]
+        sync = frames.sync.tolist()
+    else:
+        per_frame = ADTS_HEADER_SIZE if stream.format.stream_type == 0x0F else 0
+        sizes = (frames.sizes + per_frame).tolist()
+        groups = _audio_groups(frames, sizes)
+        sync = [False] * frames.count
+    plans = []
+    for start, stop in groups:
+        header = 19 if pts[start] != dts[start] else 14  # PES header with PTS and DTS, or PTS only
+        pcr = ((dts[start] - PCR_LEAD) & TIMESTAMP_MASK) if carries_pcr else None
+        random_access = sync[start]
+        first_af = (8 if pcr is not None else 2) if (pcr is not None or random_access) else 0
+        plans.append(PesPlan(index, start, stop, pts[start], dts[start], header,
+                             sum(sizes[start:stop]), first_af, pcr, random_access))
+    return plans
+
+
+def _audio_groups(frames: TrackFrames, sizes: list[int]) -> list[tuple[int, int]]:
+    """Consecutive audio frames per PES: at most AUDIO_PES_MAX_DURATION_MS, AUDIO_PES_MAX_BYTES."""
+    max_ticks = frames.track.timescale * AUDIO_PES_MAX_DURATION_MS // 1000
+    dts = frames.dts.tolist()
+    groups = []
+    start, total = 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (dts[i] - dts[start] >= max_ticks or total + size > AUDIO_PES_MAX_BYTES):
+            groups.append((start, i))
+            start, total = i, 0
+        total += size
+    groups.append((start, len(sizes)))
+    return groups
+
+
+def _pad_continuity(units: list[PesPlan]) -> None:
+    """Make the stream's packet count a multiple of 16 so the next segment can start at CC 0."""
+    total = sum(u.packets for u in units)
+    for unit in reversed(units):
+        if total % 16 == 0:
+            return
+        base = unit.packets
+        for extra in range(1, min(CC_PADDING_SEARCH, unit.es_size) + 1):
+            unit.extra_packets = extra
+            if (total - base + unit.packets) % 16 == 0:
+                return
+        unit.extra_packets = 0
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+def write_segment(plan: TsPlan, frame_bytes: list[list[memoryview]]) -> bytes:
+    """The segment's bytes; frame_bytes[i] holds the frames of plan.streams[i] in decode order."""
+    writers = [_StreamWriter(s) for s in plan.streams]
+    pieces: list[bytes | memoryview] = []
+    header_fields: list[tuple[int, int, list[int]]] = []  # (pid, packets, packets with an AF)
+    for unit in plan.pes:
+        stream = plan.streams[unit.stream]
+        data = writers[unit.stream].pes_bytes(unit, frame_bytes[unit.stream])
+        af_packets = _layout_pes(unit, data, pieces)
+        header_fields.append((stream.pid, unit.packets, af_packets))
+    body = b"".join(pieces)
+    packets = np.empty((plan.packet_count, PACKET_SIZE), dtype=np.uint8)
+    packets[:2] = np.frombuffer(psi_packets(plan), dtype=np.uint8).reshape(2, PACKET_SIZE)
+    if header_fields:
+        packets[2:, 4:] = np.frombuffer(body, dtype=np.uint8).reshape(-1, PACKET_PAYLOAD)
+        packets[2:, :4] = _packet_headers(header_fields)
+    return packets.tobytes()
+
+
+def _layout_pes(unit: PesPlan, data: bytes, pieces: list[bytes | memoryview]) -> list[int]:
+    """Append the 184-byte packet bodies of one PES to pieces; return the packets with an AF."""
+    view = memoryview(data)
+    regular = len(data) - unit.extra_packets
+    first_room = PACKET_PAYLOAD - unit.first_af
+    af_packets = []
+    if regular <= first_room:
+        if regular < PACKET_PAYLOAD:
+            pieces.append(_adaptation_field(PACKET_PAYLOAD - regular, unit.pcr, unit.random_access))
+            af_packets.append(0)
+        pieces.append(view[:regular])
+        count = 1
+    else:
+        if unit.first_af:
+            pieces.append(_adaptation_field(unit.first_af, unit.pcr, unit.random_access))
+            af_packets.append(0)
+        tail = (regular - first_room) % PACKET_PAYLOAD
+        count = 1 + -(-(regular - first_room) // PACKET_PAYLOAD)
+        pieces.append(view[: regular - tail])
+        if tail:
+            pieces.append(_adaptation_field(PACKET_PAYLOAD - tail))
+            pieces.append(view[regular - tail : regular])
+            af_packets.append(count - 1)
+    for i in range(unit.extra_packets):
+        pieces.append(_STUFFING_183)
+        pieces.append(view[regular + i : regular + i + 1])
+        af_packets.append(count + i)
+    return af_packets
+
+
+_STUFFING_183 = bytes((182, 0x00)) + b"\xff" * 181  # an adaptation field leaving one payload byte
+
+
+def _adaptation_field(total: int, pcr: int | None = None, random_access: bool = False) -> bytes:
+    """An adaptation field of `total` bytes, length byte included (13818-1 2.4.3.4)."""
+    if total == 1:
+        return b"\x00"
+    flags = (0x40 if random_access else 0) | (0x10 if pcr is not None else 0)
+    field = bytearray((total - 1, flags))
+    if pcr is not None:
+        field += (pcr << 15 | 0x3F << 9).to_bytes(6, "big")  # 33-bit base, 6 reserved, 9-bit ext 0
+    field += b"\xff" * (total - len(field))
+    return bytes(field)
+
+
+def _packet_headers(fields: list[tuple[int, int, list[int]]]) -> np.ndarray:
+    """4-byte headers of every ES packet: sync, PUSI, PID, adaptation control, continuity counter."""
+    pids = np.repeat([f[0] for f in fields], [f[1] for f in fields]).astype(np.int64)
+    total = len(pids)
+    starts = np.concatenate(([0], np.cumsum([f[1] for f in fields])[:-1])).astype(np.int64)
+    pusi = np.zeros(total, dtype=np.int64)
+    pusi[starts] = 1
+    control = np.ones(total, dtype=np.int64)  # payload only
+    af_index = [start + i for start, f in zip(starts.tolist(), fields, strict=True) for i in f[2]]
+    control[af_index] = 3  # adaptation field and payload
+    counters = np.zeros(total, dtype=np.int64)
+    for pid in np.unique(pids):
+        mask = pids == pid
+        counters[mask] = np.arange(int(mask.sum())) & 0x0F
+    headers = np.empty((total, 4), dtype=np.uint8)
+    headers[:, 0] = 0x47
+    headers[:, 1] = (pusi << 6) | (pids >> 8)
+    headers[:, 2] = pids & 0xFF
+    headers[:, 3] = (control << 4) | counters
+    return headers
+
+
+class _StreamWriter:
+    """Builds PES packets of one stream: the PES header and the elementary stream bytes."""
+
+    def __init__(self, stream: StreamPlan) -> None:
+        self.stream = stream
+        codec = stream.frames.track.codec
+        self.video = stream.frames.track.media_type is MediaType.VIDEO
+        self.prefix = AnnexBPrefix(codec) if self.video else None
+        self.adts = AdtsHeader(codec) if stream.format.stream_type == 0x0F else None
+        self.sync = stream.frames.sync.tolist()
+
+    def pes_bytes(self, unit: PesPlan, frames: list[memoryview]) -> bytes:
+        parts: list[bytes | bytearray | memoryview] = [self._header(unit)]
+        for index in range(unit.frame_start, unit.frame_stop):
+            frame = frames[index]
+            if self.prefix is not None:
+                parts.append(self.prefix.key if self.sync[index] else self.prefix.plain)
+                parts.append(to_annexb(frame, self.prefix.length_size))
+            elif self.adts is not None:
+                parts.append(self.adts.build(len(frame)))
+                parts.append(frame)
+            else:
+                parts.append(frame)
+        return b"".join(parts)
+
+    def _header(self, unit: PesPlan) -> bytes:
+        """PES header (13818-1 2.4.3.6) with PTS, and DTS when it differs."""
+        with_dts = unit.header_size == 19
+        length = 3 + (10 if with_dts else 5) + unit.es_size
+        if length > 0xFFFF:
+            if not self.video:
+                raise UnsupportedMedia("audio PES larger than 64 KiB")
+            length = 0  # unbounded, allowed for video (2.4.3.7)
+        header = struct.pack(">3sBHBBB", b"\x00\x00\x01", self.stream.format.stream_id, length, 0x80,
+                             0xC0 if with_dts else 0x80, 10 if with_dts else 5)
+        if with_dts:
+            return header + _timestamp(0x3, unit.pts) + _timestamp(0x1, unit.dts)
+        return header + _timestamp(0x2, unit.pts)
+
+
+def _timestamp(prefix: int, value: int) -> bytes:
+    """A 33-bit PTS/DTS in its 5-byte form with marker bits (13818-1 2.4.3.7)."""
+    value &= TIMESTAMP_MASK
+    return bytes(
+        (
+            (prefix << 4) | ((value >> 29) & 0x0E) | 1,
+            (value >> 22) & 0xFF,
+            ((value >> 14) & 0xFE) | 1,
+            (value >> 7) & 0xFF,
+            ((value << 1) & 0xFE) | 1,
+        )
+    )
+
+
+# --- program specific information --------------------------------------------------------------
+
+
+def psi_packets(plan: TsPlan) -> bytes:
+    """PAT and PMT packets; their continuity counter is the segment number mod 16."""
+    counter = plan.number & 0x0F
+    pat = struct.pack(">HH", PROGRAM_NUMBER, 0xE000 | PMT_PID)
+    pmt = struct.pack(">HH", 0xE000 | plan.pcr_pid, 0xF000)  # PCR PID, no program info
+    for stream in plan.streams:
+        pmt += struct.pack(">BHH", stream.format.stream_type, 0xE000 | stream.pid, 0xF000)
+    return _psi_packet(PAT_PID, 0x00, 1, pat, counter) + _psi_packet(PMT_PID, 0x02, PROGRAM_NUMBER, pmt, counter)
+
+
+def _psi_packet(pid: int, table_id: int, table_id_extension: int, body: bytes, counter: int) -> bytes:
+    """One section (13818-1 2.4.4.3/2.4.4.8) in one packet, with pointer field and CRC."""
+    section_length = 5 + len(body) + 4
+    section = struct.pack(">BHHBBB", table_id, 0xB000 | section_length, table_id_extension, 0xC1, 0, 0)
+    section += body
+    section += struct.pack(">I", crc32_mpeg2(section))
+    header = struct.pack(">BHB", 0x47, 0x4000 | pid, 0x10 | counter)
+    packet = header + b"\x00" + section
+    return packet + b"\xff" * (PACKET_SIZE - len(packet))
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+        table.append(crc & 0xFFFFFFFF)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc32_mpeg2(data: bytes) -> int:
+    """CRC-32/MPEG-2 (13818-1 Annex A): polynomial 0x04C11DB7, initial 0xFFFFFFFF, no reflection."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ _CRC_TABLE[(crc >> 24) ^ byte]
+    return crc
+
+
+# --- size bounds for manifests -----------------------------------------------------------------
+
+
+def frame_packet_bounds(codec: CodecInfo, is_video: bool, sizes: np.ndarray, sync: np.ndarray) -> np.ndarray:
+    """Per frame, an upper bound of the TS packets it costs (one PES per frame, PCR on each).
+
+    Exact for video (one PES per frame) up to the PCR field; audio is grouped into fewer PES in
+    reality, so the bound holds. Manifests use it for BANDWIDTH without planning every segment.
+    """
+    if is_video:
+        prefix = AnnexBPrefix(codec)
+        es = sizes + np.where(sync, len(prefix.key), len(prefix.plain))
+    else:
+        es = sizes + (ADTS_HEADER_SIZE if stream_format(codec).stream_type == 0x0F else 0)
+    size = es.astype(np.int64) + 19  # PES header with PTS and DTS
+    first_room = PACKET_PAYLOAD - 8  # adaptation field with PCR
+    return 1 + np.maximum(0, -(-(size - first_room) // PACKET_PAYLOAD))
+
+
+def segment_overhead_packets(stream_count: int) -> int:
+    """Packets a segment may add beyond its PES: PAT, PMT and continuity padding per stream."""
+    return 2 + 15 * stream_count

@@ -1,0 +1,64 @@
+"""What a packager returns: a rendered document, a media segment to render, or spliced file parts.
+
+The web layer turns each into a response; none of these know HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from vodorigin.media.frames import ByteRange, SourceBytes
+from vodorigin.media.model import SourceIdentity
+from vodorigin.media.segmenter import SegmentConfig
+from vodorigin.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class PackagerContext:
+    """The settings packagers use, derived once per application."""
+
+    segments: SegmentConfig
+    max_frames_per_segment: int
+    read_merge_gap: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PackagerContext:
+        return cls(SegmentConfig.from_settings(settings), settings.max_frames_per_segment,
+                   settings.read_merge_gap)
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A manifest or playlist, rendered from metadata alone."""
+
+    body: bytes
+    content_type: str
+    sources: tuple[SourceIdentity, ...]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MediaSegment:
+    """A segment whose exact size is known; `render` makes its bytes from the ranges read."""
+
+    size: int
+    content_type: str
+    source: SourceIdentity
+    ranges: list[ByteRange]
+    render: Callable[[SourceBytes], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class FileParts:
+    """A file made of new bytes and ranges of a source, streamed in order (progressive download)."""
+
+    content_type: str
+    source: SourceIdentity
+    parts: tuple[bytes | ByteRange, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(len(p) if isinstance(p, bytes) else p.length for p in self.parts)
+
+
+Output = Document | MediaSegment | FileParts
