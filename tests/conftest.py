@@ -1,0 +1,100 @@
+"""Shared test fixtures: the committed media, a live server on 127.0.0.1, and ffprobe helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from vodorigin.media.model import Movie
+from vodorigin.origin import Origin
+from vodorigin.settings import Settings
+from vodorigin.storage.local import LocalStorage
+from vodorigin.web.app import create_app
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+MEDIA_FILES = sorted(p.name for p in FIXTURES.iterdir() if p.suffix in (".mp4", ".m4a"))
+# The live server cuts short segments so every fixture has many of them, bootstrap ones included.
+LIVE_SETTINGS = {"segment_duration": 4.0, "bootstrap_segment_durations": (2.0,)}
+
+
+def require_tools() -> None:
+    if not (shutil.which("ffprobe") and shutil.which("ffmpeg")):
+        pytest.fail("ffmpeg/ffprobe are required: run the tests through `make test`, which installs them")
+
+
+@functools.lru_cache(maxsize=64)
+def load_movie(name: str, root: Path = FIXTURES) -> Movie:
+    origin = Origin(Settings(media_root=str(root)), LocalStorage(root))
+    return asyncio.run(origin.movie(name))
+
+
+class LiveServer:
+    def __init__(self, settings: Settings) -> None:
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.socket = sock
+        self.port = sock.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("test server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.socket.close()
+
+
+@pytest.fixture(scope="session")
+def live() -> Iterator[LiveServer]:
+    with LiveServer(Settings(media_root=str(FIXTURES), **LIVE_SETTINGS)) as server:  # type: ignore[arg-type]
+        yield server
+
+
+@pytest.fixture(scope="session")
+def http(live: LiveServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=live.base, timeout=30) as client:
+        yield client
+
+
+def ffprobe_json(target: str | Path, *arguments: str) -> dict:
+    require_tools()
+    command = ["ffprobe", "-v", "error", "-of", "json", *arguments, str(target)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, f"ffprobe failed on {target}: {result.stderr}"
+    return json.loads(result.stdout)
+
+
+def ffprobe_packets(target: str | Path) -> list[dict]:
+    """Packets with stream index, pts, dts, duration, flags, pos and size."""
+    fields = "packet=stream_index,pts,dts,duration,flags,pos,size"
+    return ffprobe_json(target, "-show_entries", fields, "-show_streams")["packets"]
+
+
+def ffmpeg_read_errors(url: str) -> str:
+    """What `ffmpeg -v warning -xerror -i URL -c copy -f null -` prints (empty when all is well)."""
+    require_tools()
+    command = ["ffmpeg", "-nostdin", "-v", "warning", "-xerror", "-i", url, "-c", "copy", "-f", "null", "-"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    return result.stderr.strip() + ("" if result.returncode == 0 else f"\n(exit {result.returncode})")

@@ -1,0 +1,187 @@
+"""MP4 metadata: box walking, the moov locator's bounded reads, sample tables, codec strings."""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+import pytest
+
+from tests.conftest import FIXTURES, MEDIA_FILES, ffprobe_json, ffprobe_packets, load_movie
+from vodorigin.errors import LimitExceeded, MediaError, UnsupportedMedia
+from vodorigin.media.model import MediaType, SourceIdentity
+from vodorigin.mp4 import write
+from vodorigin.mp4.boxes import iter_boxes, read_box_header
+from vodorigin.mp4.locate import MoovLocator, ReadRange
+from vodorigin.mp4.moov import Limits, parse_moov
+
+
+def locate(data: bytes, read_size: int = 4096, max_reads: int = 4) -> tuple[bytes, int]:
+    """Run the locator over an in-memory file; returns (moov, reads)."""
+    locator = MoovLocator(len(data), read_size, 1 << 24, max_reads)
+    request: ReadRange | bytes = locator.first_read()
+    while isinstance(request, ReadRange):
+        request = locator.feed(request.offset, data[request.offset : request.offset + request.length])
+    return request, locator.reads
+
+
+def test_box_header_sizes() -> None:
+    large = struct.pack(">I4sQ", 1, b"mdat", 24) + bytes(8)
+    box = read_box_header(large, 0, len(large))
+    assert box is not None and (box.header_size, box.size) == (16, 24)
+    to_end = struct.pack(">I4s", 0, b"mdat") + bytes(100)
+    box = read_box_header(to_end, 0, len(to_end))
+    assert box is not None and box.size == 108
+    assert read_box_header(b"\x00\x00", 0, 2) is None
+    with pytest.raises(MediaError):
+        read_box_header(struct.pack(">I4s", 4, b"free"), 0, 8)
+
+
+def test_iter_boxes_rejects_overrun() -> None:
+    data = struct.pack(">I4s", 100, b"free") + bytes(10)
+    with pytest.raises(MediaError, match="overruns"):
+        list(iter_boxes(data, 0, len(data)))
+
+
+@pytest.mark.parametrize("name", MEDIA_FILES)
+def test_locator_reads_are_bounded(name: str) -> None:
+    data = (FIXTURES / name).read_bytes()
+    moov, reads = locate(data, read_size=65536)
+    assert moov[4:8] == b"moov"
+    assert reads <= (2 if name == "moov_end.mp4" else 1)
+
+
+def test_locator_moov_after_64bit_mdat() -> None:
+    moov = write.box(b"moov", write.mvhd(1000, 0, 2))
+    mdat = struct.pack(">I4sQ", 1, b"mdat", 16 + 50_000) + bytes(50_000)
+    found, reads = locate(write.ftyp() + mdat + moov)
+    assert found == moov and reads == 2
+
+
+def test_locator_errors() -> None:
+    with pytest.raises(MediaError, match="not an MP4"):
+        locate(b"<html>" + bytes(100))
+    with pytest.raises(MediaError):
+        locate(write.ftyp() + struct.pack(">I4s", 1000, b"moov"))  # truncated moov
+    with pytest.raises(MediaError, match="no moov"):
+        locate(write.ftyp() + write.box(b"free", bytes(10)))
+    with pytest.raises(UnsupportedMedia):
+        locate(write.ftyp() + write.box(b"moof", bytes(10)))
+    boxes = write.ftyp() + b"".join(write.box(b"free", bytes(5000)) for _ in range(10)) + write.box(b"moov")
+    with pytest.raises(LimitExceeded):
+        locate(boxes, read_size=4096, max_reads=3)
+
+
+@pytest.mark.parametrize("name", MEDIA_FILES)
+def test_sample_tables_match_ffprobe(name: str) -> None:
+    """Every sample's offset, size, dts and key flag agree with ffprobe's packet list."""
+    movie = load_movie(name)
+    packets = ffprobe_packets(FIXTURES / name)
+    for stream_index, track in enumerate(movie.tracks):
+        theirs = [p for p in packets if p["stream_index"] == stream_index]
+        samples = track.samples
+        assert samples.count == len(theirs)
+        assert samples.offsets(0, samples.count).tolist() == [int(p["pos"]) for p in theirs]
+        assert samples.sizes.tolist() == [int(p["size"]) for p in theirs]
+        dts = (samples.dts + track.edit_shift).tolist()
+        assert dts == [int(p["dts"]) for p in theirs]
+        assert samples.is_sync(0, samples.count).tolist() == ["K" in p["flags"] for p in theirs]
+
+
+def test_offsets_of_a_window_match_the_whole() -> None:
+    samples = load_movie("moov_end.mp4").tracks[1].samples
+    whole = samples.offsets(0, samples.count)
+    assert samples.offsets(37, 101).tolist() == whole[37:101].tolist()
+    window = samples.window(37, 101)
+    assert window.offsets(0, 64).tolist() == whole[37:101].tolist()
+
+
+@pytest.mark.parametrize("name", MEDIA_FILES)
+def test_codecs_match_ffprobe(name: str) -> None:
+    movie = load_movie(name)
+    streams = ffprobe_json(FIXTURES / name, "-show_streams")["streams"]
+    for track, stream in zip(movie.tracks, streams, strict=True):
+        if track.media_type is MediaType.VIDEO:
+            assert (track.codec.width, track.codec.height) == (stream["width"], stream["height"])
+            prefix = {"h264": "avc1.", "hevc": "hvc1."}[stream["codec_name"]]
+            assert track.codec.codec_string.startswith(prefix)
+        else:
+            assert track.codec.sample_rate == int(stream["sample_rate"])
+            assert track.codec.channels == stream["channels"]
+            assert track.codec.codec_string == "mp4a.40.2"
+
+
+def test_avc_codec_string_from_profile_and_level() -> None:
+    streams = ffprobe_json(FIXTURES / "clip_360p.mp4", "-show_streams")["streams"]
+    codec = load_movie("clip_360p.mp4").tracks[0].codec.codec_string
+    assert codec == f"avc1.64{0:02x}{streams[0]['level']:02x}"  # High profile, constraint 0, level
+
+
+def test_built_moov_parses_back() -> None:
+    """write.* boxes parse back through parse_moov into the same tables (round trip)."""
+    source = load_movie("bframes.mp4").tracks[0]
+    durations = np.array([512, 512, 1024, 256], dtype=np.int64)
+    offsets = np.array([1000, 5000, 9000, 2**33], dtype=np.int64)
+    sizes = np.array([10, 20, 30, 40], dtype=np.int64)
+    stbl = write.box(
+        b"stbl", write.stsd(source.codec.sample_entry), write.stts(durations),
+        write.ctts(np.array([1024, 0, -512, 0])), write.stss(np.array([1, 3])), write.stsz(sizes),
+        write.stsc_one_sample_per_chunk(), write.chunk_offsets(offsets),
+    )
+    minf = write.box(b"minf", write.media_header(False), write.dinf(), stbl)
+    mdia = write.box(b"mdia", write.mdhd(15360, 2304, "eng"), write.hdlr(b"vide", "v"), minf)
+    trak = write.box(b"trak", write.tkhd(7, 150, 320, 180, False), write.elst([(150, 1024)]), mdia)
+    moov = write.box(b"moov", write.mvhd(1000, 150, 8), trak)
+    movie = parse_moov(moov, SourceIdentity("x", 0, 0, ""), Limits())
+    track = movie.tracks[0]
+    samples = track.samples
+    assert (track.track_id, track.timescale, track.language, track.edit_shift) == (7, 15360, "eng", -1024)
+    assert samples.dts.tolist() == [0, 512, 1024, 2048] and samples.end_dts == 2304
+    assert samples.composition_offsets is not None
+    assert samples.composition_offsets.tolist() == [1024, 0, -512, 0]
+    assert samples.sync is not None and samples.sync.tolist() == [0, 2]
+    assert samples.offsets(0, 4).tolist() == offsets.tolist()
+    assert samples.sizes.tolist() == sizes.tolist()
+    assert track.codec == source.codec
+
+
+@pytest.mark.parametrize("cut", [8, 100, 1000, 3000, 20000])
+def test_truncated_moov_is_a_media_error(cut: int) -> None:
+    moov, _ = locate((FIXTURES / "bframes.mp4").read_bytes(), read_size=65536)
+    damaged = struct.pack(">I", cut) + moov[4:cut]
+    with pytest.raises(MediaError):
+        parse_moov(damaged, SourceIdentity("x", 0, 0, ""), Limits())
+
+
+def test_random_corruption_never_escapes_as_another_error() -> None:
+    """Flip bytes all over a real moov: parsing either works or raises MediaError, nothing else."""
+    moov, _ = locate((FIXTURES / "bframes.mp4").read_bytes(), read_size=65536)
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        damaged = bytearray(moov)
+        for position in rng.integers(8, len(moov), size=4):
+            damaged[position] = int(rng.integers(0, 256))
+        try:
+            parse_moov(bytes(damaged), SourceIdentity("x", 0, 0, ""), Limits())
+        except MediaError:
+            pass
+
+
+def test_limits_are_enforced() -> None:
+    moov, _ = locate((FIXTURES / "bframes.mp4").read_bytes(), read_size=65536)
+    source = SourceIdentity("x", 0, 0, "")
+    with pytest.raises(LimitExceeded):
+        parse_moov(moov, source, Limits(max_tracks=1))
+    with pytest.raises(LimitExceeded):
+        parse_moov(moov, source, Limits(max_samples_per_track=100))
+    with pytest.raises(LimitExceeded):
+        parse_moov(moov, source, Limits(max_frame_size=1000))
+
+
+def test_edit_lists() -> None:
+    delayed = load_movie("edit_delay.mp4")
+    audio = delayed.tracks_of(MediaType.AUDIO)[0]
+    starts = ffprobe_json(FIXTURES / "edit_delay.mp4", "-show_streams")["streams"]
+    assert abs(audio.edit_shift / audio.timescale - float(starts[1]["start_time"])) < 0.05
+    video = load_movie("bframes.mp4").tracks[0]
+    assert int(video.sync_presentation_times()[0]) == 0  # the B-frame delay is edited out
