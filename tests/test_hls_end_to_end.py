@@ -9,7 +9,14 @@ import httpx
 import m3u8
 import pytest
 
-from tests.conftest import FIXTURES, MEDIA_FILES, LiveServer, ffmpeg_read_errors, ffprobe_json, ffprobe_packets
+from tests.conftest import (
+    FIXTURES,
+    MEDIA_FILES,
+    LiveServer,
+    ffmpeg_read_errors,
+    ffprobe_json,
+    ffprobe_packets,
+)
 
 URLSET = "clip_,180p,360p,.mp4.urlset"
 MEDIA_SETS = [*MEDIA_FILES, URLSET]

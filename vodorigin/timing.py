@@ -1,7 +1,8 @@
 """Time is integer ticks with a timescale. Floats appear only when printing a manifest.
 
 rescale() rounds to the nearest tick with ties going up (floor(x + 1/2)), the convention of
-ffmpeg's av_rescale_rnd(AV_ROUND_NEAR_INF) for non-negative values. Everything that must agree between a manifest and a segment goes through this one function.
+ffmpeg's av_rescale_rnd(AV_ROUND_NEAR_INF) for non-negative values. Everything that must agree
+between a manifest and a segment goes through this one function.
 """
 
 MPEG_TS_CLOCK = 90_000  # ISO/IEC 13818-1 2.4.3.7: PTS/DTS run at 90 kHz

@@ -93,11 +93,10 @@ def nominal_boundaries_ms(duration_ms: int, config: SegmentConfig) -> list[int]:
         starts.append(starts[-1] + _nominal_length(len(starts) - 1, config))
     remainder = duration_ms - starts[-1]
     nominal_last = _nominal_length(len(starts) - 1, config)
-    if len(starts) > 1 and remainder < nominal_last:
-        if config.count_policy == "last_long" or (
-            config.count_policy == "last_rounded" and remainder * 2 < nominal_last
-        ):
-            starts.pop()
+    merge_last = {"last_short": False, "last_long": remainder < nominal_last,
+                  "last_rounded": remainder * 2 < nominal_last}[config.count_policy]
+    if len(starts) > 1 and merge_last:
+        starts.pop()  # the short remainder joins the previous segment
     return [*starts, duration_ms]
 
 

@@ -165,8 +165,8 @@ def parse_sample_sizes(raw: RawTables, max_samples: int) -> np.ndarray:
         raise LimitExceeded(f"stsz: {count} samples exceed max_samples_per_track")
     if uniform:
         return np.full(count, uniform, dtype=np.uint32)
-    _, data = _entries(payload, 8, 4, "stsz")
-    return np.frombuffer(data, dtype=U32).astype(np.uint32)
+    _, entries = _entries(payload, 8, 4, "stsz")
+    return np.frombuffer(entries, dtype=U32).astype(np.uint32)
 
 
 def parse_sample_table(raw: RawTables, max_samples: int) -> SampleTable:
@@ -200,9 +200,10 @@ def _chunk_map(raw: RawTables, sizes: np.ndarray) -> ChunkMap:
     n_runs, runs = _entries(raw.stsc, 4, 12, "stsc")
     table = np.frombuffer(runs, dtype=U32).reshape(n_runs, 3).astype(np.int64)
     first_chunk, per_chunk = table[:, 0] - 1, table[:, 1]
-    if n_runs and (first_chunk[0] != 0 or np.any(np.diff(first_chunk) <= 0) or first_chunk[-1] >= n_chunks):
-        if len(sizes):
-            raise MediaError("stsc: chunk numbers out of range or not increasing")
+    increasing = not n_runs or (first_chunk[0] == 0 and bool(np.all(np.diff(first_chunk) > 0))
+                                and first_chunk[-1] < n_chunks)
+    if not increasing and len(sizes):
+        raise MediaError("stsc: chunk numbers out of range or not increasing")
     run_lengths = np.diff(np.append(first_chunk, n_chunks))
     samples_per_chunk = np.repeat(per_chunk, np.maximum(run_lengths, 0))[:n_chunks]
     first_sample = np.concatenate(([0], np.cumsum(samples_per_chunk)[:-1])).astype(np.int64)

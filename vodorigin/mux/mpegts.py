@@ -352,7 +352,8 @@ def psi_packets(plan: TsPlan) -> bytes:
     pmt = struct.pack(">HH", 0xE000 | plan.pcr_pid, 0xF000)  # PCR PID, no program info
     for stream in plan.streams:
         pmt += struct.pack(">BHH", stream.format.stream_type, 0xE000 | stream.pid, 0xF000)
-    return _psi_packet(PAT_PID, 0x00, 1, pat, counter) + _psi_packet(PMT_PID, 0x02, PROGRAM_NUMBER, pmt, counter)
+    pat_packet = _psi_packet(PAT_PID, 0x00, 1, pat, counter)
+    return pat_packet + _psi_packet(PMT_PID, 0x02, PROGRAM_NUMBER, pmt, counter)
 
 
 def _psi_packet(pid: int, table_id: int, table_id_extension: int, body: bytes, counter: int) -> bytes:

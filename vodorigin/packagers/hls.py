@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from vodorigin.errors import BadRequest, NotFound
-from vodorigin.media.frames import cut_indexes, merged_ranges, segment_frames
+from vodorigin.media.frames import SourceBytes, cut_indexes, merged_ranges, segment_frames
 from vodorigin.media.model import MediaSet, MediaType, Movie, Track, select_tracks
 from vodorigin.media.segmenter import Timeline, movie_timeline
 from vodorigin.mux import mpegts
@@ -58,10 +58,11 @@ def ts_segment(name: FileName, media: MediaSet, context: PackagerContext) -> Med
     frames = [segment_frames(t, timeline, name.number, context.max_frames_per_segment) for t in tracks]
     plan = mpegts.plan_segment(name.number, frames)
 
-    def render(source):  # type: ignore[no-untyped-def]
+    def render(source: SourceBytes) -> bytes:
         return mpegts.write_segment(plan, [source.frame_views(f) for f in frames])
 
-    return MediaSegment(plan.size, TS_TYPE, movie.source, merged_ranges(frames, context.read_merge_gap), render)
+    ranges = merged_ranges(frames, context.read_merge_gap)
+    return MediaSegment(plan.size, TS_TYPE, movie.source, ranges, render)
 
 
 def render_media_playlist(timeline: Timeline, tokens: str) -> str:

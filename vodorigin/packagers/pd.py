@@ -14,7 +14,7 @@ import numpy as np
 
 from vodorigin.errors import BadRequest
 from vodorigin.media.frames import ByteRange, sample_index_at
-from vodorigin.media.model import MediaSet, MediaType, Movie, SourceIdentity, Track
+from vodorigin.media.model import MediaSet, MediaType, SourceIdentity, Track
 from vodorigin.media.segmenter import Timeline, movie_timeline
 from vodorigin.mp4 import write
 from vodorigin.packagers.output import FileParts, PackagerContext
@@ -44,11 +44,11 @@ def clipped_file(media: MediaSet, context: PackagerContext) -> FileParts:
     low = min(s.low for s in spans)
     high = max(s.high for s in spans)
     duration = rescale(timeline.end - timeline.start, timeline.timescale, MOVIE_TIMESCALE)
-    probe = _moov(movie, spans, duration, 0, low)
+    probe = _moov(spans, duration, 0, low)
     mdat_header = write.mdat_header(high - low)
     head = write.ftyp()
     base = len(head) + len(probe) + len(mdat_header)
-    head += _moov(movie, spans, duration, base, low) + mdat_header
+    head += _moov(spans, duration, base, low) + mdat_header
     return FileParts(content_type(movie.source.path), movie.source, (head, ByteRange(low, high - low)))
 
 
@@ -102,13 +102,14 @@ class _TrackSpan:
         )
         return write.box(
             b"trak",
-            write.tkhd(track.track_id, sum(d for d, _ in edits), track.codec.width, track.codec.height, audio),
+            write.tkhd(track.track_id, sum(d for d, _ in edits), track.codec.width, track.codec.height,
+                       audio),
             write.elst(edits),
             media,
         )
 
 
-def _moov(movie: Movie, spans: list[_TrackSpan], duration: int, base: int, low: int) -> bytes:
+def _moov(spans: list[_TrackSpan], duration: int, base: int, low: int) -> bytes:
     next_id = max(s.track.track_id for s in spans) + 1
     return write.box(b"moov", write.mvhd(MOVIE_TIMESCALE, duration, next_id),
                      *(s.trak(base, low) for s in spans))

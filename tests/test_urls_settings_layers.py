@@ -1,0 +1,98 @@
+"""URL grammar, settings sources, and the import layering the design card asks for."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from vodorigin.errors import BadRequest
+from vodorigin.media.model import Clip, TrackSpec
+from vodorigin.settings import Settings, SettingsError, load_settings
+from vodorigin.urls import parse_file_name, parse_request_path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "vodorigin"
+
+
+def test_urlset_and_path_parameters() -> None:
+    path = "videos/clipFrom/1000/tracks/v1-a2/bbb_,600,900,k.mp4.urlset/master.m3u8"
+    request = parse_request_path("hls", path)
+    assert request.files == ("videos/bbb_600k.mp4", "videos/bbb_900k.mp4")
+    assert request.clip == Clip(1000, None)
+    assert request.tracks == TrackSpec(frozenset({1}), frozenset({2}))
+    assert request.file_name == "master.m3u8" and request.is_urlset
+    pair = parse_request_path("hls", "clip_,360,720,.mp4.urlset/x.m3u8").files
+    assert pair == ("clip_360.mp4", "clip_720.mp4")
+    pd = parse_request_path("pd", "a/clipTo/5000/b.mp4")
+    assert pd.files == ("a/b.mp4",) and pd.clip == Clip(0, 5000) and pd.file_name == ""
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["a//b.mp4/x.m3u8", "master.m3u8", "a,b.urlset/x.m3u8", "clipFrom/1/clipFrom/2/a.mp4/x.m3u8",
+     "x_," + ",".join("1" * 40) + ",.mp4.urlset/m.m3u8", "clipTo/-5/a.mp4/x.m3u8"],
+)
+def test_bad_paths(path: str) -> None:
+    with pytest.raises(BadRequest):
+        parse_request_path("hls", path)
+
+
+def test_file_name_tokens() -> None:
+    name = parse_file_name("seg-12-f2-v1-a3-leng.ts", numbered=True)
+    assert (name.kind, name.number, name.file_index, name.language) == ("seg", 12, 2, "eng")
+    assert name.tracks == TrackSpec(frozenset({1}), frozenset({3}))
+    assert name.tokens == "f2-v1-a3-leng"
+    assert parse_file_name("index.m3u8").tokens == ""
+    assert parse_file_name("index-v0.m3u8").tracks == TrackSpec(frozenset({0}), None)
+    for bad in ("seg-1-v1x.ts", "seg--1.ts", "seg-1-f0.ts", "index-v1-v.m3u8", "seg-1.ts.ts"):
+        with pytest.raises(BadRequest):
+            parse_file_name(bad, numbered=bad.startswith("seg"))
+
+
+def test_settings_sources(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('segment_duration = 6.0\nport = 9000\nbootstrap_segment_durations = [2, 2]\n')
+    environ = {"VODORIGIN_SEGMENT_DURATION": "4", "VODORIGIN_BOOTSTRAP_SEGMENT_DURATIONS": "1,3"}
+    settings = load_settings(config, {"port": 9100}, environ=environ)
+    assert settings.segment_duration == 4.0 and settings.port == 9100
+    assert settings.bootstrap_durations_ms == (1000, 3000)
+    config.write_text("segment_duraton = 6\n")
+    with pytest.raises(SettingsError, match="segment_duraton"):
+        load_settings(config, environ={})
+    with pytest.raises(SettingsError):
+        load_settings(None, environ={"VODORIGIN_SEGMENT_COUNT_POLICY": "sometimes"})
+
+
+def test_default_config_documents_every_setting() -> None:
+    text = (PACKAGE.parent / "configs" / "local.toml").read_text()
+    for name in Settings.model_fields:
+        assert f"\n{name} =" in text, f"configs/local.toml does not document {name}"
+    assert load_settings(PACKAGE.parent / "configs" / "local.toml", environ={}) == Settings()
+
+
+FORBIDDEN_IN_CORE = {"asyncio", "fastapi", "starlette", "uvicorn", "aioboto3", "httpx"}
+
+
+@pytest.mark.parametrize("layer", ["mp4", "media", "mux", "packagers"])
+def test_core_never_does_io(layer: str) -> None:
+    """mp4/, media/, mux/, packagers/ are sans-IO: no event loop, no web framework, no clients."""
+    for path in (PACKAGE / layer).glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in FORBIDDEN_IN_CORE, f"{path.name} imports {name}"
+                assert not name.startswith("vodorigin.web"), f"{path.name} imports {name}"
+
+
+def test_packagers_do_not_import_each_other() -> None:
+    for path in (PACKAGE / "packagers").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            if module and module.startswith("vodorigin.packagers."):
+                assert module == "vodorigin.packagers.output", f"{path.name} imports {module}"
