@@ -87,14 +87,12 @@ class PesPlan:
     pcr: int | None
     random_access: bool
     extra_packets: int = 0  # continuity padding: packets carrying one payload byte each
+    packets: int = 0  # TS packets, set by set_padding()
 
-    @property
-    def size(self) -> int:
-        return self.header_size + self.es_size
-
-    @property
-    def packets(self) -> int:
-        return pes_packet_count(self.size - self.extra_packets, self.first_af) + self.extra_packets
+    def set_padding(self, extra_packets: int) -> None:
+        self.extra_packets = extra_packets
+        size = self.header_size + self.es_size - extra_packets
+        self.packets = pes_packet_count(size, self.first_af) + extra_packets
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +163,10 @@ def _plan_stream(index: int, stream: StreamPlan, carries_pcr: bool) -> list[PesP
         pcr = ((dts[start] - PCR_LEAD) & TIMESTAMP_MASK) if carries_pcr else None
         random_access = sync[start]
         first_af = (8 if pcr is not None else 2) if (pcr is not None or random_access) else 0
-        plans.append(PesPlan(index, start, stop, pts[start], dts[start], header,
-                             sum(sizes[start:stop]), first_af, pcr, random_access))
+        unit = PesPlan(index, start, stop, pts[start], dts[start], header, sum(sizes[start:stop]),
+                       first_af, pcr, random_access)
+        unit.set_padding(0)
+        plans.append(unit)
     return plans
 
 
@@ -193,10 +193,10 @@ def _pad_continuity(units: list[PesPlan]) -> None:
             return
         base = unit.packets
         for extra in range(1, min(CC_PADDING_SEARCH, unit.es_size) + 1):
-            unit.extra_packets = extra
+            unit.set_padding(extra)
             if (total - base + unit.packets) % 16 == 0:
                 return
-        unit.extra_packets = 0
+        unit.set_padding(0)
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -251,11 +251,14 @@ def _layout_pes(unit: PesPlan, data: bytes, pieces: list[bytes | memoryview]) ->
     return af_packets
 
 
-_STUFFING_183 = bytes((182, 0x00)) + b"\xff" * 181  # an adaptation field leaving one payload byte
+_STUFFING = [b"", b"\x00"] + [bytes((n - 1, 0x00)) + b"\xff" * (n - 2) for n in range(2, PACKET_PAYLOAD + 1)]
+_STUFFING_183 = _STUFFING[183]  # an adaptation field leaving one payload byte
 
 
 def _adaptation_field(total: int, pcr: int | None = None, random_access: bool = False) -> bytes:
     """An adaptation field of `total` bytes, length byte included (13818-1 2.4.3.4)."""
+    if pcr is None and not random_access:
+        return _STUFFING[total]
     if total == 1:
         return b"\x00"
     flags = (0x40 if random_access else 0) | (0x10 if pcr is not None else 0)

@@ -1,0 +1,157 @@
+"""`make bench`: throughput and latency figures, with ratios against baselines of the same run.
+
+Media is generated under bench/media (not committed): one minute is encoded, then stream-copied in a
+loop into a 2-hour 360p file and a 10-minute 720p file. Nothing here asserts on time.
+
+Baselines: `read+join` reads the same byte ranges a segment needs and joins them (the least any
+packager must do); over HTTP, `/pd` ranges of the same size show what the server costs by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import LiveServer
+from vodorigin.media.frames import merged_ranges, segment_frames
+from vodorigin.media.model import MediaSet, TrackSpec, select_tracks
+from vodorigin.media.segmenter import movie_timeline
+from vodorigin.mux import mpegts
+from vodorigin.origin import Origin
+from vodorigin.packagers import hls
+from vodorigin.packagers.output import PackagerContext
+from vodorigin.settings import Settings
+from vodorigin.storage.local import LocalStorage
+
+MEDIA = Path(__file__).resolve().parent / "media"
+FILES = {"long_360p.mp4": ("640x360", 120), "medium_720p.mp4": ("1280x720", 10)}  # size, minutes
+
+def make_media() -> None:
+    MEDIA.mkdir(exist_ok=True)
+    for name, (size, minutes) in FILES.items():
+        target = MEDIA / name
+        if target.exists():
+            continue
+        minute = MEDIA / f"minute_{size}.mp4"
+        print(f"generating {name} ({minutes} min at {size})...", flush=True)
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-y", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration=60",
+             "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=60", "-c:v", "libx264",
+             "-preset", "ultrafast", "-b:v", "1200k" if size == "640x360" else "3000k", "-g", "60",
+             "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
+             str(minute)], check=True)
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-y", "-v", "error", "-stream_loop", str(minutes - 1), "-i", str(minute),
+             "-c", "copy", "-movflags", "+faststart", str(target)], check=True)
+        minute.unlink()
+
+def timed(function: Callable[[], object], repeat: int) -> list[float]:
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - start)
+    return samples
+
+def row(name: str, value: str, note: str = "") -> None:
+    print(f"  {name:<48} {value:>16}  {note}")
+
+def bench_metadata(settings: Settings) -> None:
+    print("manifests (2-hour file, in process)")
+    context = PackagerContext.from_settings(settings)
+
+    def cold_index() -> None:
+        origin = Origin(settings, LocalStorage(MEDIA))  # new caches: a cold request
+        movie = asyncio.run(origin.movie("long_360p.mp4"))
+        hls.render_media_playlist(movie_timeline(movie, context.segments), "v1-a1")
+
+    cold = timed(cold_index, 7)
+    row("cold index.m3u8 (read + parse moov + render)", f"{statistics.median(cold) * 1000:.1f} ms",
+        "target <= 50 ms; C reference 11 ms")
+    origin = Origin(settings, LocalStorage(MEDIA))
+    movie = asyncio.run(origin.movie("long_360p.mp4"))
+    warm = timed(lambda: hls.render_media_playlist(movie_timeline(movie, context.segments), "v1-a1"), 50)
+    row("index.m3u8 from cached metadata", f"{statistics.median(warm) * 1000:.2f} ms", "target <= 5 ms")
+
+    master = timed(lambda: hls.render_master_playlist(MediaSet((movie,)), context), 20)
+    row("master.m3u8 from cached metadata (peak bandwidth)", f"{statistics.median(master) * 1000:.2f} ms")
+
+def bench_segments(settings: Settings, name: str) -> None:
+    print(f"TS segments, in process ({name})")
+    context = PackagerContext.from_settings(settings)
+    origin = Origin(settings, LocalStorage(MEDIA))
+    movie = asyncio.run(origin.movie(name))
+    timeline = movie_timeline(movie, context.segments)
+    tracks = select_tracks(movie.tracks, TrackSpec(), default_first=True)
+    data = (MEDIA / name).open("rb")
+    numbers = list(range(1, min(timeline.count, 60) + 1))
+    produced = 0
+    raw = 0
+    mux_time = 0.0
+    raw_time = 0.0
+    for number in numbers:
+        start = time.perf_counter()
+        frames = [segment_frames(t, timeline, number, 100_000) for t in tracks]
+        ranges = merged_ranges(frames, settings.read_merge_gap)
+        buffers = []
+        for r in ranges:
+            data.seek(r.offset)
+            buffers.append(data.read(r.length))
+        joined = b"".join(buffers)
+        raw_time += time.perf_counter() - start
+        raw += len(joined)
+        start = time.perf_counter()
+        frames = [segment_frames(t, timeline, number, 100_000) for t in tracks]
+        plan = mpegts.plan_segment(number, frames)
+        ranges = merged_ranges(frames, settings.read_merge_gap)
+        source = asyncio.run(origin.read_ranges(movie.source, ranges))
+        output = mpegts.write_segment(plan, [source.frame_views(f) for f in frames])
+        mux_time += time.perf_counter() - start
+        produced += len(output)
+    ours = produced / mux_time / 1e6
+    baseline = raw / raw_time / 1e6
+    row("TS plan + read + mux", f"{ours:.0f} MB/s", f"{len(numbers)} segments, {produced / len(numbers) / 1e6:.2f} MB each")
+    row("baseline: read + join the same ranges", f"{baseline:.0f} MB/s", f"ratio {ours / baseline:.2f}")
+
+def bench_http(settings: Settings) -> None:
+    print("over HTTP (one uvicorn worker, sequential requests on 127.0.0.1)")
+    with LiveServer(settings) as server, httpx.Client(base_url=server.base, timeout=60) as client:
+        client.get("/hls/long_360p.mp4/index.m3u8")
+        total = 0
+        start = time.perf_counter()
+        for number in range(1, 41):
+            total += len(client.get(f"/hls/long_360p.mp4/seg-{number}-v1-a1.ts").content)
+        seconds = time.perf_counter() - start
+        ts_rate = total / seconds / 1e6
+        row("TS segments", f"{ts_rate:.0f} MB/s", f"{seconds / 40 * 1000:.1f} ms per segment")
+        mib = 1024 * 1024
+        start = time.perf_counter()
+        for i in range(100):
+            offset = i * mib
+            response = client.get("/pd/long_360p.mp4", headers={"range": f"bytes={offset}-{offset + mib - 1}"})
+            assert response.status_code == 206
+        seconds = time.perf_counter() - start
+        pd_rate = 100 * mib / seconds / 1e6
+        row("/pd 1 MiB ranges", f"{pd_rate:.0f} MB/s", f"{seconds / 100 * 1000:.1f} ms per range")
+        row("ratio TS / pd (packaging cost over plain bytes)", f"{ts_rate / pd_rate:.2f}")
+        latency = timed(lambda: client.get("/hls/long_360p.mp4/index-v1-a1.m3u8"), 50)
+        row("index.m3u8 latency (warm)", f"{statistics.median(latency) * 1000:.1f} ms", "median of 50")
+
+def main() -> None:
+    make_media()
+    settings = Settings(media_root=str(MEDIA), log_level="warning")
+    print(f"vodorigin bench, Python {sys.version.split()[0]}")
+    bench_metadata(settings)
+    bench_segments(settings, "long_360p.mp4")
+    bench_segments(settings, "medium_720p.mp4")
+    bench_http(settings)
+
+if __name__ == "__main__":
+    main()
