@@ -42,7 +42,8 @@ def make_media() -> None:
         minute = MEDIA / f"minute_{size}.mp4"
         print(f"generating {name} ({minutes} min at {size})...", flush=True)
         subprocess.run(
-            ["ffmpeg", "-nostdin", "-y", "-v", "error", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration=60",
+            ["ffmpeg", "-nostdin", "-y", "-v", "error",
+             "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30:duration=60",
              "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000:duration=60", "-c:v", "libx264",
              "-preset", "ultrafast", "-b:v", "1200k" if size == "640x360" else "3000k", "-g", "60",
              "-keyint_min", "60", "-sc_threshold", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k",
@@ -117,7 +118,8 @@ def bench_segments(settings: Settings, name: str) -> None:
         produced += len(output)
     ours = produced / mux_time / 1e6
     baseline = raw / raw_time / 1e6
-    row("TS plan + read + mux", f"{ours:.0f} MB/s", f"{len(numbers)} segments, {produced / len(numbers) / 1e6:.2f} MB each")
+    each = produced / len(numbers) / 1e6
+    row("TS plan + read + mux", f"{ours:.0f} MB/s", f"{len(numbers)} segments, {each:.2f} MB each")
     row("baseline: read + join the same ranges", f"{baseline:.0f} MB/s", f"ratio {ours / baseline:.2f}")
 
 def bench_http(settings: Settings) -> None:
@@ -135,7 +137,8 @@ def bench_http(settings: Settings) -> None:
         start = time.perf_counter()
         for i in range(100):
             offset = i * mib
-            response = client.get("/pd/long_360p.mp4", headers={"range": f"bytes={offset}-{offset + mib - 1}"})
+            byte_range = {"range": f"bytes={offset}-{offset + mib - 1}"}
+            response = client.get("/pd/long_360p.mp4", headers=byte_range)
             assert response.status_code == 206
         seconds = time.perf_counter() - start
         pd_rate = 100 * mib / seconds / 1e6
