@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from vodorigin.cache import ByteBoundedCache
-from vodorigin.errors import BadRequest, NotFound
+from vodorigin.errors import MediaError, NotFound
 from vodorigin.media.frames import ByteRange, SourceBytes
 from vodorigin.media.model import MediaSet, Movie, SourceIdentity, select_tracks
 from vodorigin.media.segmenter import SegmentConfig
@@ -66,7 +66,7 @@ class Origin:
 
     async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > source.size:
-            raise BadRequest(f"{source.path}: range {offset}+{length} is outside the file")
+            raise MediaError(f"{source.path}: data at {offset}+{length} lies outside the file")
         self.reads += 1
         return await self.storage.read(source, offset, length)
 

@@ -27,7 +27,7 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
         return _document(render_master_playlist(media, context), media)
     if file_name.startswith("index") and file_name.endswith(".m3u8"):
         name = parse_file_name(file_name)
-        movie, tracks = choose_rendition(media, name)
+        movie, _ = choose_rendition(media, name)  # also answers 404 for a track the file lacks
         timeline = movie_timeline(movie, context.segments, media.clip)
         return _document(render_media_playlist(timeline, name.tokens), media)
     if file_name.startswith("seg-") and file_name.endswith(".ts"):
