@@ -184,3 +184,21 @@ def test_edit_lists() -> None:
     assert abs(audio.edit_shift / audio.timescale - float(starts[1]["start_time"])) < 0.05
     video = load_movie("bframes.mp4").tracks[0]
     assert int(video.sync_presentation_times()[0]) == 0  # the B-frame delay is edited out
+
+
+@pytest.mark.parametrize("field_size", [4, 8, 16])
+def test_compact_sample_sizes(field_size: int) -> None:
+    """stz2 (8.7.3.3) with 4-, 8- and 16-bit fields parses to the same sizes as stsz."""
+    from vodorigin.mp4.tables import RawTables, parse_sample_sizes
+
+    sizes = [3, 15, 0, 7, 9] if field_size == 4 else [1, 200, 255, 17, 90]
+    if field_size == 16:
+        sizes = [1000, 65535, 3, 4242, 9]
+    if field_size == 4:
+        packed = bytes((sizes[i] << 4) | (sizes[i + 1] if i + 1 < len(sizes) else 0) for i in range(0, 5, 2))
+    else:
+        packed = b"".join(s.to_bytes(field_size // 8, "big") for s in sizes)
+    payload = struct.pack(">3xBI", field_size, len(sizes)) + packed
+    raw = RawTables(stts=b"", stsz=payload, stsc=b"", chunk_offsets=b"", chunk_offsets_64bit=False,
+                    compact_sizes=True)
+    assert parse_sample_sizes(raw, 100).tolist() == sizes

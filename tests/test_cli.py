@@ -1,0 +1,58 @@
+"""`vodorigin serve` as users run it: flags, environment, a real process."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import FIXTURES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> httpx.Response:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer")
+
+
+def test_serve_with_flags_and_environment(tmp_path: Path) -> None:
+    port = free_port()
+    environment = {**os.environ, "VODORIGIN_SEGMENT_DURATION": "6", "VODORIGIN_LOG_LEVEL": "warning"}
+    command = [sys.executable, "-m", "vodorigin", "serve", "--config", str(ROOT / "configs/local.toml"),
+               "--media-root", str(FIXTURES), "--host", "127.0.0.1", "--port", str(port)]
+    log = tmp_path / "server.log"
+    with log.open("wb") as errors, subprocess.Popen(command, cwd=tmp_path, env=environment,
+                                                    stdout=subprocess.DEVNULL, stderr=errors) as process:
+        try:
+            assert wait_for(f"http://127.0.0.1:{port}/health", process, log).text == "ok\n"
+            index = httpx.get(f"http://127.0.0.1:{port}/hls/bframes.mp4/index.m3u8").text
+            assert index.count("#EXTINF:6.000,") == 5  # 30 s at the 6 s from the environment
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def test_bad_config_exits_with_a_message(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("segment_count_policy = 'sometimes'\n")
+    result = subprocess.run([sys.executable, "-m", "vodorigin", "serve", "--config", str(config)],
+                            capture_output=True, text=True, timeout=30, check=False)
+    assert result.returncode != 0 and "segment_count_policy" in result.stderr
