@@ -31,6 +31,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cli
         subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", "-f", "lavfi", "-i",
                         "sine=frequency=440:sample_rate=48000:duration=12", "-ac", "2", *arguments,
                         "-movflags", "+faststart", str(root / f"{name}.mp4")], check=True, timeout=60)
+    subtitles = root / "subtitles.srt"
+    subtitles.write_text("1\n00:00:01,000 --> 00:00:03,000\nhello\n")
+    subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", str(root / "mp3.mp4"), "-i", str(subtitles),
+                    "-map", "0", "-map", "1", "-c:a", "copy", "-c:s", "mov_text", str(root / "with_text.mp4")],
+                   check=True, timeout=60)
     settings = Settings(media_root=str(root), segment_duration=4.0)
     with LiveServer(settings) as live, httpx.Client(base_url=live.base, timeout=30) as client:
         yield client, live.base, root
@@ -66,3 +71,11 @@ def test_opus_in_ts_is_refused_clearly(server: tuple[httpx.Client, str, Path]) -
     response = client.get("/hls/opus.mp4/seg-1.ts")
     assert response.status_code == 415
     assert "fMP4" in response.json()["error"]
+
+
+def test_unknown_tracks_are_skipped(server: tuple[httpx.Client, str, Path]) -> None:
+    client, base, root = server
+    movie = load_movie("with_text.mp4", root)
+    assert len(movie.tracks) == 1
+    assert len(movie.skipped) == 1 and "handler 'sbtl' not packaged" in movie.skipped[0]
+    assert ffmpeg_read_errors(f"{base}/hls/with_text.mp4/master.m3u8") == ""

@@ -43,6 +43,10 @@ def media_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "hostile_counts.mp4").write_bytes(bytes(damaged))
     (root / "moof.mp4").write_bytes(struct.pack(">I4s", 16, b"ftyp") + bytes(8)
                                     + struct.pack(">I4s", 16, b"moof") + bytes(8))
+    broken_frames = bytearray(original)
+    mdat = original.index(b"mdat") + 4
+    broken_frames[mdat : mdat + 4096] = b"\xff" * 4096  # NAL lengths that overrun their frames
+    (root / "corrupt_frames.mp4").write_bytes(bytes(broken_frames))
     outside = tmp_path_factory.mktemp("outside") / "secret.mp4"
     shutil.copy(FIXTURES / "bframes.mp4", outside)
     os.symlink(outside, root / "escape.mp4")
@@ -135,6 +139,7 @@ def test_cors_and_methods(client: httpx.Client) -> None:
         ("/hls/empty.mp4/master.m3u8", 422),
         ("/hls/hostile_counts.mp4/master.m3u8", 422),
         ("/hls/moof.mp4/master.m3u8", 415),
+        ("/hls/corrupt_frames.mp4/seg-1.ts", 422),
         ("/nope/bframes.mp4/master.m3u8", 404),
     ],
 )
