@@ -33,9 +33,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Cli
                         "-movflags", "+faststart", str(root / f"{name}.mp4")], check=True, timeout=60)
     subtitles = root / "subtitles.srt"
     subtitles.write_text("1\n00:00:01,000 --> 00:00:03,000\nhello\n")
-    subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", str(root / "mp3.mp4"), "-i", str(subtitles),
-                    "-map", "0", "-map", "1", "-c:a", "copy", "-c:s", "mov_text", str(root / "with_text.mp4")],
-                   check=True, timeout=60)
+    subprocess.run(["ffmpeg", "-nostdin", "-y", "-v", "error", "-i", str(root / "mp3.mp4"),
+                    "-i", str(subtitles), "-map", "0", "-map", "1", "-c:a", "copy", "-c:s", "mov_text",
+                    str(root / "with_text.mp4")], check=True, timeout=60)
     settings = Settings(media_root=str(root), segment_duration=4.0)
     with LiveServer(settings) as live, httpx.Client(base_url=live.base, timeout=30) as client:
         yield client, live.base, root
