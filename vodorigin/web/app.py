@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from vodorigin import __version__
@@ -53,6 +54,15 @@ def create_app(settings: Settings) -> FastAPI:
                   openapi_url=None, lifespan=lifespan)
     app.state.origin = origin
     app.add_middleware(CorsMiddleware)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def framework_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Unknown paths (404) and methods (405) answer in the same form as our own errors."""
+        error = VodError(str(exc.detail))
+        error.status = exc.status_code
+        response = error_response(error)
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:

@@ -1,0 +1,26 @@
+"""Hostile URLs never produce a 500: paths built from the grammar's own vocabulary plus noise."""
+
+from __future__ import annotations
+
+import httpx
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+VOCABULARY = [
+    "hls", "pd", "clipFrom", "clipTo", "tracks", "shift", "lang", "0", "1", "5000", "99999999999",
+    "-1", "v1-a1", "v0", "a9", "x", "..", ".", "%2e%2e", "%252e", "bframes.mp4", "moov_end.mp4",
+    "clip_,180p,360p,.mp4.urlset", "a,b.urlset", ",,,.urlset", "master.m3u8", "index.m3u8",
+    "index-v1-a1.m3u8", "seg-1.ts", "seg-2-v1-a1.ts", "seg-0.ts", "seg-99999999999.ts",
+    "seg-1-f3-v1.ts", "seg-1-l.ts", "seg--1.ts", "index-f0.m3u8", "%00", "\u00e9", "a" * 300,
+]
+segment = st.one_of(st.sampled_from(VOCABULARY), st.text(alphabet="abc-_.,%019", min_size=1, max_size=12))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(protocol=st.sampled_from(["hls", "pd"]), parts=st.lists(segment, min_size=1, max_size=7))
+def test_no_url_makes_a_server_error(protocol: str, parts: list[str], http: httpx.Client) -> None:
+    path = f"/{protocol}/" + "/".join(parts)
+    response = http.get(path)
+    assert response.status_code < 500, f"{path} -> {response.status_code} {response.text}"
+    if response.status_code >= 400:
+        assert response.json()["error"]
