@@ -13,7 +13,6 @@ from vodorigin.cache import ByteBoundedCache
 from vodorigin.errors import MediaError, NotFound
 from vodorigin.media.frames import ByteRange, SourceBytes
 from vodorigin.media.model import MediaSet, Movie, SourceIdentity, select_tracks
-from vodorigin.media.segmenter import SegmentConfig
 from vodorigin.mp4.locate import MoovLocator, ReadRange
 from vodorigin.mp4.moov import Limits, parse_moov
 from vodorigin.settings import Settings
@@ -30,12 +29,10 @@ class Origin:
     def __init__(self, settings: Settings, storage: Storage) -> None:
         self.settings = settings
         self.storage = storage
-        self.segment_config = SegmentConfig.from_settings(settings)
         self.limits = Limits(settings.max_tracks, settings.max_samples_per_track, settings.max_frame_size)
         self.metadata: ByteBoundedCache[Movie] = ByteBoundedCache(
             settings.metadata_cache_bytes, lambda movie: movie.nbytes
         )
-        self.reads = 0  # storage reads issued, for tests and /status
 
     async def movie(self, path: str) -> Movie:
         """A file's metadata, from the cache when its identity has not changed."""
@@ -67,7 +64,6 @@ class Origin:
     async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > source.size:
             raise MediaError(f"{source.path}: data at {offset}+{length} lies outside the file")
-        self.reads += 1
         return await self.storage.read(source, offset, length)
 
     async def read_ranges(self, source: SourceIdentity, ranges: list[ByteRange]) -> SourceBytes:

@@ -6,8 +6,6 @@ between a manifest and a segment goes through this one function.
 """
 
 MPEG_TS_CLOCK = 90_000  # ISO/IEC 13818-1 2.4.3.7: PTS/DTS run at 90 kHz
-MSS_TIMESCALE = 10_000_000  # MS-SSTR 2.2.2.1: 100 ns units
-MILLISECONDS = 1000
 
 
 def rescale(value: int, from_timescale: int, to_timescale: int) -> int:
@@ -16,12 +14,3 @@ def rescale(value: int, from_timescale: int, to_timescale: int) -> int:
         return value
     return (value * to_timescale * 2 + from_timescale) // (from_timescale * 2)
 
-
-def rescale_floor(value: int, from_timescale: int, to_timescale: int) -> int:
-    """Convert ticks between timescales, rounding down (for 'at or after' searches)."""
-    return (value * to_timescale) // from_timescale
-
-
-def seconds(value: int, timescale: int) -> float:
-    """Ticks as seconds, for printing only."""
-    return value / timescale

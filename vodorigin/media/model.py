@@ -81,11 +81,6 @@ class Track:
         """dts shifted onto the presentation timeline (audio is cut on these)."""
         return self.samples.dts + self.edit_shift
 
-    def average_bitrate(self) -> int:
-        """Bits per second over the whole track."""
-        seconds = self.samples.end_dts / self.timescale if self.timescale else 0
-        return int(int(self.samples.sizes.sum()) * 8 / seconds) if seconds > 0 else 0
-
     @property
     def nbytes(self) -> int:
         return self.samples.nbytes + len(self.codec.sample_entry) + 512

@@ -35,7 +35,7 @@ class ChunkMap:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SampleTable:
-    """Per-sample columns of one track, or of a window of it (see `window`)."""
+    """Per-sample columns of one track."""
 
     dts: np.ndarray  # int64 decode times, track ticks
     end_dts: int  # decode time just after the last sample
@@ -43,7 +43,6 @@ class SampleTable:
     sizes: np.ndarray  # uint32
     sync: np.ndarray | None  # int64 indexes of sync samples, None when every sample is sync
     chunks: ChunkMap
-    base: int = 0  # index of sample 0 of this window in the whole track
 
     @property
     def count(self) -> int:
@@ -74,34 +73,20 @@ class SampleTable:
         return flags
 
     def offsets(self, start: int, stop: int) -> np.ndarray:
-        """File offsets of samples [start, stop) of this window, from the chunk tables."""
+        """File offsets of samples [start, stop), from the chunk tables.
+
+        Walks from the first sample of the chunk holding `start`: a sample's offset is its chunk's
+        offset plus the sizes of the samples before it in that chunk (8.7.4, 8.7.5).
+        """
         if stop <= start:
             return np.zeros(0, dtype=np.int64)
-        first, last = self.base + start, self.base + stop
         chunks = self.chunks
-        chunk_lo = int(np.searchsorted(chunks.first_sample, first, side="right")) - 1
-        walk_from = int(chunks.first_sample[chunk_lo])
-        sizes = chunks.sizes[walk_from:last].astype(np.int64)
-        index = np.arange(walk_from, last, dtype=np.int64)
-        chunk_of = np.searchsorted(chunks.first_sample, index, side="right") - 1
-        ends = np.cumsum(sizes)
-        run_start = ends - sizes  # bytes before each sample since walk_from
-        chunk_first = chunks.first_sample[chunk_of] - walk_from
-        within = run_start - run_start[chunk_first]
-        result = chunks.offsets[chunk_of].astype(np.int64) + within
-        return result[first - walk_from :]
-
-    def window(self, start: int, stop: int) -> SampleTable:
-        """Samples [start, stop) as a table of their own (views, no copies)."""
-        end_dts = int(self.dts[stop]) if stop < self.count else self.end_dts
-        sync = None
-        if self.sync is not None:
-            lo, hi = np.searchsorted(self.sync, [start, stop])
-            sync = self.sync[lo:hi] - start
-        ctts = None if self.composition_offsets is None else self.composition_offsets[start:stop]
-        return SampleTable(
-            self.dts[start:stop], end_dts, ctts, self.sizes[start:stop], sync, self.chunks, self.base + start
-        )
+        walk_from = int(chunks.first_sample[np.searchsorted(chunks.first_sample, start, side="right") - 1])
+        sizes = chunks.sizes[walk_from:stop].astype(np.int64)
+        chunk_of = np.searchsorted(chunks.first_sample, np.arange(walk_from, stop), side="right") - 1
+        before = np.cumsum(sizes) - sizes  # bytes of the walk before each sample
+        within = before - before[chunks.first_sample[chunk_of] - walk_from]
+        return (chunks.offsets[chunk_of].astype(np.int64) + within)[start - walk_from :]
 
 
 @dataclass(frozen=True, slots=True)
