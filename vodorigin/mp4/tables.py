@@ -26,7 +26,6 @@ class ChunkMap:
 
     offsets: np.ndarray  # uint64, one per chunk
     first_sample: np.ndarray  # int64, index of each chunk's first sample
-    sizes: np.ndarray  # uint32, every sample of the track (needed to walk inside a chunk)
 
     @property
     def nbytes(self) -> int:
@@ -82,7 +81,7 @@ class SampleTable:
             return np.zeros(0, dtype=np.int64)
         chunks = self.chunks
         walk_from = int(chunks.first_sample[np.searchsorted(chunks.first_sample, start, side="right") - 1])
-        sizes = chunks.sizes[walk_from:stop].astype(np.int64)
+        sizes = self.sizes[walk_from:stop].astype(np.int64)
         chunk_of = np.searchsorted(chunks.first_sample, np.arange(walk_from, stop), side="right") - 1
         before = np.cumsum(sizes) - sizes  # bytes of the walk before each sample
         within = before - before[chunks.first_sample[chunk_of] - walk_from]
@@ -194,4 +193,4 @@ def _chunk_map(raw: RawTables, sizes: np.ndarray) -> ChunkMap:
     first_sample = np.concatenate(([0], np.cumsum(samples_per_chunk)[:-1])).astype(np.int64)
     if len(sizes) and (len(samples_per_chunk) != n_chunks or int(samples_per_chunk.sum()) < len(sizes)):
         raise MediaError("stsc/stco: chunks hold fewer samples than the track has")
-    return ChunkMap(offsets, first_sample, sizes)
+    return ChunkMap(offsets, first_sample)
