@@ -16,8 +16,10 @@ setup-test:
 run: setup
 	$(PY) -m vodorigin serve --config $(CONFIG) --host $(HOST) --port $(PORT)
 
-## test: the whole test suite (unit, property, real-tool checks)
+## test: lint, then the whole test suite (unit, property, real-tool checks)
 test: setup-test
+	$(PY) -m ruff check vodorigin tests bench
+	$(PY) -m mypy
 	$(PY) -m pytest -q -p no:cacheprovider
 
 ## bench: throughput and latency figures (generates its media under bench/media, not committed)

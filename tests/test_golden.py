@@ -1,0 +1,36 @@
+"""Golden playlists: what the HLS packager renders for fixed scenarios, reviewed when it changes.
+
+Run `VODORIGIN_UPDATE_GOLDEN=1 make test` to rewrite tests/golden/ after a deliberate change, then
+review the diff of the golden files like code.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "hls"
+UPDATE = os.environ.get("VODORIGIN_UPDATE_GOLDEN") == "1"
+SCENARIOS = {
+    "bframes_master.m3u8": "/hls/bframes.mp4/master.m3u8",
+    "bframes_index.m3u8": "/hls/bframes.mp4/index-v1-a1.m3u8",
+    "urlset_master.m3u8": "/hls/clip_,180p,360p,.mp4.urlset/master.m3u8",
+    "irregular_gop_index.m3u8": "/hls/irregular_gop.mp4/index.m3u8",
+    "clip_index.m3u8": "/hls/clipFrom/5000/clipTo/15000/moov_end.mp4/index-a1.m3u8",
+    "audio_only_master.m3u8": "/hls/audio_only.m4a/master.m3u8",
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_playlist_matches_golden(name: str, http: httpx.Client) -> None:
+    response = http.get(SCENARIOS[name])
+    assert response.status_code == 200
+    path = GOLDEN / name
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(response.text)
+    assert path.exists(), f"no golden file {path}: run with VODORIGIN_UPDATE_GOLDEN=1 and review it"
+    assert response.text == path.read_text(), f"{name} changed: review, then update the golden files"
