@@ -42,6 +42,17 @@ class CodecInfo:
     object_type: int = 0  # MPEG-4 audio object type (2 = AAC-LC) or esds objectTypeIndication
 
 
+def presentation_end(samples: SampleTable, edit_shift: int) -> int:
+    """Presentation time just after the last sample (ticks): max(pts + duration) + edit shift.
+
+    A pass over the whole track, so it is computed once, when the moov is parsed.
+    """
+    if samples.composition_offsets is None:
+        return samples.end_dts + edit_shift
+    durations = np.diff(samples.dts, append=samples.end_dts)
+    return int(np.max(samples.pts() + durations)) + edit_shift
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Track:
     """One elementary stream of a Movie. `number` is 1-based per media type (v1, a1, ...)."""
@@ -54,20 +65,12 @@ class Track:
     samples: SampleTable
     language: str = "und"
     edit_shift: int = 0  # ticks added to pts/dts to get presentation time (edit lists, 8.6.6)
+    presentation_end: int = 0  # presentation time just after the last sample; see presentation_end()
 
     @property
     def key(self) -> str:
         """Token naming the track in URLs and representation ids: v1, a2..."""
         return f"{self.media_type.letter}{self.number}"
-
-    @property
-    def presentation_end(self) -> int:
-        """Presentation time just after the last sample (ticks): max(pts + duration) + edit shift."""
-        samples = self.samples
-        if samples.composition_offsets is None:
-            return samples.end_dts + self.edit_shift
-        durations = np.diff(samples.dts, append=samples.end_dts)
-        return int(np.max(samples.pts() + durations)) + self.edit_shift
 
     def sync_presentation_times(self) -> np.ndarray:
         """Presentation times of the sync samples (where a segment may start)."""

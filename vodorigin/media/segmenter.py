@@ -89,8 +89,9 @@ def nominal_boundaries_ms(duration_ms: int, config: SegmentConfig) -> list[int]:
         if starts[-1] + length >= duration_ms:
             break
         starts.append(starts[-1] + length)
-    while starts[-1] + _nominal_length(len(starts) - 1, config) < duration_ms:
-        starts.append(starts[-1] + _nominal_length(len(starts) - 1, config))
+    if len(starts) > len(config.bootstrap_ms):  # bootstrap done: regular segments while they fit
+        step, last = config.segment_duration_ms, starts[-1]
+        starts.extend(range(last + step, duration_ms, step))
     remainder = duration_ms - starts[-1]
     nominal_last = _nominal_length(len(starts) - 1, config)
     merge_last = {"last_short": False, "last_long": remainder < nominal_last,
