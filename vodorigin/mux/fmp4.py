@@ -1,0 +1,120 @@
+"""Fragmented MP4 (ISO/IEC 14496-12 8.8): init segments and media fragments (moof + mdat).
+
+One muxer for DASH, HLS fMP4 (CMAF) and, later, Smooth Streaming. As with TS, a fragment is planned
+from metadata alone: the moof is built completely (sizes, durations, flags, composition offsets and
+data offsets are all known), so the size is exact before any media byte is read, and writing only
+appends the frames.
+
+Timestamps: the caller gives each track a `decode_offset` (ticks added to the frames' decode
+times). Using one presentation offset for the whole set keeps B-frame and AAC-priming decode times
+non-negative without negative composition offsets, and keeps the tracks in sync.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from vodorigin.media.frames import TrackFrames
+from vodorigin.media.model import MediaType, Track
+from vodorigin.mp4 import write
+
+TFHD_DEFAULT_BASE_IS_MOOF = 0x020000  # 8.8.7.1: data offsets are relative to the moof
+TRUN_DATA_OFFSET = 0x000001
+TRUN_DURATION = 0x000100
+TRUN_SIZE = 0x000200
+TRUN_FLAGS = 0x000400
+TRUN_COMPOSITION_OFFSET = 0x000800
+SYNC_SAMPLE_FLAGS = 0x02000000  # sample_depends_on = 2 (depends on no other sample)
+NON_SYNC_SAMPLE_FLAGS = 0x01010000  # sample_depends_on = 1, sample_is_non_sync_sample = 1
+BRANDS = (b"iso6", b"cmfc", b"mp41", b"dash")
+
+
+def init_segment(tracks: list[Track]) -> bytes:
+    """ftyp + moov with empty sample tables and mvex/trex (8.8.1, 8.8.3)."""
+    traks = [_init_trak(track) for track in tracks]
+    trexes = [write.full_box(b"trex", 0, 0, struct.pack(">IIIII", t.track_id, 1, 0, 0, 0)) for t in tracks]
+    next_id = max(t.track_id for t in tracks) + 1
+    moov = write.box(b"moov", write.mvhd(1000, 0, next_id), *traks, write.box(b"mvex", *trexes))
+    return write.ftyp(b"iso6", 0, BRANDS) + moov
+
+
+def _init_trak(track: Track) -> bytes:
+    audio = track.media_type is MediaType.AUDIO
+    empty = struct.pack(">I", 0)
+    stbl = write.box(
+        b"stbl", write.stsd(track.codec.sample_entry), write.full_box(b"stts", 0, 0, empty),
+        write.full_box(b"stsc", 0, 0, empty), write.full_box(b"stsz", 0, 0, struct.pack(">II", 0, 0)),
+        write.full_box(b"stco", 0, 0, empty),
+    )
+    media = write.box(
+        b"mdia", write.mdhd(track.timescale, 0, track.language),
+        write.hdlr(b"soun" if audio else b"vide", "SoundHandler" if audio else "VideoHandler"),
+        write.box(b"minf", write.media_header(audio), write.dinf(), stbl),
+    )
+    tkhd = write.tkhd(track.track_id, 0, track.codec.width, track.codec.height, audio)
+    return write.box(b"trak", tkhd, media)
+
+
+@dataclass(frozen=True, slots=True)
+class FragmentTrack:
+    """One track's frames in a fragment, and the ticks to add to their decode times."""
+
+    frames: TrackFrames
+    decode_offset: int = 0
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class FragmentPlan:
+    """A fragment whose moof is complete: writing appends the mdat header and the frames."""
+
+    head: bytes  # [styp] + moof + mdat header
+    tracks: tuple[FragmentTrack, ...]
+    size: int
+
+
+def plan_fragment(sequence_number: int, tracks: list[FragmentTrack], segment_type: bool = False
+                  ) -> FragmentPlan:
+    """Plan a fragment of one or more tracks (one traf each, data in track order in one mdat)."""
+    styp = write.box(b"styp", b"msdh", struct.pack(">I", 0), b"msdh", b"msix") if segment_type else b""
+    data_sizes = [int(t.frames.sizes.sum()) for t in tracks]
+    moof = _moof(sequence_number, tracks, data_sizes, 0)  # the moof's size does not depend on offsets
+    moof = _moof(sequence_number, tracks, data_sizes, len(moof))
+    payload = sum(data_sizes)
+    head = styp + moof + write.mdat_header(payload)
+    return FragmentPlan(head, tuple(tracks), len(head) + payload)
+
+
+def _moof(sequence_number: int, tracks: list[FragmentTrack], data_sizes: list[int], moof_size: int) -> bytes:
+    mfhd = write.full_box(b"mfhd", 0, 0, struct.pack(">I", sequence_number))
+    mdat_header = len(write.mdat_header(sum(data_sizes)))
+    offset = moof_size + mdat_header  # default-base-is-moof: offsets count from the moof's first byte
+    trafs = []
+    for track, size in zip(tracks, data_sizes, strict=True):
+        trafs.append(_traf(track, offset))
+        offset += size
+    return write.box(b"moof", mfhd, *trafs)
+
+
+def _traf(fragment: FragmentTrack, data_offset: int) -> bytes:
+    """tfhd (8.8.7) + tfdt (8.8.12, 64-bit) + trun (8.8.8, version 1: signed composition offsets)."""
+    frames = fragment.frames
+    track_id = frames.track.track_id
+    tfhd = write.full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))
+    base_time = (int(frames.dts[0]) if frames.count else 0) + fragment.decode_offset
+    tfdt = write.full_box(b"tfdt", 1, 0, struct.pack(">Q", max(base_time, 0)))
+    flags = TRUN_DATA_OFFSET | TRUN_DURATION | TRUN_SIZE | TRUN_FLAGS | TRUN_COMPOSITION_OFFSET
+    table = np.empty((frames.count, 4), dtype=">u4")
+    table[:, 0] = frames.durations
+    table[:, 1] = frames.sizes
+    table[:, 2] = np.where(frames.sync, SYNC_SAMPLE_FLAGS, NON_SYNC_SAMPLE_FLAGS)
+    table[:, 3] = (frames.pts - frames.dts).astype(np.int64) & 0xFFFFFFFF  # signed, two's complement
+    trun = write.full_box(b"trun", 1, flags, struct.pack(">Ii", frames.count, data_offset), table.tobytes())
+    return write.box(b"traf", tfhd, tfdt, trun)
+
+
+def write_fragment(plan: FragmentPlan, frame_bytes: list[list[memoryview]]) -> bytes:
+    """The fragment's bytes; frame_bytes[i] holds the frames of plan.tracks[i] in decode order."""
+    return b"".join([plan.head, *(view for views in frame_bytes for view in views)])
