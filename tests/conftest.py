@@ -78,6 +78,22 @@ def http(live: LiveServer) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture(scope="session")
+def live_fmp4() -> Iterator[LiveServer]:
+    """The same media with HLS forced to fMP4 (hls_container = fmp4)."""
+    settings = Settings(media_root=str(FIXTURES), hls_container="fmp4", **LIVE_SETTINGS)  # type: ignore[arg-type]
+    with LiveServer(settings) as server:
+        yield server
+
+
+@pytest.fixture(scope="session", params=["auto", "fmp4"])
+def hls_server(request: pytest.FixtureRequest) -> Iterator[tuple[httpx.Client, str]]:
+    """(client, base URL) for HLS with the default container choice, then with fMP4 forced."""
+    server = request.getfixturevalue("live" if request.param == "auto" else "live_fmp4")
+    with httpx.Client(base_url=server.base, timeout=30) as client:
+        yield client, server.base
+
+
 def ffprobe_json(target: str | Path, *arguments: str) -> dict:
     require_tools()
     command = ["ffprobe", "-v", "error", "-of", "json", *arguments, str(target)]

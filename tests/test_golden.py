@@ -21,6 +21,7 @@ SCENARIOS = {
     "irregular_gop_index.m3u8": "/hls/irregular_gop.mp4/index.m3u8",
     "clip_index.m3u8": "/hls/clipFrom/5000/clipTo/15000/moov_end.mp4/index-a1.m3u8",
     "audio_only_master.m3u8": "/hls/audio_only.m4a/master.m3u8",
+    "hevc_fmp4_index.m3u8": "/hls/hevc.mp4/index-v1-a1.m3u8",
 }
 
 

@@ -45,6 +45,9 @@ class Settings(BaseModel):
     manifest_segment_durations_mode: DurationsMode = "accurate"
     manifest_duration_policy: DurationPolicy = "max"
 
+    # HLS
+    hls_container: Literal["auto", "mpegts", "fmp4"] = "auto"  # auto: TS for H.264, fMP4 for HEVC/AV1
+
     # reads
     initial_read_size: int = Field(65_536, ge=4096)  # first metadata read, bytes
     read_merge_gap: int = Field(65_536, ge=0)  # merge frame ranges closer than this, bytes

@@ -6,6 +6,9 @@ between a manifest and a segment goes through this one function.
 """
 
 MPEG_TS_CLOCK = 90_000  # ISO/IEC 13818-1 2.4.3.7: PTS/DTS run at 90 kHz
+# Output timestamps are presentation times plus this delay (ffmpeg's TS default, 1.4 s), so that the
+# decode times of B-frames and AAC priming, which precede presentation time 0, stay positive.
+PRESENTATION_DELAY_MS = 1400
 
 
 def rescale(value: int, from_timescale: int, to_timescale: int) -> int:

@@ -118,3 +118,15 @@ def _traf(fragment: FragmentTrack, data_offset: int) -> bytes:
 def write_fragment(plan: FragmentPlan, frame_bytes: list[list[memoryview]]) -> bytes:
     """The fragment's bytes; frame_bytes[i] holds the frames of plan.tracks[i] in decode order."""
     return b"".join([plan.head, *(view for views in frame_bytes for view in views)])
+
+
+# --- size bounds for manifests -----------------------------------------------------------------
+
+TRUN_ENTRY_SIZE = 16  # duration, size, flags, composition offset
+FRAGMENT_HEADER_BOUND = 16 + 24 + 16  # mdat header (64-bit), moof header, mfhd
+TRAF_HEADER_BOUND = 8 + 16 + 20 + 20  # traf header, tfhd, tfdt (64-bit), trun header
+
+
+def fragment_size_bound(payload: np.ndarray, frames: np.ndarray, tracks: int) -> np.ndarray:
+    """Upper bounds of fragment sizes (no styp) from payload bytes and frame counts per fragment."""
+    return payload + TRUN_ENTRY_SIZE * frames + FRAGMENT_HEADER_BOUND + TRAF_HEADER_BOUND * tracks

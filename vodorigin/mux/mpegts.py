@@ -23,7 +23,7 @@ from vodorigin.media.frames import TrackFrames
 from vodorigin.media.model import CodecInfo, MediaType
 from vodorigin.mux.adts import ADTS_HEADER_SIZE, AdtsHeader
 from vodorigin.mux.annexb import AnnexBPrefix, to_annexb
-from vodorigin.timing import MPEG_TS_CLOCK
+from vodorigin.timing import MPEG_TS_CLOCK, PRESENTATION_DELAY_MS
 
 PACKET_SIZE = 188
 PACKET_PAYLOAD = 184
@@ -31,7 +31,7 @@ PAT_PID = 0x0000
 PMT_PID = 0x1000
 FIRST_ES_PID = 0x0100
 PROGRAM_NUMBER = 1
-TIMESTAMP_OFFSET = 126_000  # 1.4 s at 90 kHz (ffmpeg's default) keeps early B-frame dts positive
+TIMESTAMP_OFFSET = PRESENTATION_DELAY_MS * MPEG_TS_CLOCK // 1000  # keeps early B-frame dts positive
 PCR_LEAD = 9_000  # PCR runs 100 ms ahead of the dts of the PES it is sent with
 TIMESTAMP_MASK = (1 << 33) - 1  # PTS/DTS/PCR base are 33-bit
 AUDIO_PES_MAX_DURATION_MS = 100  # frames grouped per audio PES: a PCR at least every 100 ms

@@ -21,11 +21,12 @@ class PackagerContext:
     segments: SegmentConfig
     max_frames_per_segment: int
     read_merge_gap: int
+    hls_container: str = "auto"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PackagerContext:
         return cls(SegmentConfig.from_settings(settings), settings.max_frames_per_segment,
-                   settings.read_merge_gap)
+                   settings.read_merge_gap, settings.hls_container)
 
 
 @dataclass(frozen=True, slots=True)
