@@ -8,27 +8,24 @@ hls_container setting; both segment formats are served whatever the playlist lis
 
 from __future__ import annotations
 
-import numpy as np
-
-from vodorigin.errors import BadRequest, NotFound, UnsupportedMedia
+from vodorigin.errors import BadRequest, UnsupportedMedia
 from vodorigin.media.frames import (
     ByteRange,
     SourceBytes,
     TrackFrames,
-    cut_indexes,
     merged_ranges,
     segment_frames,
 )
-from vodorigin.media.model import MediaSet, MediaType, Movie, Track, select_tracks
+from vodorigin.media.model import MediaSet, MediaType, Movie, Track
 from vodorigin.media.segmenter import Timeline, movie_timeline
 from vodorigin.mux import fmp4, mpegts
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
+from vodorigin.packagers.shared import FMP4, MPEGTS, choose_rendition, frame_rate, segment_bitrates
 from vodorigin.timing import PRESENTATION_DELAY_MS, rescale
 from vodorigin.urls import FileName, parse_file_name
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 TS_TYPE = "video/MP2T"
-MPEGTS, FMP4 = "mpegts", "fmp4"
 HLS_VERSION = {MPEGTS: 3, FMP4: 6}  # decimal EXTINF (RFC 8216 7); EXT-X-MAP without I-frames only: 6
 FMP4_VIDEO = ("hvc1", "hev1", "av01")  # what `auto` packages as fMP4 (TS for H.264)
 
@@ -60,18 +57,6 @@ def _document(text: str, media: MediaSet) -> Document:
 
 def mp4_type(tracks: tuple[Track, ...]) -> str:
     return "video/mp4" if any(t.media_type is MediaType.VIDEO for t in tracks) else "audio/mp4"
-
-
-def choose_rendition(media: MediaSet, name: FileName) -> tuple[Movie, tuple[Track, ...]]:
-    """The file (f<n>, default 1) and tracks (default v1 + a1) a file name addresses."""
-    index = name.file_index or 1
-    if index > len(media.movies):
-        raise NotFound(f"file f{index} is not in the set (it has {len(media.movies)})")
-    movie = media.movies[index - 1]
-    tracks = select_tracks(movie.tracks, name.tracks, default_first=True)
-    if not tracks:
-        raise NotFound("no such track")
-    return movie, tracks
 
 
 def choose_container(tracks: tuple[Track, ...], setting: str) -> str:
@@ -171,42 +156,3 @@ def _stream_inf(tracks: tuple[Track, ...], timeline: Timeline, container: str) -
         attributes.append(f"FRAME-RATE={frame_rate(video):.3f}")
     attributes.append(f'CODECS="{",".join(t.codec.codec_string for t in tracks)}"')
     return "#EXT-X-STREAM-INF:" + ",".join(attributes)
-
-
-def segment_bitrates(tracks: tuple[Track, ...], timeline: Timeline, container: str) -> tuple[int, int]:
-    """(peak, average) bits per second of the segments, from an upper bound of their sizes.
-
-    RFC 8216 4.3.4.2: BANDWIDTH is the peak segment bit rate; AVERAGE-BANDWIDTH the average.
-    """
-    sizes = np.zeros(timeline.count, dtype=np.int64)
-    frame_counts = np.zeros(timeline.count, dtype=np.int64)
-    for track in tracks:
-        samples = track.samples
-        if container == MPEGTS:
-            video = track.media_type is MediaType.VIDEO
-            packets = mpegts.frame_packet_bounds(track.codec, video, samples.sizes.astype(np.int64),
-                                                 samples.is_sync(0, samples.count))
-            per_frame = packets * mpegts.PACKET_SIZE
-        else:
-            per_frame = samples.sizes.astype(np.int64)
-        running = np.concatenate(([0], np.cumsum(per_frame)))
-        cuts = cut_indexes(track, timeline)
-        sizes += running[cuts[1:]] - running[cuts[:-1]]
-        frame_counts += np.diff(cuts)
-    if container == MPEGTS:
-        sizes += mpegts.segment_overhead_packets(len(tracks)) * mpegts.PACKET_SIZE
-    else:
-        sizes = fmp4.fragment_size_bound(sizes, frame_counts, len(tracks))
-    bits = sizes * 8
-    seconds = np.diff(timeline.cuts) / timeline.timescale
-    valid = seconds > 0
-    if not valid.any():
-        return 0, 0
-    return int(np.max(bits[valid] / seconds[valid])), int(bits[valid].sum() / seconds[valid].sum())
-
-
-def frame_rate(track: Track) -> float:
-    """Frames per second from the median frame duration (robust to a short last frame)."""
-    durations = np.diff(track.samples.dts, append=track.samples.end_dts)
-    median = float(np.median(durations)) if len(durations) else 0.0
-    return track.timescale / median if median > 0 else 0.0

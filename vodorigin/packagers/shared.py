@@ -1,0 +1,65 @@
+"""What several packagers share: choosing a rendition, bit rates from size bounds, frame rates."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from vodorigin.errors import NotFound
+from vodorigin.media.frames import cut_indexes
+from vodorigin.media.model import MediaSet, MediaType, Movie, Track, select_tracks
+from vodorigin.media.segmenter import Timeline
+from vodorigin.mux import fmp4, mpegts
+from vodorigin.urls import FileName
+
+MPEGTS, FMP4 = "mpegts", "fmp4"
+
+
+def choose_rendition(media: MediaSet, name: FileName) -> tuple[Movie, tuple[Track, ...]]:
+    """The file (f<n>, default 1) and tracks (default v1 + a1) a file name addresses."""
+    index = name.file_index or 1
+    if index > len(media.movies):
+        raise NotFound(f"file f{index} is not in the set (it has {len(media.movies)})")
+    movie = media.movies[index - 1]
+    tracks = select_tracks(movie.tracks, name.tracks, default_first=True)
+    if not tracks:
+        raise NotFound("no such track")
+    return movie, tracks
+
+
+def segment_bitrates(tracks: tuple[Track, ...], timeline: Timeline, container: str) -> tuple[int, int]:
+    """(peak, average) bits per second of the segments, from an upper bound of their sizes.
+
+    RFC 8216 4.3.4.2: BANDWIDTH is the peak segment bit rate; AVERAGE-BANDWIDTH the average.
+    """
+    sizes = np.zeros(timeline.count, dtype=np.int64)
+    frame_counts = np.zeros(timeline.count, dtype=np.int64)
+    for track in tracks:
+        samples = track.samples
+        if container == MPEGTS:
+            video = track.media_type is MediaType.VIDEO
+            packets = mpegts.frame_packet_bounds(track.codec, video, samples.sizes.astype(np.int64),
+                                                 samples.is_sync(0, samples.count))
+            per_frame = packets * mpegts.PACKET_SIZE
+        else:
+            per_frame = samples.sizes.astype(np.int64)
+        running = np.concatenate(([0], np.cumsum(per_frame)))
+        cuts = cut_indexes(track, timeline)
+        sizes += running[cuts[1:]] - running[cuts[:-1]]
+        frame_counts += np.diff(cuts)
+    if container == MPEGTS:
+        sizes += mpegts.segment_overhead_packets(len(tracks)) * mpegts.PACKET_SIZE
+    else:
+        sizes = fmp4.fragment_size_bound(sizes, frame_counts, len(tracks))
+    bits = sizes * 8
+    seconds = np.diff(timeline.cuts) / timeline.timescale
+    valid = seconds > 0
+    if not valid.any():
+        return 0, 0
+    return int(np.max(bits[valid] / seconds[valid])), int(bits[valid].sum() / seconds[valid].sum())
+
+
+def frame_rate(track: Track) -> float:
+    """Frames per second from the median frame duration (robust to a short last frame)."""
+    durations = np.diff(track.samples.dts, append=track.samples.end_dts)
+    median = float(np.median(durations)) if len(durations) else 0.0
+    return track.timescale / median if median > 0 else 0.0
