@@ -1,4 +1,4 @@
-"""Golden playlists: what the HLS packager renders for fixed scenarios, reviewed when it changes.
+"""Golden manifests: what the HLS and DASH packagers render for fixed scenarios, reviewed when it changes.
 
 Run `VODORIGIN_UPDATE_GOLDEN=1 make test` to rewrite tests/golden/ after a deliberate change, then
 review the diff of the golden files like code.
@@ -12,16 +12,19 @@ from pathlib import Path
 import httpx
 import pytest
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "hls"
+GOLDEN = Path(__file__).resolve().parent / "golden"
 UPDATE = os.environ.get("VODORIGIN_UPDATE_GOLDEN") == "1"
 SCENARIOS = {
-    "bframes_master.m3u8": "/hls/bframes.mp4/master.m3u8",
-    "bframes_index.m3u8": "/hls/bframes.mp4/index-v1-a1.m3u8",
-    "urlset_master.m3u8": "/hls/clip_,180p,360p,.mp4.urlset/master.m3u8",
-    "irregular_gop_index.m3u8": "/hls/irregular_gop.mp4/index.m3u8",
-    "clip_index.m3u8": "/hls/clipFrom/5000/clipTo/15000/moov_end.mp4/index-a1.m3u8",
-    "audio_only_master.m3u8": "/hls/audio_only.m4a/master.m3u8",
-    "hevc_fmp4_index.m3u8": "/hls/hevc.mp4/index-v1-a1.m3u8",
+    "hls/bframes_master.m3u8": "/hls/bframes.mp4/master.m3u8",
+    "hls/bframes_index.m3u8": "/hls/bframes.mp4/index-v1-a1.m3u8",
+    "hls/urlset_master.m3u8": "/hls/clip_,180p,360p,.mp4.urlset/master.m3u8",
+    "hls/irregular_gop_index.m3u8": "/hls/irregular_gop.mp4/index.m3u8",
+    "hls/clip_index.m3u8": "/hls/clipFrom/5000/clipTo/15000/moov_end.mp4/index-a1.m3u8",
+    "hls/audio_only_master.m3u8": "/hls/audio_only.m4a/master.m3u8",
+    "hls/hevc_fmp4_index.m3u8": "/hls/hevc.mp4/index-v1-a1.m3u8",
+    "dash/bframes.mpd": "/dash/bframes.mp4/manifest.mpd",
+    "dash/urlset.mpd": "/dash/clip_,180p,360p,.mp4.urlset/manifest.mpd",
+    "dash/irregular_gop.mpd": "/dash/irregular_gop.mp4/manifest.mpd",
 }
 
 

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from vodorigin import __version__
 from vodorigin.errors import VodError
 from vodorigin.origin import Origin
-from vodorigin.packagers import hls, pd
+from vodorigin.packagers import dash, hls, pd
 from vodorigin.packagers.output import Output, PackagerContext
 from vodorigin.settings import Settings, load_settings
 from vodorigin.storage.local import LocalStorage
@@ -32,13 +32,17 @@ async def serve_hls(request: MediaRequest, origin: Origin, context: PackagerCont
     return hls.handle(request.file_name, await origin.media_set(request), context)
 
 
+async def serve_dash(request: MediaRequest, origin: Origin, context: PackagerContext) -> Output:
+    return dash.handle(request.file_name, await origin.media_set(request), context)
+
+
 async def serve_pd(request: MediaRequest, origin: Origin, context: PackagerContext) -> Output:
     if request.clip.start_ms or request.clip.end_ms is not None or not request.tracks.empty:
         return pd.clipped_file(await origin.media_set(request), context)
     return pd.whole_file(await origin.storage.stat(request.files[0]))
 
 
-PROTOCOL_HANDLERS: dict[str, Handler] = {"hls": serve_hls, "pd": serve_pd}
+PROTOCOL_HANDLERS: dict[str, Handler] = {"hls": serve_hls, "dash": serve_dash, "pd": serve_pd}
 
 
 def create_app(settings: Settings) -> FastAPI:

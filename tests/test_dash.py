@@ -1,0 +1,76 @@
+"""DASH end to end: the MPD read by ffmpeg, every representation's fragments checked box by box."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import httpx
+import pytest
+from lxml import etree
+
+from tests.conftest import MEDIA_FILES, LiveServer, ffmpeg_read_errors, ffprobe_packets, load_movie
+from vodorigin.mp4.boxes import find_path, iter_boxes
+
+URLSET = "clip_,180p,360p,.mp4.urlset"
+NS = {"d": "urn:mpeg:dash:schema:mpd:2011"}
+
+
+@pytest.mark.parametrize("media_set", [*MEDIA_FILES, URLSET])
+def test_ffmpeg_reads_the_manifest(media_set: str, live: LiveServer) -> None:
+    assert ffmpeg_read_errors(f"{live.base}/dash/{media_set}/manifest.mpd") == ""
+
+
+def fragment_times(fragment: bytes) -> tuple[int, list[int], list[int]]:
+    """(tfdt, sample durations, sample flags) of a one-track fragment, read with our box walker."""
+    moof = next(b for b in iter_boxes(fragment, 0, len(fragment)) if b.type == b"moof")
+    tfdt = find_path(fragment, moof, b"traf", b"tfdt")
+    trun = find_path(fragment, moof, b"traf", b"trun")
+    assert tfdt is not None and trun is not None
+    (base,) = struct.unpack_from(">Q", fragment, tfdt.payload_start + 4)
+    count = struct.unpack_from(">I", fragment, trun.payload_start + 4)[0]
+    entries = [struct.unpack_from(">IIIi", fragment, trun.payload_start + 12 + 16 * i) for i in range(count)]
+    return base, [e[0] for e in entries], [e[2] for e in entries]
+
+
+@pytest.mark.parametrize("media_set", [*MEDIA_FILES, URLSET])
+def test_every_representation(media_set: str, http: httpx.Client, tmp_path: Path) -> None:
+    response = http.get(f"/dash/{media_set}/manifest.mpd")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/dash+xml"
+    mpd = etree.fromstring(response.content)
+    representations = mpd.findall(".//d:Representation", NS)
+    assert representations
+    for representation in representations:
+        rep_id = representation.get("id")
+        template = representation.find("d:SegmentTemplate", NS)
+        timeline = [(int(s.get("d")), int(s.get("r", "0"))) for s in template.findall(".//d:S", NS)]
+        count = sum(r + 1 for _, r in timeline)
+        listed = sum(d * (r + 1) for d, r in timeline)
+        init = http.get(f"/dash/{media_set}/init-{rep_id}.mp4").content
+        fragments = [http.get(f"/dash/{media_set}/fragment-{n}-{rep_id}.m4s").content
+                     for n in range(1, count + 1)]
+        assert http.get(f"/dash/{media_set}/fragment-{count + 1}-{rep_id}.m4s").status_code == 404
+        expected_next = None
+        video = representation.getparent().get("contentType") == "video"
+        for fragment in fragments:
+            base, durations, flags = fragment_times(fragment)
+            if expected_next is not None:
+                assert base == expected_next, f"{rep_id}: tfdt does not continue the previous fragment"
+            expected_next = base + sum(durations)
+            if video:
+                assert flags[0] == 0x02000000, f"{rep_id}: a video fragment starts on a non-sync sample"
+        path = tmp_path / f"{rep_id}.mp4"
+        path.write_bytes(init + b"".join(fragments))
+        packets = ffprobe_packets(path)
+        name = media_set if "urlset" not in media_set else f"clip_{'180p' if 'f1' in rep_id else '360p'}.mp4"
+        track = next(t for t in load_movie(name).tracks if t.key == rep_id.split("-")[-1])
+        assert len(packets) == track.samples.count
+        first = int(template.findall(".//d:S", NS)[0].get("t")) - int(template.get("presentationTimeOffset"))
+        assert listed == track.presentation_end - first, f"{rep_id}: timeline sum is not the duration"
+
+
+def test_bad_dash_names(http: httpx.Client) -> None:
+    assert http.get("/dash/bframes.mp4/fragment-1.m4s").status_code == 400  # no representation
+    assert http.get("/dash/bframes.mp4/fragment-1-v1-a1.m4s").status_code == 400  # two tracks
+    assert http.get("/dash/bframes.mp4/init-v3.mp4").status_code == 404
+    assert http.get("/dash/bframes.mp4/nothing.xml").status_code == 400

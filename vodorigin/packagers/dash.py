@@ -1,0 +1,149 @@
+"""MPEG-DASH (ISO/IEC 23009-1): a static MPD with SegmentTemplate + SegmentTimeline, fMP4 segments.
+
+URLs (REFERENCE.md): manifest.mpd, init-<rep>.mp4, fragment-N-<rep>.m4s, with representation ids
+v1, a1 for one file and f1-v1, f2-v1, f1-a1 for a urlset. One AdaptationSet per media type; each
+Representation carries its own SegmentTimeline with the real durations of its own track, so a
+player's timeline matches the media exactly (5.3.9.6). Media times are presentation times plus
+PRESENTATION_DELAY_MS, declared as presentationTimeOffset.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from vodorigin.errors import BadRequest
+from vodorigin.media.frames import SourceBytes, cut_indexes, merged_ranges, segment_frames
+from vodorigin.media.model import MediaSet, MediaType, Movie, Track
+from vodorigin.media.segmenter import Timeline, movie_timeline
+from vodorigin.mux import fmp4
+from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
+from vodorigin.packagers.shared import FMP4, choose_rendition, frame_rate, segment_bitrates
+from vodorigin.timing import PRESENTATION_DELAY_MS, rescale
+from vodorigin.urls import parse_file_name
+
+MPD_TYPE = "application/dash+xml"
+MPD_NAMESPACE = "urn:mpeg:dash:schema:mpd:2011"
+PROFILE = "urn:mpeg:dash:profile:isoff-live:2011"
+CHANNEL_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+
+
+def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
+    if file_name == "manifest.mpd":
+        body = render_manifest(media, context)
+        return Document(body, MPD_TYPE, tuple(m.source for m in media.movies))
+    kind = file_name.split("-", 1)[0]
+    if kind == "init" and file_name.endswith(".mp4"):
+        movie, track = _representation(media, file_name, numbered=False)
+        content_type = "video/mp4" if track.media_type is MediaType.VIDEO else "audio/mp4"
+        return Document(fmp4.init_segment([track]), content_type, (movie.source,))
+    if kind == "fragment" and file_name.endswith(".m4s"):
+        return fragment(file_name, media, context)
+    raise BadRequest(f"unknown DASH file name {file_name!r}")
+
+
+def _representation(media: MediaSet, file_name: str, numbered: bool) -> tuple[Movie, Track]:
+    name = parse_file_name(file_name, numbered=numbered)
+    if name.tracks.empty or len(choose_rendition(media, name)[1]) != 1:
+        raise BadRequest(f"{file_name!r}: a DASH representation names exactly one track (v1, a1...)")
+    movie, tracks = choose_rendition(media, name)
+    return movie, tracks[0]
+
+
+def fragment(file_name: str, media: MediaSet, context: PackagerContext) -> MediaSegment:
+    movie, track = _representation(media, file_name, numbered=True)
+    number = parse_file_name(file_name, numbered=True).number or 1
+    timeline = movie_timeline(movie, context.segments, media.clip)
+    frames = segment_frames(track, timeline, number, context.max_frames_per_segment)
+    delay = rescale(PRESENTATION_DELAY_MS, 1000, track.timescale)
+    plan = fmp4.plan_fragment(number, [fmp4.FragmentTrack(frames, delay)], segment_type=True)
+
+    def render(source: SourceBytes) -> bytes:
+        return fmp4.write_fragment(plan, [source.frame_views(frames)])
+
+    content_type = "video/mp4" if track.media_type is MediaType.VIDEO else "audio/mp4"
+    ranges = merged_ranges([frames], context.read_merge_gap)
+    return MediaSegment(plan.size, content_type, movie.source, ranges, render)
+
+
+def render_manifest(media: MediaSet, context: PackagerContext) -> bytes:
+    timelines = [movie_timeline(m, context.segments, media.clip) for m in media.movies]
+    duration = max(t.end - t.start for t in timelines) / timelines[0].timescale if timelines else 0
+    mpd = etree.Element(f"{{{MPD_NAMESPACE}}}MPD", nsmap={None: MPD_NAMESPACE}, type="static",
+                        profiles=PROFILE, minBufferTime="PT2S", mediaPresentationDuration=_duration(duration))
+    period = etree.SubElement(mpd, "Period", id="0", start="PT0S")
+    for index, media_type in enumerate((MediaType.VIDEO, MediaType.AUDIO), start=1):
+        representations = _representations(media, timelines, media_type)
+        if not representations:
+            continue
+        adaptation = etree.SubElement(period, "AdaptationSet", id=str(index), contentType=media_type.value,
+                                      mimeType=f"{media_type.value}/mp4", segmentAlignment="true",
+                                      startWithSAP="1")
+        if media_type is MediaType.AUDIO:
+            adaptation.set("lang", representations[0][1].language)
+        for rep_id, track, timeline in representations:
+            _representation_element(adaptation, rep_id, track, timeline)
+    return etree.tostring(mpd, xml_declaration=True, encoding="utf-8", pretty_print=True)
+
+
+def _representations(media: MediaSet, timelines: list[Timeline], media_type: MediaType
+                     ) -> list[tuple[str, Track, Timeline]]:
+    """Every video track of every file; audio from the first file with audio (renditions share it)."""
+    result = []
+    for number, (movie, timeline) in enumerate(zip(media.movies, timelines, strict=True), start=1):
+        prefix = f"f{number}-" if len(media.movies) > 1 else ""
+        for track in movie.tracks_of(media_type):
+            result.append((f"{prefix}{track.key}", track, timeline))
+        if media_type is MediaType.AUDIO and result:
+            break
+    return result
+
+
+def _representation_element(adaptation: etree._Element, rep_id: str, track: Track, timeline: Timeline
+                            ) -> None:
+    peak, _ = segment_bitrates((track,), timeline, FMP4)
+    element = etree.SubElement(adaptation, "Representation", id=rep_id, codecs=track.codec.codec_string,
+                               bandwidth=str(peak))
+    if track.media_type is MediaType.VIDEO:
+        element.set("width", str(track.codec.width))
+        element.set("height", str(track.codec.height))
+        element.set("frameRate", f"{frame_rate(track):.3f}".rstrip("0").rstrip("."))
+        element.set("sar", "1:1")
+    else:
+        element.set("audioSamplingRate", str(track.codec.sample_rate))
+        etree.SubElement(element, "AudioChannelConfiguration", schemeIdUri=CHANNEL_SCHEME,
+                         value=str(track.codec.channels))
+    delay = rescale(PRESENTATION_DELAY_MS, 1000, track.timescale)
+    template = etree.SubElement(element, "SegmentTemplate", timescale=str(track.timescale),
+                                presentationTimeOffset=str(delay), startNumber="1",
+                                initialization="init-$RepresentationID$.mp4",
+                                media="fragment-$Number$-$RepresentationID$.m4s")
+    _segment_timeline(template, track, timeline, delay)
+
+
+def _segment_timeline(template: etree._Element, track: Track, timeline: Timeline, delay: int) -> None:
+    """S elements (5.3.9.6): each segment's earliest presentation time and duration, run-length coded.
+
+    Video segments start at the timeline's cuts (key frames); audio segments at their first frame.
+    """
+    if track.media_type is MediaType.VIDEO:
+        starts = [rescale(int(c), timeline.timescale, track.timescale) for c in timeline.cuts[:-1].tolist()]
+    else:
+        first_samples = cut_indexes(track, timeline)[:-1]
+        starts = (track.samples.dts[first_samples] + track.edit_shift).tolist()
+    end = track.presentation_end if timeline.open_end else rescale(timeline.end, timeline.timescale,
+                                                                    track.timescale)
+    durations = [b - a for a, b in zip(starts, [*starts[1:], end], strict=True)]
+    element = etree.SubElement(template, "SegmentTimeline")
+    previous: etree._Element | None = None
+    for duration in durations:
+        if previous is not None and int(previous.get("d", "0")) == duration:
+            previous.set("r", str(int(previous.get("r", "0")) + 1))
+            continue
+        previous = etree.SubElement(element, "S")
+        if len(element) == 1:
+            previous.set("t", str(starts[0] + delay))
+        previous.set("d", str(duration))
+
+
+def _duration(seconds: float) -> str:
+    return f"PT{seconds:.3f}S"
