@@ -19,7 +19,7 @@ from vodorigin.mux import fmp4
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
 from vodorigin.packagers.shared import FMP4, choose_rendition, frame_rate, segment_bitrates
 from vodorigin.timing import PRESENTATION_DELAY_MS, rescale
-from vodorigin.urls import parse_file_name
+from vodorigin.urls import FileName, parse_file_name
 
 MPD_TYPE = "application/dash+xml"
 MPD_NAMESPACE = "urn:mpeg:dash:schema:mpd:2011"
@@ -33,7 +33,7 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
         return Document(body, MPD_TYPE, tuple(m.source for m in media.movies))
     kind = file_name.split("-", 1)[0]
     if kind == "init" and file_name.endswith(".mp4"):
-        movie, track = _representation(media, file_name, numbered=False)
+        movie, track = _representation(media, parse_file_name(file_name))
         content_type = "video/mp4" if track.media_type is MediaType.VIDEO else "audio/mp4"
         return Document(fmp4.init_segment([track]), content_type, (movie.source,))
     if kind == "fragment" and file_name.endswith(".m4s"):
@@ -41,17 +41,18 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
     raise BadRequest(f"unknown DASH file name {file_name!r}")
 
 
-def _representation(media: MediaSet, file_name: str, numbered: bool) -> tuple[Movie, Track]:
-    name = parse_file_name(file_name, numbered=numbered)
-    if name.tracks.empty or len(choose_rendition(media, name)[1]) != 1:
-        raise BadRequest(f"{file_name!r}: a DASH representation names exactly one track (v1, a1...)")
+def _representation(media: MediaSet, name: FileName) -> tuple[Movie, Track]:
+    """The one track a representation id (v1, a1, f2-v1...) names."""
     movie, tracks = choose_rendition(media, name)
+    if name.tracks.empty or len(tracks) != 1:
+        raise BadRequest("a DASH representation names exactly one track (v1, a1, f2-v1...)")
     return movie, tracks[0]
 
 
 def fragment(file_name: str, media: MediaSet, context: PackagerContext) -> MediaSegment:
-    movie, track = _representation(media, file_name, numbered=True)
-    number = parse_file_name(file_name, numbered=True).number or 1
+    name = parse_file_name(file_name, numbered=True)
+    movie, track = _representation(media, name)
+    number = name.number or 1
     timeline = movie_timeline(movie, context.segments, media.clip)
     frames = segment_frames(track, timeline, number, context.max_frames_per_segment)
     delay = rescale(PRESENTATION_DELAY_MS, 1000, track.timescale)
