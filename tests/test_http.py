@@ -24,6 +24,11 @@ ROUTES = [
     "/hls/clip_,180p,360p,.mp4.urlset/seg-1-f2-v1-a1.ts",
     "/pd/bframes.mp4",
     "/pd/clipFrom/3000/clipTo/9000/bframes.mp4",
+    "/hls/bframes.mp4/init-v1-a1.mp4",
+    "/hls/bframes.mp4/seg-3-v1-a1.m4s",
+    "/dash/bframes.mp4/manifest.mpd",
+    "/dash/bframes.mp4/init-v1.mp4",
+    "/dash/clip_,180p,360p,.mp4.urlset/fragment-2-f2-v1.m4s",
 ]
 
 
