@@ -17,7 +17,7 @@ from vodorigin.media.model import MediaSet, MediaType, Movie, Track
 from vodorigin.media.segmenter import Timeline, movie_timeline
 from vodorigin.mux import fmp4
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
-from vodorigin.packagers.shared import FMP4, choose_rendition, frame_rate, segment_bitrates
+from vodorigin.packagers.shared import FMP4, choose_rendition, frame_rate, mp4_type, segment_bitrates
 from vodorigin.timing import PRESENTATION_DELAY_MS, rescale
 from vodorigin.urls import FileName, parse_file_name
 
@@ -34,8 +34,7 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
     kind = file_name.split("-", 1)[0]
     if kind == "init" and file_name.endswith(".mp4"):
         movie, track = _representation(media, parse_file_name(file_name))
-        content_type = "video/mp4" if track.media_type is MediaType.VIDEO else "audio/mp4"
-        return Document(fmp4.init_segment([track]), content_type, (movie.source,))
+        return Document(fmp4.init_segment([track]), mp4_type((track,)), (movie.source,))
     if kind == "fragment" and file_name.endswith(".m4s"):
         return fragment(file_name, media, context)
     raise BadRequest(f"unknown DASH file name {file_name!r}")
@@ -61,9 +60,8 @@ def fragment(file_name: str, media: MediaSet, context: PackagerContext) -> Media
     def render(source: SourceBytes) -> bytes:
         return fmp4.write_fragment(plan, [source.frame_views(frames)])
 
-    content_type = "video/mp4" if track.media_type is MediaType.VIDEO else "audio/mp4"
     ranges = merged_ranges([frames], context.read_merge_gap)
-    return MediaSegment(plan.size, content_type, movie.source, ranges, render)
+    return MediaSegment(plan.size, mp4_type((track,)), movie.source, ranges, render)
 
 
 def render_manifest(media: MediaSet, context: PackagerContext) -> bytes:

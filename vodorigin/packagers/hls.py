@@ -20,7 +20,14 @@ from vodorigin.media.model import MediaSet, MediaType, Movie, Track
 from vodorigin.media.segmenter import Timeline, movie_timeline
 from vodorigin.mux import fmp4, mpegts
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
-from vodorigin.packagers.shared import FMP4, MPEGTS, choose_rendition, frame_rate, segment_bitrates
+from vodorigin.packagers.shared import (
+    FMP4,
+    MPEGTS,
+    choose_rendition,
+    frame_rate,
+    mp4_type,
+    segment_bitrates,
+)
 from vodorigin.timing import PRESENTATION_DELAY_MS, rescale
 from vodorigin.urls import FileName, parse_file_name
 
@@ -53,10 +60,6 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
 
 def _document(text: str, media: MediaSet) -> Document:
     return Document(text.encode(), PLAYLIST_TYPE, tuple(m.source for m in media.movies))
-
-
-def mp4_type(tracks: tuple[Track, ...]) -> str:
-    return "video/mp4" if any(t.media_type is MediaType.VIDEO for t in tracks) else "audio/mp4"
 
 
 def choose_container(tracks: tuple[Track, ...], setting: str) -> str:

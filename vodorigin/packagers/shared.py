@@ -14,6 +14,11 @@ from vodorigin.urls import FileName
 MPEGTS, FMP4 = "mpegts", "fmp4"
 
 
+def mp4_type(tracks: tuple[Track, ...]) -> str:
+    """Content type of fMP4 init segments and fragments: audio/mp4 when there is no video."""
+    return "video/mp4" if any(t.media_type is MediaType.VIDEO for t in tracks) else "audio/mp4"
+
+
 def choose_rendition(media: MediaSet, name: FileName) -> tuple[Movie, tuple[Track, ...]]:
     """The file (f<n>, default 1) and tracks (default v1 + a1) a file name addresses."""
     index = name.file_index or 1
