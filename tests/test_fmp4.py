@@ -65,7 +65,8 @@ def test_fragments_read_with_our_timestamps(name: str, muxed: bool, tmp_path: Pa
             assert [int(p["size"]) for p in ours] == samples.sizes.tolist()
 
 
-def test_fragment_boxes_round_trip() -> None:
+def test_fragment_box_layout() -> None:
+    """init is ftyp + moov; a DASH fragment is styp + moof + mdat (sizes walked by our parser)."""
     movie = load_movie("bframes.mp4")
     stream, sizes = build_stream("bframes.mp4", [movie.tracks[0]])
     init_size = len(stream) - sum(sizes)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vodorigin.errors import LimitExceeded
-from vodorigin.media.model import MediaType, Track
+from vodorigin.media.model import Track
 from vodorigin.media.segmenter import Timeline
 from vodorigin.timing import rescale
 
@@ -33,11 +33,6 @@ class TrackFrames:
     def count(self) -> int:
         return len(self.sizes)
 
-    @property
-    def end_dts(self) -> int:
-        """Decode time just after the last frame."""
-        return int(self.dts[-1] + self.durations[-1]) if self.count else 0
-
 
 def sample_indexes_at(track: Track, times: np.ndarray, timeline: Timeline) -> np.ndarray:
     """Index of the first sample of `track` in a segment starting at each of `times` (timeline ticks).
@@ -51,11 +46,9 @@ def sample_indexes_at(track: Track, times: np.ndarray, timeline: Timeline) -> np
     times = np.asarray(times, dtype=np.int64)
     presentation = (times * (2 * track.timescale) + timeline.timescale) // (2 * timeline.timescale)
     by_decode_time = np.searchsorted(samples.dts, presentation - track.edit_shift, side="left")
-    if track.media_type is MediaType.VIDEO:
-        sync = samples.sync_indexes()
-        sync_times = np.maximum.accumulate(track.sync_presentation_times())
-        positions = np.searchsorted(sync_times, presentation, side="left")
-        by_key_frame = np.append(sync, samples.count)[positions]
+    if track.key_times is not None:  # video
+        positions = np.searchsorted(track.key_times, presentation, side="left")
+        by_key_frame = np.append(samples.sync_indexes(), samples.count)[positions]
         indexes = np.where(times < timeline.end, by_key_frame, by_decode_time)
     else:
         indexes = by_decode_time
@@ -79,10 +72,17 @@ def cut_indexes(track: Track, timeline: Timeline) -> np.ndarray:
 def segment_frames(track: Track, timeline: Timeline, number: int, max_frames: int) -> TrackFrames:
     """The frames of `track` in segment `number` (1-based)."""
     start_time, end_time = timeline.segment(number)
+    return frames_between(track, timeline, start_time, end_time, max_frames)
+
+
+def frames_between(track: Track, timeline: Timeline, start_time: int, end_time: int, max_frames: int
+                   ) -> TrackFrames:
+    """The frames of `track` cut at start_time and end_time (timeline ticks), with times counted
+    from the timeline's start: a segment, or a whole clip."""
     first = sample_index_at(track, start_time, timeline)
     last = max(sample_index_at(track, end_time, timeline), first)
     if last - first > max_frames:
-        raise LimitExceeded(f"segment {number} of {track.key} has {last - first} frames (max {max_frames})")
+        raise LimitExceeded(f"{track.key}: {last - first} frames between two cuts (max {max_frames})")
     samples = track.samples
     dts = samples.dts[first:last]
     next_dts = samples.dts[last] if last < samples.count else samples.end_dts

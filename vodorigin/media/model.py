@@ -53,6 +53,16 @@ def presentation_end(samples: SampleTable, edit_shift: int) -> int:
     return int(np.max(samples.pts() + durations)) + edit_shift
 
 
+def key_times(samples: SampleTable, edit_shift: int) -> np.ndarray:
+    """Presentation times of the sync samples (where a segment may start), never decreasing, so
+    that searchsorted works even on streams whose key frames' composition offsets vary."""
+    sync = samples.sync_indexes()
+    times = samples.dts[sync]
+    if samples.composition_offsets is not None:
+        times = times + samples.composition_offsets[sync]
+    return np.maximum.accumulate(times + edit_shift) if len(times) else times
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Track:
     """One elementary stream of a Movie. `number` is 1-based per media type (v1, a1, ...)."""
@@ -66,23 +76,12 @@ class Track:
     language: str = "und"
     edit_shift: int = 0  # ticks added to pts/dts to get presentation time (edit lists, 8.6.6)
     presentation_end: int = 0  # presentation time just after the last sample; see presentation_end()
+    key_times: np.ndarray | None = None  # sync samples' presentation times, made monotonic; see key_times()
 
     @property
     def key(self) -> str:
         """Token naming the track in URLs and representation ids: v1, a2..."""
         return f"{self.media_type.letter}{self.number}"
-
-    def sync_presentation_times(self) -> np.ndarray:
-        """Presentation times of the sync samples (where a segment may start)."""
-        sync = self.samples.sync_indexes()
-        times = self.samples.dts[sync]
-        if self.samples.composition_offsets is not None:
-            times = times + self.samples.composition_offsets[sync]
-        return times + self.edit_shift
-
-    def decode_presentation_times(self) -> np.ndarray:
-        """dts shifted onto the presentation timeline (audio is cut on these)."""
-        return self.samples.dts + self.edit_shift
 
     @property
     def nbytes(self) -> int:

@@ -149,7 +149,7 @@ def movie_timeline(movie: Movie, config: SegmentConfig, clip: Clip | None = None
     timescale = reference.timescale
     ends = [rescale(t.presentation_end, t.timescale, timescale) for t in movie.tracks]
     end = max(ends) if config.duration_policy == "max" else min(ends)
-    key_times = _key_times(reference)
+    key_times = reference.key_times
     start = 0
     open_end = True
     if clip is not None and (clip.start_ms or clip.end_ms is not None):
@@ -157,17 +157,11 @@ def movie_timeline(movie: Movie, config: SegmentConfig, clip: Clip | None = None
     return segment_timeline(key_times, timescale, start, end, config, open_end)
 
 
-def _key_times(track: Track) -> np.ndarray | None:
-    if track.media_type is not MediaType.VIDEO:
-        return None
-    return np.maximum.accumulate(track.sync_presentation_times())
-
-
 def _clip_range(clip: Clip, key_times: np.ndarray | None, timescale: int, end: int) -> tuple[int, int, bool]:
     start = rescale(clip.start_ms, 1000, timescale)
     if key_times is not None and len(key_times):
         before = int(np.searchsorted(key_times, start, side="right")) - 1
-        start = int(key_times[max(before, 0)]) if before >= 0 else 0
+        start = int(key_times[before]) if before >= 0 else 0
     open_end = True
     if clip.end_ms is not None:
         clip_end = rescale(clip.end_ms, 1000, timescale)

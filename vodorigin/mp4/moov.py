@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vodorigin.errors import LimitExceeded, MediaError
-from vodorigin.media.model import MediaType, Movie, SourceIdentity, Track, presentation_end
+from vodorigin.media.model import MediaType, Movie, SourceIdentity, Track, key_times, presentation_end
 from vodorigin.mp4.boxes import Box, child_boxes, find_path, full_box_header, iter_boxes, read_box_header
 from vodorigin.mp4.codecs import parse_sample_entry
 from vodorigin.mp4.tables import RawTables, parse_sample_table
@@ -108,7 +108,8 @@ def _parse_trak(moov: bytes, trak: Box, movie_timescale: int, limits: Limits) ->
     edts = boxes.get(b"edts")
     shift = _edit_shift(moov, edts, movie_timescale, timescale) if edts else 0
     end = presentation_end(samples, shift)
-    return Track(track_id, 0, media_type, timescale, codec, samples, language, shift, end)
+    keys = key_times(samples, shift) if media_type is MediaType.VIDEO else None
+    return Track(track_id, 0, media_type, timescale, codec, samples, language, shift, end, keys)
 
 
 def _mdhd(moov: bytes, mdhd: Box) -> tuple[int, str]:

@@ -123,14 +123,18 @@ def _segment_timeline(template: etree._Element, track: Track, timeline: Timeline
     """S elements (5.3.9.6): each segment's earliest presentation time and duration, run-length coded.
 
     Video segments start at the timeline's cuts (key frames); audio segments at their first frame.
+    Times count from the timeline's start (a clip starts at 0), as the fragments' decode times do.
     """
+    origin = rescale(timeline.start, timeline.timescale, track.timescale)
     if track.media_type is MediaType.VIDEO:
-        starts = [rescale(int(c), timeline.timescale, track.timescale) for c in timeline.cuts[:-1].tolist()]
+        cuts = timeline.cuts[:-1].tolist()
+        starts = [rescale(c, timeline.timescale, track.timescale) - origin for c in cuts]
     else:
         first_samples = cut_indexes(track, timeline)[:-1]
-        starts = (track.samples.dts[first_samples] + track.edit_shift).tolist()
+        starts = (track.samples.dts[first_samples] + track.edit_shift - origin).tolist()
     end = track.presentation_end if timeline.open_end else rescale(timeline.end, timeline.timescale,
                                                                     track.timescale)
+    end -= origin
     durations = [b - a for a, b in zip(starts, [*starts[1:], end], strict=True)]
     element = etree.SubElement(template, "SegmentTimeline")
     previous: etree._Element | None = None

@@ -22,11 +22,12 @@ class PackagerContext:
     max_frames_per_segment: int
     read_merge_gap: int
     hls_container: str = "auto"
+    max_clip_frames: int = 20_000_000  # a progressive clip may hold a whole track
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PackagerContext:
         return cls(SegmentConfig.from_settings(settings), settings.max_frames_per_segment,
-                   settings.read_merge_gap, settings.hls_container)
+                   settings.read_merge_gap, settings.hls_container, settings.max_samples_per_track)
 
 
 @dataclass(frozen=True, slots=True)

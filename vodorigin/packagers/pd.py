@@ -13,7 +13,7 @@ from pathlib import PurePosixPath
 import numpy as np
 
 from vodorigin.errors import BadRequest
-from vodorigin.media.frames import ByteRange, sample_index_at
+from vodorigin.media.frames import ByteRange, frames_between
 from vodorigin.media.model import MediaSet, MediaType, SourceIdentity, Track
 from vodorigin.media.segmenter import Timeline, movie_timeline
 from vodorigin.mp4 import write
@@ -37,7 +37,7 @@ def clipped_file(media: MediaSet, context: PackagerContext) -> FileParts:
     """The clip of media.movies[0] selected by media.clip, as a new MP4."""
     movie = media.movies[0]
     timeline = movie_timeline(movie, context.segments, media.clip)
-    spans = [_TrackSpan(t, timeline) for t in movie.tracks]
+    spans = [_TrackSpan(t, timeline, context.max_clip_frames) for t in movie.tracks]
     spans = [s for s in spans if s.count]
     if not spans:
         raise BadRequest("the clip holds no samples")
@@ -53,30 +53,24 @@ def clipped_file(media: MediaSet, context: PackagerContext) -> FileParts:
 
 
 class _TrackSpan:
-    """One track's samples inside the clip, and where they sit in the source."""
+    """One track's samples inside the clip (frames_between), and where they sit in the source."""
 
-    def __init__(self, track: Track, timeline: Timeline) -> None:
+    def __init__(self, track: Track, timeline: Timeline, max_frames: int) -> None:
         self.track = track
-        self.first = sample_index_at(track, timeline.start, timeline)
-        self.stop = max(sample_index_at(track, timeline.end, timeline), self.first)
-        samples = track.samples
-        self.offsets = samples.offsets(self.first, self.stop)
-        self.sizes = samples.sizes[self.first : self.stop].astype(np.int64)
-        self.low = int(self.offsets.min()) if self.count else 0
-        self.high = int((self.offsets + self.sizes).max()) if self.count else 0
-        dts = samples.dts[self.first : self.stop]
-        next_dts = samples.dts[self.stop] if self.stop < samples.count else samples.end_dts
-        self.durations = np.diff(dts, append=next_dts)
-        start = rescale(timeline.start, timeline.timescale, track.timescale)
-        self.media_time = start - track.edit_shift - (int(dts[0]) if self.count else 0)
+        self.frames = frames_between(track, timeline, timeline.start, timeline.end, max_frames)
+        frames = self.frames
+        self.low = int(frames.offsets.min()) if frames.count else 0
+        self.high = int((frames.offsets + frames.sizes).max()) if frames.count else 0
+        # frames.dts count from the clip start: the first frame's is where presentation starts
+        self.media_time = -int(frames.dts[0]) if frames.count else 0
 
     @property
     def count(self) -> int:
-        return self.stop - self.first
+        return self.frames.count
 
     def edits(self) -> list[tuple[int, int]]:
         """Edit list entries (movie timescale) putting the clip start at presentation time 0."""
-        total = int(self.durations.sum())
+        total = int(self.frames.durations.sum())
         if self.media_time >= 0:
             shown = max(total - self.media_time, 0)
             return [(rescale(shown, self.track.timescale, MOVIE_TIMESCALE), self.media_time)]
@@ -84,19 +78,19 @@ class _TrackSpan:
         return [(delay, -1), (rescale(total, self.track.timescale, MOVIE_TIMESCALE), 0)]
 
     def trak(self, base: int, low: int) -> bytes:
-        track, samples = self.track, self.track.samples
+        track, frames = self.track, self.frames
         audio = track.media_type is MediaType.AUDIO
         edits = self.edits()
-        table = [write.stsd(track.codec.sample_entry), write.stts(self.durations)]
-        if samples.composition_offsets is not None:
-            table.append(write.ctts(samples.composition_offsets[self.first : self.stop]))
-        if samples.sync is not None:
-            table.append(write.stss(np.nonzero(samples.is_sync(self.first, self.stop))[0] + 1))
-        table += [write.stsz(self.sizes), write.stsc_one_sample_per_chunk(),
-                  write.chunk_offsets(self.offsets - low + base)]
+        table = [write.stsd(track.codec.sample_entry), write.stts(frames.durations)]
+        if track.samples.composition_offsets is not None:
+            table.append(write.ctts(frames.pts - frames.dts))
+        if track.samples.sync is not None:
+            table.append(write.stss(np.nonzero(frames.sync)[0] + 1))
+        table += [write.stsz(frames.sizes), write.stsc_one_sample_per_chunk(),
+                  write.chunk_offsets(frames.offsets - low + base)]
         media = write.box(
             b"mdia",
-            write.mdhd(track.timescale, int(self.durations.sum()), track.language),
+            write.mdhd(track.timescale, int(frames.durations.sum()), track.language),
             write.hdlr(b"soun" if audio else b"vide", "SoundHandler" if audio else "VideoHandler"),
             write.box(b"minf", write.media_header(audio), write.dinf(), write.box(b"stbl", *table)),
         )
