@@ -22,6 +22,8 @@ SCENARIOS = {
     "hls/clip_index.m3u8": "/hls/clipFrom/5000/clipTo/15000/moov_end.mp4/index-a1.m3u8",
     "hls/audio_only_master.m3u8": "/hls/audio_only.m4a/master.m3u8",
     "hls/hevc_fmp4_index.m3u8": "/hls/hevc.mp4/index-v1-a1.m3u8",
+    "hls/bframes_iframes.m3u8": "/hls/bframes.mp4/iframes-v1.m3u8",
+    "hls/hevc_fmp4_iframes.m3u8": "/hls/hevc.mp4/iframes-v1.m3u8",
     "dash/bframes.mpd": "/dash/bframes.mp4/manifest.mpd",
     "dash/urlset.mpd": "/dash/clip_,180p,360p,.mp4.urlset/manifest.mpd",
     "dash/irregular_gop.mpd": "/dash/irregular_gop.mp4/manifest.mpd",

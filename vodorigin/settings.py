@@ -47,6 +47,7 @@ class Settings(BaseModel):
 
     # HLS
     hls_container: Literal["auto", "mpegts", "fmp4"] = "auto"  # auto: TS for H.264, fMP4 for HEVC/AV1
+    hls_iframes_playlists: bool = True  # EXT-X-I-FRAME-STREAM-INF in the master, iframes-*.m3u8
 
     # reads
     initial_read_size: int = Field(65_536, ge=4096)  # first metadata read, bytes

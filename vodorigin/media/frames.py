@@ -33,6 +33,12 @@ class TrackFrames:
     def count(self) -> int:
         return len(self.sizes)
 
+    def part(self, start: int, stop: int) -> TrackFrames:
+        """Frames start..stop of these (indexes relative to `first`)."""
+        return TrackFrames(self.track, self.first + start, self.dts[start:stop], self.pts[start:stop],
+                           self.durations[start:stop], self.sizes[start:stop], self.offsets[start:stop],
+                           self.sync[start:stop])
+
 
 def sample_indexes_at(track: Track, times: np.ndarray, timeline: Timeline) -> np.ndarray:
     """Index of the first sample of `track` in a segment starting at each of `times` (timeline ticks).
@@ -70,17 +76,22 @@ def cut_indexes(track: Track, timeline: Timeline) -> np.ndarray:
 
 
 def segment_frames(track: Track, timeline: Timeline, number: int, max_frames: int) -> TrackFrames:
-    """The frames of `track` in segment `number` (1-based)."""
-    start_time, end_time = timeline.segment(number)
-    return frames_between(track, timeline, start_time, end_time, max_frames)
+    """The frames of `track` in segment `number` (1-based): samples cut_indexes[n - 1] to cut_indexes[n]."""
+    timeline.segment(number)  # validates the number
+    cuts = cut_indexes(track, timeline)
+    return frames_by_index(track, timeline, int(cuts[number - 1]), int(cuts[number]), max_frames)
 
 
 def frames_between(track: Track, timeline: Timeline, start_time: int, end_time: int, max_frames: int
                    ) -> TrackFrames:
-    """The frames of `track` cut at start_time and end_time (timeline ticks), with times counted
-    from the timeline's start: a segment, or a whole clip."""
+    """The frames of `track` cut at start_time and end_time (timeline ticks): a whole clip."""
     first = sample_index_at(track, start_time, timeline)
     last = max(sample_index_at(track, end_time, timeline), first)
+    return frames_by_index(track, timeline, first, last, max_frames)
+
+
+def frames_by_index(track: Track, timeline: Timeline, first: int, last: int, max_frames: int) -> TrackFrames:
+    """Samples first..last of `track`, with times counted from the timeline's start."""
     if last - first > max_frames:
         raise LimitExceeded(f"{track.key}: {last - first} frames between two cuts (max {max_frames})")
     samples = track.samples

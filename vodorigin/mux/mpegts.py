@@ -14,6 +14,7 @@ are built, which is what nginx-vod-module does too.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,12 @@ TIMESTAMP_MASK = (1 << 33) - 1  # PTS/DTS/PCR base are 33-bit
 AUDIO_PES_MAX_DURATION_MS = 100  # frames grouped per audio PES: a PCR at least every 100 ms
 AUDIO_PES_MAX_BYTES = 60_000  # PES_packet_length must fit 16 bits
 CC_PADDING_SEARCH = 40  # extra packets tried to align a stream's packet count on 16
+PSI_PACKETS = 2  # PAT + PMT open every segment
+PES_HEADER_PTS, PES_HEADER_PTS_DTS = 14, 19  # PES header bytes with PTS only, with PTS and DTS
+PCR_ADAPTATION_FIELD, RAP_ADAPTATION_FIELD = 8, 2  # adaptation field bytes: with a PCR, flags only
+
+
+IntSequence = Sequence[int] | np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +111,7 @@ class TsPlan:
 
     @property
     def packet_count(self) -> int:
-        return 2 + sum(p.packets for p in self.pes)  # PAT + PMT
+        return PSI_PACKETS + sum(p.packets for p in self.pes)
 
     @property
     def size(self) -> int:
@@ -143,13 +150,11 @@ def _plan_stream(index: int, stream: StreamPlan, carries_pcr: bool) -> list[PesP
     frames = stream.frames
     if not frames.count:
         return []
-    codec = frames.track.codec
     timescale = frames.track.timescale
     pts = to_90khz(frames.pts, timescale).tolist()
     dts = to_90khz(frames.dts, timescale).tolist()
     if frames.track.media_type is MediaType.VIDEO:
-        prefix = AnnexBPrefix(codec)
-        sizes = (frames.sizes + np.where(frames.sync, len(prefix.key), len(prefix.plain))).tolist()
+        sizes = video_es_sizes(frames).tolist()
         groups = [(i, i + 1) for i in range(frames.count)]
         sync = frames.sync.tolist()
     else:
@@ -159,10 +164,12 @@ def _plan_stream(index: int, stream: StreamPlan, carries_pcr: bool) -> list[PesP
         sync = [False] * frames.count
     plans = []
     for start, stop in groups:
-        header = 19 if pts[start] != dts[start] else 14  # PES header with PTS and DTS, or PTS only
+        header = PES_HEADER_PTS_DTS if pts[start] != dts[start] else PES_HEADER_PTS
         pcr = ((dts[start] - PCR_LEAD) & TIMESTAMP_MASK) if carries_pcr else None
         random_access = sync[start]
-        first_af = (8 if pcr is not None else 2) if (pcr is not None or random_access) else 0
+        first_af = 0
+        if pcr is not None or random_access:
+            first_af = PCR_ADAPTATION_FIELD if pcr is not None else RAP_ADAPTATION_FIELD
         unit = PesPlan(index, start, stop, pts[start], dts[start], header, sum(sizes[start:stop]),
                        first_af, pcr, random_access)
         unit.set_padding(0)
@@ -187,16 +194,64 @@ def _audio_groups(frames: TrackFrames, sizes: list[int]) -> list[tuple[int, int]
 
 def _pad_continuity(units: list[PesPlan]) -> None:
     """Make the stream's packet count a multiple of 16 so the next segment can start at CC 0."""
-    total = sum(u.packets for u in units)
-    for unit in reversed(units):
-        if total % 16 == 0:
-            return
-        base = unit.packets
-        for extra in range(1, min(CC_PADDING_SEARCH, unit.es_size) + 1):
-            unit.set_padding(extra)
-            if (total - base + unit.packets) % 16 == 0:
-                return
-        unit.set_padding(0)
+    padding = continuity_padding(sum(u.packets for u in units), [u.header_size + u.es_size for u in units],
+                                 [u.es_size for u in units], [u.first_af for u in units])
+    if padding is not None:
+        unit, extra = padding
+        units[unit].set_padding(extra)
+
+
+def continuity_padding(total: int, sizes: IntSequence, es_sizes: IntSequence, first_afs: IntSequence
+                       ) -> tuple[int, int] | None:
+    """(PES index, extra packets) that make a stream's `total` packets a multiple of 16, trying the
+    last PES first; None when it already is one (or, for tiny PES only, when no PES can take it).
+
+    sizes are PES bytes (header included) and first_afs the adaptation field bytes of each PES's
+    first packet: a PES takes pes_packet_count(size, first_af) packets without padding.
+    """
+    if total % 16 == 0:
+        return None
+    for unit in range(len(sizes) - 1, -1, -1):
+        size, first_af = int(sizes[unit]), int(first_afs[unit])
+        base = pes_packet_count(size, first_af)
+        for extra in range(1, min(CC_PADDING_SEARCH, int(es_sizes[unit])) + 1):
+            if (total - base + pes_packet_count(size - extra, first_af) + extra) % 16 == 0:
+                return unit, extra
+    return None
+
+
+def video_es_sizes(frames: TrackFrames) -> np.ndarray:
+    """Elementary-stream bytes of each video frame: Annex B start codes, AUD and key-frame parameter sets."""
+    prefix = AnnexBPrefix(frames.track.codec)
+    return frames.sizes + np.where(frames.sync, len(prefix.key), len(prefix.plain))
+
+
+def video_only_packets(frames: TrackFrames, cuts: Sequence[int] | None = None) -> np.ndarray:
+    """TS packets of each frame's PES in segments holding this video track alone, exactly as
+    plan_segment lays them out (one PES per frame, a PCR on each, continuity padding included).
+
+    `cuts` are the segment boundaries as indexes into `frames` (default: they are one segment).
+    With the PAT and PMT first, a segment's frame i starts at packet PSI_PACKETS + the packets of
+    the segment's frames before it: this is how I-frame playlists find key frames without planning
+    whole segments.
+    """
+    pts = to_90khz(frames.pts, frames.track.timescale)
+    dts = to_90khz(frames.dts, frames.track.timescale)
+    es = video_es_sizes(frames).astype(np.int64)
+    sizes = es + np.where(pts != dts, PES_HEADER_PTS_DTS, PES_HEADER_PTS)
+    first_room = PACKET_PAYLOAD - PCR_ADAPTATION_FIELD
+    packets = 1 + np.maximum(0, -(-(sizes - first_room) // PACKET_PAYLOAD))
+    first_afs = np.full(len(sizes), PCR_ADAPTATION_FIELD)
+    running = np.concatenate(([0], np.cumsum(packets))).tolist()
+    bounds = [0, frames.count] if cuts is None else list(cuts)
+    for start, stop in zip(bounds, bounds[1:], strict=False):
+        padding = continuity_padding(running[stop] - running[start], sizes[start:stop], es[start:stop],
+                                     first_afs[start:stop])
+        if padding is not None:
+            unit, extra = padding
+            size = int(sizes[start + unit]) - extra
+            packets[start + unit] = pes_packet_count(size, PCR_ADAPTATION_FIELD) + extra
+    return packets
 
 
 # --- writing -----------------------------------------------------------------------------------
@@ -318,7 +373,7 @@ class _StreamWriter:
 
     def _header(self, unit: PesPlan) -> bytes:
         """PES header (13818-1 2.4.3.6) with PTS, and DTS when it differs."""
-        with_dts = unit.header_size == 19
+        with_dts = unit.header_size == PES_HEADER_PTS_DTS
         length = 3 + (10 if with_dts else 5) + unit.es_size
         if length > 0xFFFF:
             if not self.video:
@@ -405,11 +460,11 @@ def frame_packet_bounds(codec: CodecInfo, is_video: bool, sizes: np.ndarray, syn
         es = sizes + np.where(sync, len(prefix.key), len(prefix.plain))
     else:
         es = sizes + (ADTS_HEADER_SIZE if stream_format(codec).stream_type == 0x0F else 0)
-    size = es.astype(np.int64) + 19  # PES header with PTS and DTS
-    first_room = PACKET_PAYLOAD - 8  # adaptation field with PCR
+    size = es.astype(np.int64) + PES_HEADER_PTS_DTS
+    first_room = PACKET_PAYLOAD - PCR_ADAPTATION_FIELD
     return 1 + np.maximum(0, -(-(size - first_room) // PACKET_PAYLOAD))
 
 
 def segment_overhead_packets(stream_count: int) -> int:
     """Packets a segment may add beyond its PES: PAT, PMT and continuity padding per stream."""
-    return 2 + 15 * stream_count
+    return PSI_PACKETS + 15 * stream_count

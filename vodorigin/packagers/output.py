@@ -22,12 +22,14 @@ class PackagerContext:
     max_frames_per_segment: int
     read_merge_gap: int
     hls_container: str = "auto"
-    max_clip_frames: int = 20_000_000  # a progressive clip may hold a whole track
+    max_clip_frames: int = 20_000_000  # a progressive clip (or an I-frame playlist) spans a whole track
+    hls_iframes_playlists: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PackagerContext:
         return cls(SegmentConfig.from_settings(settings), settings.max_frames_per_segment,
-                   settings.read_merge_gap, settings.hls_container, settings.max_samples_per_track)
+                   settings.read_merge_gap, settings.hls_container, settings.max_samples_per_track,
+                   settings.hls_iframes_playlists)
 
 
 @dataclass(frozen=True, slots=True)
