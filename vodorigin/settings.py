@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 ENV_PREFIX = "VODORIGIN_"
 
@@ -49,6 +49,10 @@ class Settings(BaseModel):
     hls_container: Literal["auto", "mpegts", "fmp4"] = "auto"  # auto: TS for H.264, fMP4 for HEVC/AV1
     hls_iframes_playlists: bool = True  # EXT-X-I-FRAME-STREAM-INF in the master, iframes-*.m3u8
 
+    # DASH
+    dash_manifest_format: Literal["segmenttimeline", "segmenttemplate", "segmentlist"] = "segmenttimeline"
+    dash_segment_index: bool = False  # a sidx box in every fragment (styp, sidx, moof, mdat)
+
     # reads
     initial_read_size: int = Field(65_536, ge=4096)  # first metadata read, bytes
     read_merge_gap: int = Field(65_536, ge=0)  # merge frame ranges closer than this, bytes
@@ -64,6 +68,13 @@ class Settings(BaseModel):
 
     # caches
     metadata_cache_bytes: int = Field(256 * 1024 * 1024, ge=0)
+
+    @model_validator(mode="after")
+    def _fixed_template_needs_fixed_durations(self) -> Settings:
+        if self.dash_manifest_format == "segmenttemplate" and self.bootstrap_segment_durations:
+            raise ValueError("dash_manifest_format = segmenttemplate lists one fixed segment duration: "
+                             "it cannot describe bootstrap_segment_durations (use segmenttimeline)")
+        return self
 
     @property
     def segment_duration_ms(self) -> int:

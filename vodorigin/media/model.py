@@ -40,6 +40,7 @@ class CodecInfo:
     nal_length_size: int = 0  # H.264/HEVC: bytes of each NAL unit length prefix
     parameter_sets: tuple[bytes, ...] = ()  # VPS/SPS/PPS NAL units, in decoder order
     object_type: int = 0  # MPEG-4 audio object type (2 = AAC-LC) or esds objectTypeIndication
+    pixel_aspect: tuple[int, int] = (1, 1)  # video: pasp hSpacing:vSpacing, reduced (1:1 without pasp)
 
 
 def presentation_end(samples: SampleTable, edit_shift: int) -> int:

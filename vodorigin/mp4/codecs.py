@@ -7,6 +7,7 @@ ISO Media File Format Binding 2.3), esds (ISO/IEC 14496-1 7.2.6.5 with the Audio
 
 from __future__ import annotations
 
+import math
 import struct
 
 from vodorigin.errors import MediaError
@@ -48,7 +49,8 @@ def _video_entry(entry: bytes, box: Box) -> CodecInfo | None:
     width, height = struct.unpack_from(">HH", entry, box.payload_start + 24)
     children = _children(entry, box, VISUAL_ENTRY_SIZE)
     fourcc = box.type.decode()
-    common = {"fourcc": fourcc, "sample_entry": entry, "width": width, "height": height}
+    common = {"fourcc": fourcc, "sample_entry": entry, "width": width, "height": height,
+              "pixel_aspect": _pixel_aspect(children.get(b"pasp"))}
     if box.type in (b"avc1", b"avc3") and b"avcC" in children:
         config = children[b"avcC"]
         length_size, sets = _avc_parameter_sets(config)
@@ -64,6 +66,17 @@ def _video_entry(entry: bytes, box: Box) -> CodecInfo | None:
         config = children[b"av1C"]
         return CodecInfo(codec_string=_av1_codec_string(config), decoder_config=config, **common)
     return None
+
+
+def _pixel_aspect(pasp: bytes | None) -> tuple[int, int]:
+    """PixelAspectRatioBox (14496-12 12.1.4): hSpacing:vSpacing in lowest terms; 1:1 if absent or invalid."""
+    if pasp is None or len(pasp) < 8:
+        return (1, 1)
+    h_spacing, v_spacing = struct.unpack_from(">II", pasp)
+    if not h_spacing or not v_spacing:
+        return (1, 1)
+    divisor = math.gcd(h_spacing, v_spacing)
+    return (h_spacing // divisor, v_spacing // divisor)
 
 
 def _avc_parameter_sets(config: bytes) -> tuple[int, tuple[bytes, ...]]:

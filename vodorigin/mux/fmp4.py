@@ -75,16 +75,36 @@ class FragmentPlan:
     size: int
 
 
-def plan_fragment(sequence_number: int, tracks: list[FragmentTrack], segment_type: bool = False
-                  ) -> FragmentPlan:
-    """Plan a fragment of one or more tracks (one traf each, data in track order in one mdat)."""
+def plan_fragment(sequence_number: int, tracks: list[FragmentTrack], segment_type: bool = False,
+                  segment_index: bool = False) -> FragmentPlan:
+    """Plan a fragment of one or more tracks (one traf each, data in track order in one mdat).
+
+    segment_type adds an styp; segment_index a sidx indexing the fragment (one-track fragments).
+    """
     styp = write.box(b"styp", b"msdh", struct.pack(">I", 0), b"msdh", b"msix") if segment_type else b""
     data_sizes = [int(t.frames.sizes.sum()) for t in tracks]
     moof = _moof(sequence_number, tracks, data_sizes, 0)  # the moof's size does not depend on offsets
     moof = _moof(sequence_number, tracks, data_sizes, len(moof))
     payload = sum(data_sizes)
-    head = styp + moof + write.mdat_header(payload)
+    mdat_header = write.mdat_header(payload)
+    sidx = _sidx(tracks, len(moof) + len(mdat_header) + payload) if segment_index else b""
+    head = styp + sidx + moof + mdat_header
     return FragmentPlan(head, tuple(tracks), len(head) + payload)
+
+
+def _sidx(tracks: list[FragmentTrack], referenced_size: int) -> bytes:
+    """A SegmentIndexBox (8.16.3, version 1) with one reference: the moof + mdat that follow it."""
+    if len(tracks) != 1:
+        raise ValueError("a segment index is written for one-track fragments")
+    frames = tracks[0].frames
+    timescale = frames.track.timescale
+    earliest = (int(frames.pts.min()) if frames.count else 0) + tracks[0].decode_offset
+    duration = int(frames.durations.sum())
+    starts_with_sap = bool(frames.count) and bool(frames.sync[0])
+    sap = (1 << 31 | 1 << 28) if starts_with_sap else 0  # starts_with_SAP, SAP_type 1, delta 0
+    body = struct.pack(">IIQQHHIII", frames.track.track_id, timescale, max(earliest, 0), 0, 0, 1,
+                       referenced_size & 0x7FFFFFFF, duration, sap)
+    return write.full_box(b"sidx", 1, 0, body)
 
 
 def _moof(sequence_number: int, tracks: list[FragmentTrack], data_sizes: list[int], moof_size: int) -> bytes:

@@ -1,20 +1,27 @@
-"""MPEG-DASH (ISO/IEC 23009-1): a static MPD with SegmentTemplate + SegmentTimeline, fMP4 segments.
+"""MPEG-DASH (ISO/IEC 23009-1): a static MPD and fMP4 segments.
 
 URLs (REFERENCE.md): manifest.mpd, init-<rep>.mp4, fragment-N-<rep>.m4s, with representation ids
-v1, a1 for one file and f1-v1, f2-v1, f1-a1 for a urlset. One AdaptationSet per media type; each
-Representation carries its own SegmentTimeline with the real durations of its own track, so a
-player's timeline matches the media exactly (5.3.9.6). Media times are presentation times plus
-PRESENTATION_DELAY_MS, declared as presentationTimeOffset.
+v1, a1 for one file and f1-v1, f2-v1, f1-a1 for a urlset. One AdaptationSet per media type. Media
+times are presentation times plus PRESENTATION_DELAY_MS, declared as presentationTimeOffset.
+
+Segment addressing (dash_manifest_format, as nginx-vod-module's vod_dash_manifest_format):
+* segmenttimeline (default): SegmentTemplate + SegmentTimeline with the real durations of each
+  Representation's own track, so a player's timeline matches the media exactly (5.3.9.6);
+* segmenttemplate: SegmentTemplate@duration, the nominal segment duration (5.3.9.5.3); players
+  derive segment numbers from times, which key-frame alignment keeps within a GOP of the truth;
+* segmentlist: SegmentList with the same SegmentTimeline and one SegmentURL per segment (5.3.9.3).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from lxml import etree
 
 from vodorigin.errors import BadRequest
 from vodorigin.media.frames import SourceBytes, cut_indexes, merged_ranges, segment_frames
 from vodorigin.media.model import MediaSet, MediaType, Movie, Track
-from vodorigin.media.segmenter import Timeline, movie_timeline
+from vodorigin.media.segmenter import SegmentConfig, Timeline, movie_timeline
 from vodorigin.mux import fmp4
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
 from vodorigin.packagers.shared import FMP4, choose_rendition, frame_rate, mp4_type, segment_bitrates
@@ -40,6 +47,15 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
     raise BadRequest(f"unknown DASH file name {file_name!r}")
 
 
+def segment_config(context: PackagerContext) -> SegmentConfig:
+    """The segmentation DASH uses. A fixed-duration template numbers segments by time (number N
+    starts at (N - 1) * duration), so its segments keep their nominal numbering (estimate mode, no
+    segment dropped) and only the last one may be short."""
+    if context.dash_manifest_format != "segmenttemplate":
+        return context.segments
+    return replace(context.segments, durations_mode="estimate", count_policy="last_short", bootstrap_ms=())
+
+
 def _representation(media: MediaSet, name: FileName) -> tuple[Movie, Track]:
     """The one track a representation id (v1, a1, f2-v1...) names."""
     movie, tracks = choose_rendition(media, name)
@@ -52,10 +68,11 @@ def fragment(file_name: str, media: MediaSet, context: PackagerContext) -> Media
     name = parse_file_name(file_name, numbered=True)
     movie, track = _representation(media, name)
     number = name.number or 1
-    timeline = movie_timeline(movie, context.segments, media.clip)
+    timeline = movie_timeline(movie, segment_config(context), media.clip)
     frames = segment_frames(track, timeline, number, context.max_frames_per_segment)
     delay = rescale(PRESENTATION_DELAY_MS, 1000, track.timescale)
-    plan = fmp4.plan_fragment(number, [fmp4.FragmentTrack(frames, delay)], segment_type=True)
+    plan = fmp4.plan_fragment(number, [fmp4.FragmentTrack(frames, delay)], segment_type=True,
+                              segment_index=context.dash_segment_index)
 
     def render(source: SourceBytes) -> bytes:
         return fmp4.write_fragment(plan, [source.frame_views(frames)])
@@ -65,7 +82,8 @@ def fragment(file_name: str, media: MediaSet, context: PackagerContext) -> Media
 
 
 def render_manifest(media: MediaSet, context: PackagerContext) -> bytes:
-    timelines = [movie_timeline(m, context.segments, media.clip) for m in media.movies]
+    config = segment_config(context)
+    timelines = [movie_timeline(m, config, media.clip) for m in media.movies]
     duration = max(t.end - t.start for t in timelines) / timelines[0].timescale if timelines else 0
     mpd = etree.Element(f"{{{MPD_NAMESPACE}}}MPD", nsmap={None: MPD_NAMESPACE}, type="static",
                         profiles=PROFILE, minBufferTime="PT2S", mediaPresentationDuration=_duration(duration))
@@ -80,7 +98,7 @@ def render_manifest(media: MediaSet, context: PackagerContext) -> bytes:
         if media_type is MediaType.AUDIO:
             adaptation.set("lang", representations[0][1].language)
         for rep_id, track, timeline in representations:
-            _representation_element(adaptation, rep_id, track, timeline)
+            _representation_element(adaptation, rep_id, track, timeline, context)
     return etree.tostring(mpd, xml_declaration=True, encoding="utf-8", pretty_print=True)
 
 
@@ -97,8 +115,8 @@ def _representations(media: MediaSet, timelines: list[Timeline], media_type: Med
     return result
 
 
-def _representation_element(adaptation: etree._Element, rep_id: str, track: Track, timeline: Timeline
-                            ) -> None:
+def _representation_element(adaptation: etree._Element, rep_id: str, track: Track, timeline: Timeline,
+                            context: PackagerContext) -> None:
     peak, _ = segment_bitrates((track,), timeline, FMP4)
     element = etree.SubElement(adaptation, "Representation", id=rep_id, codecs=track.codec.codec_string,
                                bandwidth=str(peak))
@@ -106,20 +124,30 @@ def _representation_element(adaptation: etree._Element, rep_id: str, track: Trac
         element.set("width", str(track.codec.width))
         element.set("height", str(track.codec.height))
         element.set("frameRate", f"{frame_rate(track):.3f}".rstrip("0").rstrip("."))
-        element.set("sar", "1:1")
+        element.set("sar", "{}:{}".format(*track.codec.pixel_aspect))
     else:
         element.set("audioSamplingRate", str(track.codec.sample_rate))
         etree.SubElement(element, "AudioChannelConfiguration", schemeIdUri=CHANNEL_SCHEME,
                          value=str(track.codec.channels))
     delay = rescale(PRESENTATION_DELAY_MS, 1000, track.timescale)
-    template = etree.SubElement(element, "SegmentTemplate", timescale=str(track.timescale),
-                                presentationTimeOffset=str(delay), startNumber="1",
+    timing = {"timescale": str(track.timescale), "presentationTimeOffset": str(delay)}
+    if context.dash_manifest_format == "segmentlist":  # startNumber is left at its default, 1
+        segments = etree.SubElement(element, "SegmentList", timing)
+        etree.SubElement(segments, "Initialization", sourceURL=f"init-{rep_id}.mp4")
+        _segment_timeline(segments, track, timeline, delay)
+        for number in range(1, timeline.count + 1):
+            etree.SubElement(segments, "SegmentURL", media=f"fragment-{number}-{rep_id}.m4s")
+        return
+    template = etree.SubElement(element, "SegmentTemplate", timing, startNumber="1",
                                 initialization="init-$RepresentationID$.mp4",
                                 media="fragment-$Number$-$RepresentationID$.m4s")
-    _segment_timeline(template, track, timeline, delay)
+    if context.dash_manifest_format == "segmenttemplate":
+        template.set("duration", str(rescale(context.segments.segment_duration_ms, 1000, track.timescale)))
+    else:
+        _segment_timeline(template, track, timeline, delay)
 
 
-def _segment_timeline(template: etree._Element, track: Track, timeline: Timeline, delay: int) -> None:
+def _segment_timeline(parent: etree._Element, track: Track, timeline: Timeline, delay: int) -> None:
     """S elements (5.3.9.6): each segment's earliest presentation time and duration, run-length coded.
 
     Video segments start at the timeline's cuts (key frames); audio segments at their first frame.
@@ -136,7 +164,7 @@ def _segment_timeline(template: etree._Element, track: Track, timeline: Timeline
                                                                     track.timescale)
     end -= origin
     durations = [b - a for a, b in zip(starts, [*starts[1:], end], strict=True)]
-    element = etree.SubElement(template, "SegmentTimeline")
+    element = etree.SubElement(parent, "SegmentTimeline")
     previous: etree._Element | None = None
     for duration in durations:
         if previous is not None and int(previous.get("d", "0")) == duration:

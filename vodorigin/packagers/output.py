@@ -24,12 +24,14 @@ class PackagerContext:
     hls_container: str = "auto"
     max_clip_frames: int = 20_000_000  # a progressive clip (or an I-frame playlist) spans a whole track
     hls_iframes_playlists: bool = True
+    dash_manifest_format: str = "segmenttimeline"
+    dash_segment_index: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PackagerContext:
         return cls(SegmentConfig.from_settings(settings), settings.max_frames_per_segment,
                    settings.read_merge_gap, settings.hls_container, settings.max_samples_per_track,
-                   settings.hls_iframes_playlists)
+                   settings.hls_iframes_playlists, settings.dash_manifest_format, settings.dash_segment_index)
 
 
 @dataclass(frozen=True, slots=True)
