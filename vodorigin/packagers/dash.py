@@ -138,9 +138,9 @@ def _representation_element(adaptation: etree._Element, rep_id: str, track: Trac
         for number in range(1, timeline.count + 1):
             etree.SubElement(segments, "SegmentURL", media=f"fragment-{number}-{rep_id}.m4s")
         return
-    template = etree.SubElement(element, "SegmentTemplate", timing, startNumber="1",
-                                initialization="init-$RepresentationID$.mp4",
-                                media="fragment-$Number$-$RepresentationID$.m4s")
+    template = etree.SubElement(element, "SegmentTemplate", {
+        **timing, "startNumber": "1", "initialization": "init-$RepresentationID$.mp4",
+        "media": "fragment-$Number$-$RepresentationID$.m4s"})
     if context.dash_manifest_format == "segmenttemplate":
         template.set("duration", str(rescale(context.segments.segment_duration_ms, 1000, track.timescale)))
     else:
