@@ -34,12 +34,26 @@ MEDIA_SETS = ["bframes.mp4", "irregular_gop.mp4", "audio_only.m4a", "clip_,180p,
               "clipFrom/5000/clipTo/15000/bframes.mp4"]
 
 
-@pytest.fixture(scope="module", params=["segmenttemplate", "segmentlist"])
-def mode_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, LiveServer]]:
-    settings = Settings(media_root=str(FIXTURES), segment_duration=4.0, dash_manifest_format=request.param,
-                        dash_segment_index=request.param == "segmentlist")
+def _mode_server(mode: str) -> Iterator[tuple[str, LiveServer]]:
+    settings = Settings(media_root=str(FIXTURES), segment_duration=4.0, dash_manifest_format=mode,
+                        dash_segment_index=mode == "segmentlist")
     with LiveServer(settings) as server:
-        yield request.param, server
+        yield mode, server
+
+
+@pytest.fixture(scope="module")
+def template_server() -> Iterator[tuple[str, LiveServer]]:
+    yield from _mode_server("segmenttemplate")
+
+
+@pytest.fixture(scope="module")
+def list_server() -> Iterator[tuple[str, LiveServer]]:
+    yield from _mode_server("segmentlist")
+
+
+@pytest.fixture(params=["template_server", "list_server"])
+def mode_server(request: pytest.FixtureRequest) -> tuple[str, LiveServer]:
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("media_set", MEDIA_SETS)
@@ -58,10 +72,8 @@ def test_ffmpeg_reads_every_mode(media_set: str, mode_server: tuple[str, LiveSer
     assert errors == ""
 
 
-def test_segment_list_names_every_fragment(mode_server: tuple[str, LiveServer]) -> None:
-    mode, server = mode_server
-    if mode != "segmentlist":
-        pytest.skip("SegmentList only")
+def test_segment_list_names_every_fragment(list_server: tuple[str, LiveServer]) -> None:
+    _, server = list_server
     mpd = etree.fromstring(httpx.get(f"{server.base}/dash/bframes.mp4/manifest.mpd").content)
     for representation in mpd.findall(".//d:Representation", NS):
         segments = representation.find("d:SegmentList", NS)
@@ -75,14 +87,13 @@ def test_segment_list_names_every_fragment(mode_server: tuple[str, LiveServer]) 
 
 
 @pytest.mark.parametrize("media_set", MEDIA_SETS)
-def test_fixed_template_numbers(media_set: str, mode_server: tuple[str, LiveServer], tmp_path: Path) -> None:
+def test_fixed_template_numbers(media_set: str, template_server: tuple[str, LiveServer],
+                                tmp_path: Path) -> None:
     """23009-1 5.3.9.5.3: a player derives ceil(duration / @duration) segments, number N starting
     near (N - 1) * @duration. Each exists, the next does not, and tfdt follows the numbers: fragment
     N's decode time is within a GOP of (N - 1) * @duration (irregular_gop fails this when segments
     are dropped and the numbering shifts)."""
-    mode, server = mode_server
-    if mode != "segmenttemplate":
-        pytest.skip("SegmentTemplate@duration only")
+    _, server = template_server
     base = f"{server.base}/dash/{media_set}"
     mpd = etree.fromstring(httpx.get(f"{base}/manifest.mpd").content)
     seconds = float(mpd.get("mediaPresentationDuration")[2:-1])

@@ -27,6 +27,13 @@ class NotFound(VodError):
     status = 404
 
 
+class Forbidden(VodError):
+    """The storage upstream denied access (403). S3 answers 403 for a missing key too when the
+    role lacks s3:ListBucket."""
+
+    status = 403
+
+
 class RangeNotSatisfiable(VodError):
     """A Range header no byte of the object satisfies (416)."""
 
@@ -54,9 +61,16 @@ class LimitExceeded(MediaError):
 
 
 class UpstreamError(VodError):
-    """The storage upstream refused, failed or sent a short body (502)."""
+    """The storage upstream refused, failed or sent a short body (502).
+
+    `retryable` marks failures worth another attempt (5xx, throttling, a dropped connection).
+    """
 
     status = 502
+
+    def __init__(self, message: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class UpstreamTimeout(UpstreamError):

@@ -6,6 +6,7 @@ VODORIGIN_SEGMENT_DURATION). Unknown keys are an error, so a typo in a config ne
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -34,8 +35,25 @@ class Settings(BaseModel):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # storage
-    storage: Literal["local"] = "local"
-    media_root: str = "fixtures"
+    storage: Literal["local", "http", "s3"] = "local"
+    media_root: str = "fixtures"  # local
+    http_base_url: str = ""  # http: media path P is read from <http_base_url>/P
+    http_headers: dict[str, str] = {}  # http: sent with every upstream request (e.g. a secret)
+    s3_bucket: str = ""
+    s3_prefix: str = ""  # key = <s3_prefix><media path>
+    s3_region: str = "us-east-1"
+    s3_endpoint_url: str = ""  # S3-compatible stores, moto in tests
+    s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    s3_access_key_id: str = ""  # empty: the default chain (environment, profile, instance role)
+    s3_secret_access_key: str = ""
+    s3_session_token: str = ""
+    s3_profile: str = ""
+
+    # upstream reads (http, s3)
+    upstream_timeout: float = Field(10.0, gt=0)  # seconds for one read, retries included
+    upstream_retries: int = Field(3, ge=0)  # extra attempts on 5xx, throttling, dropped connections
+    upstream_backoff: float = Field(0.1, ge=0)  # seconds before the first retry; doubles, with jitter
+    upstream_concurrency: int = Field(32, ge=1)  # reads in flight per upstream
 
     # segmentation (REFERENCE.md: Segmentation)
     segment_duration: float = Field(10.0, gt=0, le=600)  # seconds
@@ -70,10 +88,14 @@ class Settings(BaseModel):
     metadata_cache_bytes: int = Field(256 * 1024 * 1024, ge=0)
 
     @model_validator(mode="after")
-    def _fixed_template_needs_fixed_durations(self) -> Settings:
+    def _consistent(self) -> Settings:
         if self.dash_manifest_format == "segmenttemplate" and self.bootstrap_segment_durations:
             raise ValueError("dash_manifest_format = segmenttemplate lists one fixed segment duration: "
                              "it cannot describe bootstrap_segment_durations (use segmenttimeline)")
+        if self.storage == "http" and not self.http_base_url:
+            raise ValueError("storage = http needs http_base_url")
+        if self.storage == "s3" and not self.s3_bucket:
+            raise ValueError("storage = s3 needs s3_bucket")
         return self
 
     @property
@@ -101,6 +123,11 @@ def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         if "tuple" in str(field.annotation):
             values[name] = [item for item in raw.replace(" ", "").split(",") if item]
+        elif "dict" in str(field.annotation):
+            try:
+                values[name] = json.loads(raw)  # e.g. VODORIGIN_HTTP_HEADERS='{"x-origin-secret": "..."}'
+            except json.JSONDecodeError as exc:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} is not a JSON object: {exc}") from exc
         else:
             values[name] = raw
     return values

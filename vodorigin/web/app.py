@@ -17,7 +17,7 @@ from vodorigin.origin import Origin
 from vodorigin.packagers import dash, hls, pd
 from vodorigin.packagers.output import Output, PackagerContext
 from vodorigin.settings import Settings, load_settings
-from vodorigin.storage.local import LocalStorage
+from vodorigin.storage.factory import storage_for
 from vodorigin.urls import MediaRequest, parse_request_path
 from vodorigin.web.cors import CorsMiddleware
 from vodorigin.web.responses import build_response, error_response
@@ -46,7 +46,7 @@ PROTOCOL_HANDLERS: dict[str, Handler] = {"hls": serve_hls, "dash": serve_dash, "
 
 
 def create_app(settings: Settings) -> FastAPI:
-    origin = Origin(settings, LocalStorage(settings.media_root_path))
+    origin = Origin(settings, storage_for(settings))
     context = PackagerContext.from_settings(settings)
 
     @asynccontextmanager
