@@ -71,6 +71,20 @@ def test_default_config_documents_every_setting() -> None:
     assert load_settings(PACKAGE.parent / "configs" / "local.toml", environ={}) == Settings()
 
 
+@pytest.mark.parametrize("name", ["s3.toml", "http-upstream.toml"])
+def test_example_configs_load(name: str) -> None:
+    settings = load_settings(PACKAGE.parent / "configs" / name, environ={})
+    assert settings.storage in ("s3", "http")
+
+
+def test_remote_storage_needs_its_location() -> None:
+    for storage in ("s3", "http"):
+        with pytest.raises(SettingsError, match=f"storage = {storage}"):
+            load_settings(overrides={"storage": storage}, environ={})
+    headers = load_settings(environ={"VODORIGIN_HTTP_HEADERS": '{"x-origin-secret": "a"}'}).http_headers
+    assert headers == {"x-origin-secret": "a"}
+
+
 FORBIDDEN_IN_CORE = {"asyncio", "fastapi", "starlette", "uvicorn", "aioboto3", "httpx"}
 
 
