@@ -143,7 +143,7 @@ def test_wrong_secret_is_a_403_with_a_log_line(bucket: Bucket, caplog: pytest.Lo
                for r in caplog.records)
 
 
-def test_missing_key_and_unlisted_bucket(bucket: Bucket) -> None:
+def test_a_missing_key_is_a_4xx(bucket: Bucket) -> None:
     """A missing key is 404 (or 403, as S3 answers when the role lacks s3:ListBucket); never 5xx."""
     with LiveServer(bucket.settings()) as server:
         assert httpx.get(f"{server.base}/hls/nothing.mp4/master.m3u8").status_code in (403, 404)

@@ -222,8 +222,12 @@ def continuity_padding(total: int, sizes: IntSequence, es_sizes: IntSequence, fi
 
 def video_es_sizes(frames: TrackFrames) -> np.ndarray:
     """Elementary-stream bytes of each video frame: Annex B start codes, AUD and key-frame parameter sets."""
-    prefix = AnnexBPrefix(frames.track.codec)
-    return frames.sizes + np.where(frames.sync, len(prefix.key), len(prefix.plain))
+    return _annexb_sizes(frames.track.codec, frames.sizes, frames.sync)
+
+
+def _annexb_sizes(codec: CodecInfo, sizes: np.ndarray, sync: np.ndarray) -> np.ndarray:
+    prefix = AnnexBPrefix(codec)
+    return sizes + np.where(sync, len(prefix.key), len(prefix.plain))
 
 
 def video_only_packets(frames: TrackFrames, cuts: Sequence[int] | None = None) -> np.ndarray:
@@ -456,8 +460,7 @@ def frame_packet_bounds(codec: CodecInfo, is_video: bool, sizes: np.ndarray, syn
     reality, so the bound holds. Manifests use it for BANDWIDTH without planning every segment.
     """
     if is_video:
-        prefix = AnnexBPrefix(codec)
-        es = sizes + np.where(sync, len(prefix.key), len(prefix.plain))
+        es = _annexb_sizes(codec, sizes, sync)
     else:
         es = sizes + (ADTS_HEADER_SIZE if stream_format(codec).stream_type == 0x0F else 0)
     size = es.astype(np.int64) + PES_HEADER_PTS_DTS

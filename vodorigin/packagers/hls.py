@@ -125,15 +125,8 @@ def _fragment_plan(number: int, frames: list[TrackFrames]) -> fmp4.FragmentPlan:
 def render_media_playlist(timeline: Timeline, tokens: str, container: str = MPEGTS) -> str:
     """A VOD media playlist (RFC 8216 4.3.3): every segment with its real duration."""
     durations = [f"{d / timeline.timescale:.3f}" for d in timeline.durations().tolist()]
-    target = max((int(float(d) + 0.5) for d in durations), default=1)  # 4.3.3.1: rounded EXTINF
     suffix = f"-{tokens}" if tokens else ""
-    lines = [
-        "#EXTM3U",
-        f"#EXT-X-VERSION:{HLS_VERSION[container]}",
-        f"#EXT-X-TARGETDURATION:{max(target, 1)}",
-        "#EXT-X-MEDIA-SEQUENCE:1",
-        "#EXT-X-PLAYLIST-TYPE:VOD",
-    ]
+    lines = _vod_playlist_head(HLS_VERSION[container], durations)
     extension = "ts"
     if container == FMP4:
         lines.append(f'#EXT-X-MAP:URI="init{suffix}.mp4"')
@@ -143,6 +136,13 @@ def render_media_playlist(timeline: Timeline, tokens: str, container: str = MPEG
         lines.append(f"seg-{number}{suffix}.{extension}")
     lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
+
+
+def _vod_playlist_head(version: int, durations: list[str]) -> list[str]:
+    """The tags opening a VOD media playlist; TARGETDURATION is the longest EXTINF rounded (4.3.3.1)."""
+    target = max((int(float(d) + 0.5) for d in durations), default=1)
+    return ["#EXTM3U", f"#EXT-X-VERSION:{version}", f"#EXT-X-TARGETDURATION:{max(target, 1)}",
+            "#EXT-X-MEDIA-SEQUENCE:1", "#EXT-X-PLAYLIST-TYPE:VOD"]
 
 
 def render_master_playlist(media: MediaSet, context: PackagerContext) -> str:
@@ -246,15 +246,7 @@ def iframes_playlist(name: FileName, media: MediaSet, context: PackagerContext) 
     entries = iframes(video, timeline, container, context)
     durations = [f"{d:.3f}" for d in _iframe_durations(entries, video, timeline)]
     tokens = "-".join(([f"f{name.file_index}"] if name.file_index else []) + [video.key])
-    target = max((int(float(d) + 0.5) for d in durations), default=1)
-    lines = [
-        "#EXTM3U",
-        f"#EXT-X-VERSION:{IFRAMES_VERSION[container]}",
-        f"#EXT-X-TARGETDURATION:{max(target, 1)}",
-        "#EXT-X-MEDIA-SEQUENCE:1",
-        "#EXT-X-PLAYLIST-TYPE:VOD",
-        "#EXT-X-I-FRAMES-ONLY",
-    ]
+    lines = [*_vod_playlist_head(IFRAMES_VERSION[container], durations), "#EXT-X-I-FRAMES-ONLY"]
     extension = "ts"
     if container == FMP4:
         lines.append(f'#EXT-X-MAP:URI="init-{tokens}.mp4"')
