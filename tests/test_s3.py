@@ -8,6 +8,7 @@ by a known key, and the policy is enforced.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import socket
@@ -21,6 +22,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from tests.conftest import FIXTURES, LIVE_SETTINGS, LiveServer, ffmpeg_read_errors
+from tests.imds import LIFETIME, FakeClock, FakeImds
 from vodorigin.settings import Settings
 from vodorigin.storage.reads import ResilientStorage
 
@@ -31,12 +33,26 @@ READ_ONLY = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"arn:aws:s3:::{BUCKET}/*"}]}
 
 
+TRUST_THE_ADMIN = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Action": "sts:AssumeRole",
+    "Principal": {"AWS": "arn:aws:iam::123456789012:user/admin"}}]}  # moto checks principals literally
+ROLES = ("reader-1", "reader-2")  # both with the read-only policy; the IMDS test revokes reader-1's
+
+
 @dataclass(frozen=True)
 class Bucket:
     endpoint: str
     key_id: str
     secret: str
     admin: object  # a boto3 S3 client with write access
+    iam: object  # boto3 IAM and STS clients of the admin user
+    sts: object
+
+    def assume(self, role: str) -> dict[str, str]:
+        """Temporary credentials (with a session token) for one of ROLES, from moto's STS."""
+        arn = f"arn:aws:iam::123456789012:role/{role}"
+        answer = self.sts.assume_role(RoleArn=arn, RoleSessionName="vodorigin")  # type: ignore[attr-defined]
+        return dict(answer["Credentials"])
 
     def settings(self, **overrides: object) -> Settings:
         values: dict[str, object] = {
@@ -66,13 +82,17 @@ def bucket() -> Iterator[Bucket]:
         iam = boto3.client("iam", **bootstrap)
         keys = {}
         for user, policy in (("origin", READ_ONLY), ("admin", {"Version": "2012-10-17", "Statement": [
-                {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]})):
+                {"Effect": "Allow", "Action": "*", "Resource": "*"}]})):
             iam.create_user(UserName=user)
             iam.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
             keys[user] = iam.create_access_key(UserName=user)["AccessKey"]
-        admin = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                             aws_access_key_id=keys["admin"]["AccessKeyId"],
-                             aws_secret_access_key=keys["admin"]["SecretAccessKey"])
+        for role in ROLES:
+            iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(TRUST_THE_ADMIN))
+            iam.put_role_policy(RoleName=role, PolicyName="read", PolicyDocument=json.dumps(READ_ONLY))
+        as_admin = {"endpoint_url": endpoint, "region_name": "us-east-1",
+                    "aws_access_key_id": keys["admin"]["AccessKeyId"],
+                    "aws_secret_access_key": keys["admin"]["SecretAccessKey"]}
+        admin = boto3.client("s3", **as_admin)
         boto3.client("s3", **bootstrap).create_bucket(Bucket=BUCKET)
         for name in FILES:
             boto3.client("s3", **bootstrap).put_object(Bucket=BUCKET, Key=PREFIX + name,
@@ -80,7 +100,8 @@ def bucket() -> Iterator[Bucket]:
         httpx.post(f"{endpoint}/moto-api/reset-auth", content=b"0").raise_for_status()  # auth from here
         unsigned = httpx.get(f"{endpoint}/{BUCKET}/{PREFIX}bframes.mp4")
         assert unsigned.status_code == 403, "moto must enforce authentication"
-        yield Bucket(endpoint, keys["origin"]["AccessKeyId"], keys["origin"]["SecretAccessKey"], admin)
+        yield Bucket(endpoint, keys["origin"]["AccessKeyId"], keys["origin"]["SecretAccessKey"], admin,
+                     boto3.client("iam", **as_admin), boto3.client("sts", **as_admin))
     finally:
         server.stop()
 
@@ -161,3 +182,63 @@ def test_a_replaced_object_is_picked_up(bucket: Bucket) -> None:
         second = httpx.get(f"{server.base}/hls/replaced.mp4/master.m3u8")
         assert second.status_code == 200 and "hvc1" in second.text
         assert first.headers["etag"] != second.headers["etag"]
+
+
+def test_sts_credentials_with_a_session_token(bucket: Bucket) -> None:
+    """Temporary credentials of an assumed role sign every read; a wrong session token is a 403."""
+    keys = bucket.assume("reader-2")
+    temporary = {"s3_access_key_id": keys["AccessKeyId"], "s3_secret_access_key": keys["SecretAccessKey"],
+                 "s3_session_token": keys["SessionToken"]}
+    with LiveServer(bucket.settings(**temporary)) as server:
+        assert httpx.get(f"{server.base}/hls/bframes.mp4/master.m3u8").status_code == 200
+        segment = httpx.get(f"{server.base}/hls/bframes.mp4/seg-1-v1-a1.ts")
+        assert segment.status_code == 200 and segment.content[0] == 0x47
+    with LiveServer(bucket.settings(**{**temporary, "s3_session_token": "forged"})) as server:
+        forged = httpx.get(f"{server.base}/hls/bframes.mp4/master.m3u8")
+        assert forged.status_code in (403, 502)  # S3 answers 400 InvalidToken; HEAD carries no code
+        assert "S3" in forged.json()["error"]
+
+
+@pytest.fixture
+def instance_role(bucket: Bucket, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeImds]:
+    """botocore's default chain with nothing configured but a (fake) instance metadata service."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                 "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                 "AWS_EC2_METADATA_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "BOTO_CONFIG"):
+        monkeypatch.setenv(name, "/nonexistent/vodorigin-test")
+    imds = FakeImds(lambda: bucket.assume(ROLES[0]), FakeClock())
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.endpoint)
+    with imds:
+        yield imds
+
+
+def test_instance_role_credentials_are_refreshed_before_they_expire(
+        bucket: Bucket, instance_role: FakeImds) -> None:
+    """Credentials come from IMDSv2 and are used until they near expiry; then, with the clock moved
+    to five minutes before it, the next reads fetch new ones and keep succeeding, on the same client
+    (no restart). Revoking the first role's policy in between proves which credentials sign."""
+    settings = bucket.settings(s3_access_key_id="", s3_secret_access_key="")
+    with LiveServer(settings) as server:
+        assert httpx.get(f"{server.base}/hls/bframes.mp4/master.m3u8").status_code == 200
+        assert len(instance_role.handed_out) == 1 and instance_role.unauthorised == 0
+        backend = server.server.config.app.state.origin.storage.backend
+        client = backend._client
+        credentials = client._request_signer._credentials
+        credentials._time_fetcher = instance_role.clock.now  # botocore's refresh decisions use this clock
+
+        bucket.iam.delete_role_policy(RoleName=ROLES[0], PolicyName="read")  # type: ignore[attr-defined]
+        assert httpx.get(f"{server.base}/hls/bframes.mp4/seg-1-v1-a1.ts").status_code == 403
+        assert len(instance_role.handed_out) == 1, "credentials far from expiry are not fetched again"
+
+        instance_role.issue = lambda: bucket.assume(ROLES[1])
+        instance_role.clock.offset = LIFETIME - datetime.timedelta(minutes=5)
+        with ThreadPoolExecutor(4) as pool:
+            segments = [f"{server.base}/hls/bframes.mp4/seg-{n}-v1-a1.ts" for n in range(1, 5)]
+            statuses = list(pool.map(lambda url: httpx.get(url, timeout=30).status_code, segments))
+        assert statuses == [200] * 4
+        assert len(instance_role.handed_out) == 2, "one refresh shared by the concurrent requests"
+        assert backend._client is client, "the same client, refreshed in place"
+        assert httpx.get(f"{server.base}/dash/bframes.mp4/manifest.mpd").status_code == 200

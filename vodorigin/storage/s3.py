@@ -26,6 +26,8 @@ from vodorigin.media.model import SourceIdentity
 from vodorigin.storage.local import check_relative_path
 
 log = logging.getLogger("vodorigin.upstream")
+DENIED_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
+                "TokenRefreshRequired"}  # S3 answers 400 for the token ones
 RETRYABLE_CODES = {"SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "503", "500"}
 
 
@@ -115,7 +117,7 @@ def _error(exc: ClientError | BotoCoreError, method: str, bucket: str, key: str,
     log.warning("%s s3://%s/%s: %s %s (%s)", method, bucket, key, status, code, error.get("Message", ""))
     if code in ("NoSuchKey", "404", "NotFound") or status == 404:
         return NotFound(f"{path}: not found in S3")
-    if code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch") or status == 403:
+    if code in DENIED_CODES or status == 403:
         return Forbidden(f"{path}: S3 denied access ({code or status})")
     if code in ("PreconditionFailed", "412") or status == 412:
         return UpstreamError(f"{path}: the object changed while it was being read", retryable=False)
