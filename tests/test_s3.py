@@ -25,12 +25,15 @@ from tests.conftest import FIXTURES, LIVE_SETTINGS, LiveServer, ffmpeg_read_erro
 from tests.imds import LIFETIME, FakeClock, FakeImds
 from vodorigin.settings import Settings
 from vodorigin.storage.reads import ResilientStorage
+from vodorigin.storage.s3 import S3Storage
 
 BUCKET = "media"
 PREFIX = "vod/"
 FILES = ["bframes.mp4", "moov_end.mp4", "audio_only.m4a"]
-READ_ONLY = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"arn:aws:s3:::{BUCKET}/*"}]}
+ARCHIVE = "archive"  # a second bucket, mapped to the media path prefix "old/"
+READ_ONLY = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"],
+                                                     "Resource": [f"arn:aws:s3:::{BUCKET}/*",
+                                                                  f"arn:aws:s3:::{ARCHIVE}/*"]}]}
 
 
 TRUST_THE_ADMIN = {"Version": "2012-10-17", "Statement": [{
@@ -94,6 +97,9 @@ def bucket() -> Iterator[Bucket]:
                     "aws_secret_access_key": keys["admin"]["SecretAccessKey"]}
         admin = boto3.client("s3", **as_admin)
         boto3.client("s3", **bootstrap).create_bucket(Bucket=BUCKET)
+        boto3.client("s3", **bootstrap).create_bucket(Bucket=ARCHIVE)
+        boto3.client("s3", **bootstrap).put_object(Bucket=ARCHIVE, Key="masters/2019/hevc.mp4",
+                                                  Body=(FIXTURES / "hevc.mp4").read_bytes())
         for name in FILES:
             boto3.client("s3", **bootstrap).put_object(Bucket=BUCKET, Key=PREFIX + name,
                                                       Body=(FIXTURES / name).read_bytes())
@@ -132,10 +138,10 @@ def test_hls_and_dash_from_the_bucket_match_local(bucket: Bucket) -> None:
 
 
 def test_reads_are_bounded(bucket: Bucket) -> None:
-    """A cold index costs one stat and one read (moov at the front), two or three reads with the
-    moov at the end; eight concurrent cold requests share one load; a segment reads only its
-    merged ranges."""
-    with LiveServer(bucket.settings()) as server:
+    """With small blocks and no block cache: a cold index costs one stat and one read (moov at the
+    front), two or three reads with the moov at the end; eight concurrent cold requests share one
+    load; a segment reads only its merged ranges."""
+    with LiveServer(bucket.settings(upstream_block_size=16384, upstream_block_cache_bytes=0)) as server:
         counters = _counters(server)
         assert httpx.get(f"{server.base}/hls/bframes.mp4/index.m3u8").status_code == 200
         assert (counters.reads, counters.stats) == (1, 1)
@@ -148,10 +154,33 @@ def test_reads_are_bounded(bucket: Bucket) -> None:
         assert statuses == [200] * 8
         assert counters.reads == before + 1
         before, bytes_before = counters.reads, counters.bytes
-        segment = httpx.get(f"{server.base}/hls/bframes.mp4/seg-1-v1-a1.ts")
+        segment = httpx.get(f"{server.base}/hls/bframes.mp4/seg-2-v1-a1.ts")
         assert segment.status_code == 200
         assert 1 <= counters.reads - before <= 3
         assert counters.bytes - bytes_before < (FIXTURES / "bframes.mp4").stat().st_size // 3
+
+
+def test_blocks_are_shared_between_requests(bucket: Bucket) -> None:
+    """With the default blocks (256 KiB) and block cache: the first segment is in the block the
+    moov came in; DASH audio and video fragments of one segment, and HLS after DASH, read nothing
+    more; neighbouring segments share their boundary block."""
+    with LiveServer(bucket.settings()) as server:
+        counters = _counters(server)
+        base = f"{server.base}/dash/bframes.mp4"
+        assert httpx.get(f"{base}/manifest.mpd").status_code == 200
+        assert counters.reads == 1
+        assert httpx.get(f"{server.base}/hls/bframes.mp4/seg-1-v1-a1.ts").status_code == 200
+        assert counters.reads == 1 and counters.block_hits >= 1
+        assert httpx.get(f"{base}/fragment-3-v1.m4s").status_code == 200
+        reads, hits = counters.reads, counters.block_hits
+        assert httpx.get(f"{base}/fragment-3-a1.m4s").status_code == 200
+        assert httpx.get(f"{server.base}/hls/bframes.mp4/seg-3-v1-a1.ts").status_code == 200
+        assert counters.reads == reads and counters.block_hits > hits
+        for n in range(4, 9):
+            assert httpx.get(f"{base}/fragment-{n}-v1.m4s").status_code == 200
+        assert counters.bytes <= (FIXTURES / "bframes.mp4").stat().st_size, "no block was read twice"
+        storage = server.server.config.app.state.origin.storage
+        assert storage.blocks.currsize <= Settings().upstream_block_cache_bytes
 
 
 def test_wrong_secret_is_a_403_with_a_log_line(bucket: Bucket, caplog: pytest.LogCaptureFixture) -> None:
@@ -242,3 +271,34 @@ def test_instance_role_credentials_are_refreshed_before_they_expire(
         assert len(instance_role.handed_out) == 2, "one refresh shared by the concurrent requests"
         assert backend._client is client, "the same client, refreshed in place"
         assert httpx.get(f"{server.base}/dash/bframes.mp4/manifest.mpd").status_code == 200
+
+
+def test_buckets_mapped_to_path_prefixes(bucket: Bucket) -> None:
+    """old/P is read from the archive bucket under masters/; other paths from the default bucket;
+    without a default bucket, an unmapped path is a 404."""
+    local_settings = Settings(media_root=str(FIXTURES), **LIVE_SETTINGS)  # type: ignore[arg-type]
+    mapped = {"old": f"{ARCHIVE}/masters/"}
+    with LiveServer(bucket.settings(s3_buckets=mapped)) as remote, LiveServer(local_settings) as local:
+        pairs = (("/hls/old/2019/hevc.mp4/master.m3u8", "/hls/hevc.mp4/master.m3u8"),
+                 ("/dash/old/2019/hevc.mp4/fragment-2-v1.m4s", "/dash/hevc.mp4/fragment-2-v1.m4s"),
+                 ("/hls/bframes.mp4/seg-1-v1-a1.ts", None))
+        for ours, reference in pairs:
+            answer, expected = httpx.get(remote.base + ours), httpx.get(local.base + (reference or ours))
+            assert answer.status_code == expected.status_code == 200, ours
+            assert answer.content == expected.content, ours
+        assert httpx.get(f"{remote.base}/hls/old/2019/bframes.mp4/master.m3u8").status_code in (403, 404)
+    with LiveServer(bucket.settings(s3_bucket="", s3_buckets=mapped)) as remote:
+        assert httpx.get(f"{remote.base}/hls/old/2019/hevc.mp4/master.m3u8").status_code == 200
+        unmapped = httpx.get(f"{remote.base}/hls/bframes.mp4/master.m3u8")
+        assert unmapped.status_code == 404 and "no S3 bucket" in unmapped.json()["error"]
+
+
+def test_the_longest_mapped_prefix_wins_on_whole_components() -> None:
+    storage = S3Storage("default", "vod/", buckets={"a": "one", "a/b": "s3://two/x/y/", "c/": "three/z"})
+    assert storage.locate("a/m.mp4") == ("one", "m.mp4")
+    assert storage.locate("a/b/m.mp4") == ("two", "x/y/m.mp4")
+    assert storage.locate("ab/m.mp4") == ("default", "vod/ab/m.mp4")
+    assert storage.locate("c/d/m.mp4") == ("three", "z/d/m.mp4")
+    with pytest.raises(ValueError, match="s3_buckets"):
+        bucket_settings = {"storage": "s3", "s3_buckets": {"../up": "b"}}
+        Settings(**bucket_settings)  # type: ignore[arg-type]

@@ -39,8 +39,9 @@ class Settings(BaseModel):
     media_root: str = "fixtures"  # local
     http_base_url: str = ""  # http: media path P is read from <http_base_url>/P
     http_headers: dict[str, str] = {}  # http: sent with every upstream request (e.g. a secret)
-    s3_bucket: str = ""
+    s3_bucket: str = ""  # the default bucket
     s3_prefix: str = ""  # key = <s3_prefix><media path>
+    s3_buckets: dict[str, str] = {}  # more buckets: media path prefix -> "bucket" or "bucket/key-prefix"
     s3_region: str = "us-east-1"
     s3_endpoint_url: str = ""  # S3-compatible stores, moto in tests
     s3_addressing_style: Literal["auto", "path", "virtual"] = "auto"
@@ -54,6 +55,8 @@ class Settings(BaseModel):
     upstream_retries: int = Field(3, ge=0)  # extra attempts on 5xx, throttling, dropped connections
     upstream_backoff: float = Field(0.1, ge=0)  # seconds before the first retry; doubles, with jitter
     upstream_concurrency: int = Field(32, ge=1)  # reads in flight per upstream
+    upstream_block_size: int = Field(256 * 1024, ge=4096)  # reads are widened to whole blocks, bytes
+    upstream_block_cache_bytes: int = Field(64 * 1024 * 1024, ge=0)  # recently read blocks; 0: none
 
     # segmentation (REFERENCE.md: Segmentation)
     segment_duration: float = Field(10.0, gt=0, le=600)  # seconds
@@ -94,8 +97,13 @@ class Settings(BaseModel):
                              "it cannot describe bootstrap_segment_durations (use segmenttimeline)")
         if self.storage == "http" and not self.http_base_url:
             raise ValueError("storage = http needs http_base_url")
-        if self.storage == "s3" and not self.s3_bucket:
-            raise ValueError("storage = s3 needs s3_bucket")
+        if self.storage == "s3" and not (self.s3_bucket or self.s3_buckets):
+            raise ValueError("storage = s3 needs s3_bucket or s3_buckets")
+        for url_prefix, target in self.s3_buckets.items():
+            parts = url_prefix.strip("/").split("/")
+            if "" in parts or ".." in parts or "." in parts or not target.removeprefix("s3://").split("/")[0]:
+                raise ValueError(f"s3_buckets: {url_prefix!r} = {target!r} is not "
+                                 "'media path prefix' = 'bucket[/key prefix]'")
         return self
 
     @property

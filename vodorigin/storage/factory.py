@@ -12,7 +12,8 @@ def storage_for(settings: Settings) -> Storage:
     if settings.storage == "local":
         return LocalStorage(settings.media_root_path)
     policy = ReadPolicy(settings.upstream_timeout, settings.upstream_retries, settings.upstream_backoff,
-                        settings.upstream_concurrency)
+                        settings.upstream_concurrency, settings.upstream_block_size,
+                        settings.upstream_block_cache_bytes)
     if settings.storage == "http":
         from vodorigin.storage.http import HttpStorage
 
@@ -25,5 +26,5 @@ def storage_for(settings: Settings) -> Storage:
             settings.s3_bucket, settings.s3_prefix, settings.s3_region, settings.s3_endpoint_url,
             settings.s3_addressing_style, settings.s3_access_key_id, settings.s3_secret_access_key,
             settings.s3_session_token, settings.s3_profile, settings.upstream_timeout,
-            settings.upstream_concurrency)
+            settings.upstream_concurrency, settings.s3_buckets)
     return ResilientStorage(backend, policy, settings.storage)

@@ -1,9 +1,13 @@
 """Amazon S3 and S3-compatible stores, read with SigV4-signed ranged GETs (aioboto3).
 
 One client per application lifetime (a keep-alive pool), made on first use inside the event loop
-and closed at shutdown. Credentials: static keys (with a session token for STS credentials), a
-profile, or botocore's default chain: environment, shared files, and IMDSv2 instance-role
-credentials, which botocore refreshes before they expire, so a rotation never needs a restart.
+and closed at shutdown. Several buckets can serve one origin: `buckets` maps a leading part of the
+media path to "bucket" or "bucket/key-prefix" (the longest mapped prefix wins, on whole path
+components); paths no mapping claims go to the default bucket and prefix, or are 404 without one.
+
+Credentials: static keys (with a session token for STS credentials), a profile, or botocore's
+default chain: environment, shared files, and IMDSv2 instance-role credentials, which botocore
+refreshes before they expire, so a rotation never needs a restart.
 
 Errors: NoSuchKey/404 -> 404; AccessDenied/403 -> 403 (S3 answers 403 for a missing key too when
 the role lacks s3:ListBucket); SlowDown/503/5xx -> retryable (storage/reads.py retries them);
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -35,9 +40,12 @@ class S3Storage:
     def __init__(self, bucket: str, prefix: str = "", region: str = "us-east-1", endpoint_url: str = "",
                  addressing_style: str = "auto", access_key_id: str = "", secret_access_key: str = "",
                  session_token: str = "", profile: str = "", timeout: float = 10.0,
-                 max_connections: int = 32) -> None:
+                 max_connections: int = 32, buckets: Mapping[str, str] | None = None) -> None:
         self.bucket = bucket
         self.prefix = prefix
+        self.mounts = sorted(((url_prefix.strip("/") + "/", *_bucket_and_prefix(target))
+                              for url_prefix, target in (buckets or {}).items()),
+                             key=lambda mount: -len(mount[0]))  # longest URL prefix first
         self.endpoint_url = endpoint_url or None
         self.session = aioboto3.Session(
             aws_access_key_id=access_key_id or None, aws_secret_access_key=secret_access_key or None,
@@ -59,15 +67,22 @@ class S3Storage:
                     self._client = await self._stack.enter_async_context(client)
         return self._client
 
-    def key(self, path: str) -> str:
-        return self.prefix + check_relative_path(path)
+    def locate(self, path: str) -> tuple[str, str]:
+        """The bucket and key holding a media path."""
+        path = check_relative_path(path)
+        for url_prefix, bucket, key_prefix in self.mounts:
+            if path.startswith(url_prefix):
+                return bucket, key_prefix + path[len(url_prefix):]
+        if not self.bucket:
+            raise NotFound(f"{path}: no S3 bucket is mapped to this path")
+        return self.bucket, self.prefix + path
 
     async def stat(self, path: str) -> SourceIdentity:
-        key = self.key(path)
+        bucket, key = self.locate(path)
         try:
-            head = await (await self.client()).head_object(Bucket=self.bucket, Key=key)
+            head = await (await self.client()).head_object(Bucket=bucket, Key=key)
         except (ClientError, BotoCoreError) as exc:
-            raise _error(exc, "HEAD", self.bucket, key, path) from None
+            raise _error(exc, "HEAD", bucket, key, path) from None
         modified = head.get("LastModified")
         return SourceIdentity(path, int(head["ContentLength"]), modified.timestamp() if modified else 0.0,
                               str(head.get("ETag", "")).strip('"'))
@@ -75,32 +90,39 @@ class S3Storage:
     async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
         if length == 0:
             return b""
-        key = self.key(source.path)
+        bucket, key = self.locate(source.path)
         byte_range = f"bytes={offset}-{offset + length - 1}"
         try:
             client = await self.client()
             conditions = {"IfMatch": f'"{source.etag}"'} if source.etag else {}  # a replaced object: 412
-            response = await client.get_object(Bucket=self.bucket, Key=key, Range=byte_range, **conditions)
+            response = await client.get_object(Bucket=bucket, Key=key, Range=byte_range, **conditions)
             body = response["Body"]
             try:
                 content_range = response.get("ContentRange", "")
                 if not content_range.startswith(f"bytes {offset}-{offset + length - 1}/"):
-                    log.warning("GET s3://%s/%s: Content-Range %r for %s", self.bucket, key, content_range,
+                    log.warning("GET s3://%s/%s: Content-Range %r for %s", bucket, key, content_range,
                                 byte_range)
                     raise UpstreamError(f"{source.path}: S3 answered another range")  # body left unread
                 data = await body.read()
             finally:
                 body.close()
         except (ClientError, BotoCoreError) as exc:
-            raise _error(exc, "GET", self.bucket, key, source.path) from None
+            raise _error(exc, "GET", bucket, key, source.path) from None
         if len(data) != length:
-            log.warning("GET s3://%s/%s: %d bytes instead of %d", self.bucket, key, len(data), length)
+            log.warning("GET s3://%s/%s: %d bytes instead of %d", bucket, key, len(data), length)
             raise UpstreamError(f"{source.path}: short body ({len(data)} of {length} bytes)", retryable=True)
         return bytes(data)
 
     async def close(self) -> None:
         await self._stack.aclose()
         self._client = None
+
+
+def _bucket_and_prefix(target: str) -> tuple[str, str]:
+    """"bucket" or "bucket/key/prefix" -> (bucket, "key/prefix/")."""
+    bucket, _, key_prefix = target.removeprefix("s3://").partition("/")
+    key_prefix = key_prefix.strip("/")
+    return bucket, key_prefix + "/" if key_prefix else ""
 
 
 def _error(exc: ClientError | BotoCoreError, method: str, bucket: str, key: str, path: str) -> VodError:
