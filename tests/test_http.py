@@ -72,9 +72,10 @@ def test_head_matches_get(route: str, client: httpx.Client) -> None:
     head = client.head(route)
     assert get.status_code == head.status_code == 200
     assert head.content == b""
-    assert int(head.headers["content-length"]) == int(get.headers["content-length"]) == len(get.content)
-    assert head.headers["content-type"] == get.headers["content-type"]
-    assert head.headers["etag"] == get.headers["etag"]
+    assert int(head.headers["content-length"]) == int(get.headers["content-length"]) == get.num_bytes_downloaded
+    timely = {"date", "expires"}  # may tick over between the two requests
+    assert {k: v for k, v in head.headers.items() if k not in timely} == \
+        {k: v for k, v in get.headers.items() if k not in timely}
 
 
 @pytest.mark.parametrize("route", ROUTES)

@@ -1,24 +1,47 @@
-"""In-memory caches. The metadata cache is bounded by bytes (cachetools with getsizeof) and keyed
-on the source identity (path, size, mtime, etag), so a replaced file is never served stale.
-Concurrent misses for one key share a single load (single flight).
+"""In-memory caches, bounded by bytes (cachetools with getsizeof), keyed on source identities.
+
+* The metadata cache holds parsed moovs, keyed on (path, size, mtime, etag), so a replaced file is
+  never served stale. Concurrent misses for one key share a single load (single flight).
+* The response cache holds built responses (manifests, init segments, optionally segments) for a
+  time-to-live, keyed on the URL and the identities of every source it was built from.
+Both count hits, misses and evictions for /status and /metrics.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from cachetools import LRUCache
+from cachetools import LRUCache, TTLCache
 
 T = TypeVar("T")
+
+
+class _CountingLRU(LRUCache[Hashable, T]):
+    """An LRUCache that counts the entries it evicts to make room."""
+
+    evictions = 0
+
+    def popitem(self) -> tuple[Hashable, T]:
+        self.evictions += 1
+        return super().popitem()
+
+
+class _CountingTTL(TTLCache[Hashable, T]):
+    evictions = 0
+
+    def popitem(self) -> tuple[Hashable, T]:
+        self.evictions += 1
+        return super().popitem()
 
 
 class ByteBoundedCache(Generic[T]):
     """An LRU cache whose size is the sum of its values' `nbytes`, with single-flight loads."""
 
     def __init__(self, max_bytes: int, size_of: Callable[[T], int]) -> None:
-        self._cache: LRUCache[Hashable, T] = LRUCache(maxsize=max(max_bytes, 1), getsizeof=size_of)
+        self._cache: _CountingLRU[T] = _CountingLRU(maxsize=max(max_bytes, 1), getsizeof=size_of)
         self._size_of = size_of
         self._max_bytes = max_bytes
         self._loading: dict[Hashable, asyncio.Future[T]] = {}
@@ -28,6 +51,14 @@ class ByteBoundedCache(Generic[T]):
     @property
     def current_bytes(self) -> int:
         return int(self._cache.currsize)
+
+    @property
+    def max_bytes(self) -> int:
+        return self._max_bytes
+
+    @property
+    def evictions(self) -> int:
+        return self._cache.evictions
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -56,3 +87,50 @@ class ByteBoundedCache(Generic[T]):
         if 0 < self._size_of(value) <= self._max_bytes:
             self._cache[key] = value
         return value
+
+
+@dataclass(frozen=True, slots=True)
+class CachedResponse:
+    """A built response body with what the web layer needs to answer from it."""
+
+    body: bytes
+    content_type: str
+    gzipped: bytes | None = None  # the same body compressed, for manifests
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.body) + len(self.gzipped or b"") + 200  # 200: key, object and entry overhead
+
+
+class ResponseCache:
+    """Built responses for a time-to-live, bounded by bytes (an oversized one is not kept)."""
+
+    def __init__(self, max_bytes: int, ttl: float) -> None:
+        self._cache: _CountingTTL[CachedResponse] = _CountingTTL(
+            maxsize=max(max_bytes, 1), ttl=ttl, getsizeof=lambda entry: entry.nbytes)
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def current_bytes(self) -> int:
+        return int(self._cache.currsize)
+
+    @property
+    def evictions(self) -> int:
+        return self._cache.evictions
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def get(self, key: Hashable) -> CachedResponse | None:
+        entry = self._cache.get(key)
+        if entry is None:
+            self.misses += 1
+        else:
+            self.hits += 1
+        return entry
+
+    def put(self, key: Hashable, entry: CachedResponse) -> None:
+        if entry.nbytes <= self.max_bytes:
+            self._cache[key] = entry

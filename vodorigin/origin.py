@@ -34,9 +34,15 @@ class Origin:
             settings.metadata_cache_bytes, lambda movie: movie.nbytes
         )
 
+    async def sources(self, paths: tuple[str, ...]) -> tuple[SourceIdentity, ...]:
+        """The current identity (size, mtime, etag) of each file, one stat each."""
+        return tuple(await asyncio.gather(*(self.storage.stat(path) for path in paths)))
+
     async def movie(self, path: str) -> Movie:
         """A file's metadata, from the cache when its identity has not changed."""
-        source = await self.storage.stat(path)
+        return await self.movie_of(await self.storage.stat(path))
+
+    async def movie_of(self, source: SourceIdentity) -> Movie:
         key = (source.path, source.size, source.mtime, source.etag)
         return await self.metadata.get_or_load(key, lambda: self._load_movie(source))
 
@@ -52,9 +58,9 @@ class Origin:
             return await asyncio.to_thread(parse_moov, request, source, self.limits)
         return parse_moov(request, source, self.limits)
 
-    async def media_set(self, request: MediaRequest) -> MediaSet:
-        """The movies a request names, with the tracks/ path parameter applied."""
-        movies = await asyncio.gather(*(self.movie(path) for path in request.files))
+    async def media_set(self, request: MediaRequest, sources: tuple[SourceIdentity, ...]) -> MediaSet:
+        """The movies of a request's files (`sources`, their identities), with tracks/ applied."""
+        movies = await asyncio.gather(*(self.movie_of(source) for source in sources))
         if not request.tracks.empty:
             movies = [replace(m, tracks=select_tracks(m.tracks, request.tracks, False)) for m in movies]
             if any(not m.tracks for m in movies):

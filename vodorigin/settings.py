@@ -89,6 +89,24 @@ class Settings(BaseModel):
 
     # caches
     metadata_cache_bytes: int = Field(256 * 1024 * 1024, ge=0)
+    response_cache_bytes: int = Field(64 * 1024 * 1024, ge=0)  # manifests and init segments; 0: off
+    response_cache_ttl: float = Field(300.0, gt=0)  # seconds an entry may be served without rebuilding
+    response_cache_segments: bool = False  # media segments too (they are large; the CDN caches them)
+
+    # caching headers by request class (like nginx-vod-module's vod_expires); 0: no Cache-Control/Expires
+    expires_manifest: int = Field(300, ge=0)  # seconds: playlists, MPDs
+    expires_segment: int = Field(86400, ge=0)  # seconds: segments, fragments, init segments
+    expires_progressive: int = Field(86400, ge=0)  # seconds: /pd/
+    gzip_manifests: bool = True  # Content-Encoding: gzip when the client accepts it; never for media
+
+    # origin protection (both off by default)
+    origin_secret_header: str = "x-origin-secret"  # the header a CDN adds (CloudFront custom header)
+    origin_secret: str = ""  # when set, requests without header = secret are 403 (except /health)
+    url_signing_key: str = ""  # when set, /token/<expires>-<hmac>/ in the path also lets a request in
+
+    # operations
+    shutdown_timeout: float = Field(30.0, gt=0)  # seconds in-flight responses get to finish on SIGTERM
+    access_log: bool = True  # one JSON line per request on the vodorigin.access logger
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:

@@ -1,7 +1,9 @@
-"""The storage interface every backend (local, HTTP upstream, S3) implements."""
+"""The storage interface every backend (local, HTTP upstream, S3) implements, and read accounting."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Protocol
 
 from vodorigin.media.model import SourceIdentity
@@ -19,3 +21,38 @@ class Storage(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class UpstreamCounters:
+    """Totals for /status and /metrics."""
+
+    reads: int = 0  # reads from the backend that succeeded (for remote ones: ranged GETs)
+    bytes: int = 0  # bytes they brought
+    stats: int = 0
+    retries: int = 0
+    errors: int = 0  # reads and stats that failed (remote: after their retries)
+    block_hits: int = 0  # remote: blocks found in the block cache
+    block_misses: int = 0  # remote: blocks that had to be read
+    shared: int = 0  # remote: blocks awaited from another request's upstream read
+
+
+@dataclass(slots=True)
+class RequestReads:
+    """The reads one request caused, for its access log line."""
+
+    reads: int = 0
+    bytes: int = 0
+
+
+request_reads: ContextVar[RequestReads | None] = ContextVar("request_reads", default=None)
+
+
+def count_read(counters: UpstreamCounters, nbytes: int) -> None:
+    """Add one successful read to the backend's totals and to the current request's."""
+    counters.reads += 1
+    counters.bytes += nbytes
+    current = request_reads.get()
+    if current is not None:
+        current.reads += 1
+        current.bytes += nbytes

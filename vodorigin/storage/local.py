@@ -13,6 +13,7 @@ from pathlib import Path
 
 from vodorigin.errors import BadRequest, MediaError, NotFound
 from vodorigin.media.model import SourceIdentity
+from vodorigin.storage.base import UpstreamCounters, count_read
 
 FORBIDDEN_CHARACTERS = ("\x00", "\\", "%")
 
@@ -32,6 +33,7 @@ class LocalStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
+        self.counters = UpstreamCounters()
 
     def _resolve(self, path: str) -> Path:
         candidate = (self.root / check_relative_path(path)).resolve()
@@ -40,6 +42,7 @@ class LocalStorage:
         return candidate
 
     async def stat(self, path: str) -> SourceIdentity:
+        self.counters.stats += 1
         real = self._resolve(path)
         try:
             info = await asyncio.to_thread(os.stat, real)
@@ -53,7 +56,9 @@ class LocalStorage:
         return SourceIdentity(path, info.st_size, info.st_mtime, etag)
 
     async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
-        return await asyncio.to_thread(self._pread, source, offset, length)
+        data = await asyncio.to_thread(self._pread, source, offset, length)
+        count_read(self.counters, len(data))
+        return data
 
     def _pread(self, source: SourceIdentity, offset: int, length: int) -> bytes:
         real = self._resolve(source.path)

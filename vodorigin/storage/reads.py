@@ -30,7 +30,7 @@ from cachetools import LRUCache
 
 from vodorigin.errors import UpstreamError, UpstreamTimeout
 from vodorigin.media.model import SourceIdentity
-from vodorigin.storage.base import Storage
+from vodorigin.storage.base import Storage, UpstreamCounters, count_read
 
 log = logging.getLogger("vodorigin.upstream")
 T = TypeVar("T")
@@ -44,19 +44,6 @@ class ReadPolicy:
     concurrency: int = 32
     block_size: int = 256 * 1024
     block_cache_bytes: int = 64 * 1024 * 1024
-
-
-@dataclass(slots=True)
-class UpstreamCounters:
-    """What /status and /metrics (issue 6) will report."""
-
-    reads: int = 0  # upstream GETs that succeeded
-    bytes: int = 0  # bytes they brought
-    stats: int = 0
-    retries: int = 0
-    errors: int = 0  # reads and stats that failed after their retries
-    block_hits: int = 0  # blocks found in the block cache
-    shared: int = 0  # blocks awaited from another request's upstream read
 
 
 class ResilientStorage:
@@ -96,6 +83,7 @@ class ResilientStorage:
                 pending.add_done_callback(_retrieve)
                 pieces.append(pending)
                 missing.append(index)
+                self.counters.block_misses += 1
         for run_first, run_last in _runs(missing):
             task = asyncio.create_task(self._read_run(source, run_first, run_last))
             self._runs.add(task)
@@ -123,8 +111,7 @@ class ResilientStorage:
             if not isinstance(exc, Exception):
                 raise
             return
-        self.counters.reads += 1
-        self.counters.bytes += len(data)
+        count_read(self.counters, len(data))
         for n, key in enumerate(keys):
             block = data[n * size:(n + 1) * size] if len(keys) > 1 else data
             if self.policy.block_cache_bytes >= len(block):

@@ -1,4 +1,9 @@
-"""The FastAPI application: one route per protocol, errors mapped to statuses in one place."""
+"""The FastAPI application: one route per protocol, errors mapped to statuses in one place.
+
+A media request goes: protection (web/protect.py) -> parse the URL -> stat its sources -> 304 if
+the client's copy is current -> the response cache, keyed on the URL and the sources' identities
+-> the packager -> the response (web/responses.py). Around it all, web/observe.py logs and counts.
+"""
 
 from __future__ import annotations
 
@@ -6,48 +11,72 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from vodorigin import __version__
+from vodorigin.cache import CachedResponse, ResponseCache
 from vodorigin.errors import VodError
+from vodorigin.media.model import SourceIdentity
 from vodorigin.origin import Origin
 from vodorigin.packagers import dash, hls, pd
-from vodorigin.packagers.output import Output, PackagerContext
+from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
 from vodorigin.settings import Settings, load_settings
 from vodorigin.storage.factory import storage_for
 from vodorigin.urls import MediaRequest, parse_request_path
 from vodorigin.web.cors import CorsMiddleware
-from vodorigin.web.responses import build_response, error_response
+from vodorigin.web.http_cache import HttpPolicy, compress, request_class
+from vodorigin.web.observe import ObserveMiddleware, Observer
+from vodorigin.web.protect import ProtectionMiddleware
+from vodorigin.web.responses import Content, MediaResponder, Validators, error_response, render
 
 log = logging.getLogger("vodorigin")
 CONFIG_ENVIRONMENT = "VODORIGIN_CONFIG_FILE"
 
-Handler = Callable[[MediaRequest, Origin, PackagerContext], Awaitable[Output]]
+Sources = tuple[SourceIdentity, ...]
+Handler = Callable[[MediaRequest, Sources, Origin, PackagerContext], Awaitable[Output]]
 
 
-async def serve_hls(request: MediaRequest, origin: Origin, context: PackagerContext) -> Output:
-    return hls.handle(request.file_name, await origin.media_set(request), context)
+async def serve_hls(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
+                    ) -> Output:
+    return hls.handle(request.file_name, await origin.media_set(request, sources), context)
 
 
-async def serve_dash(request: MediaRequest, origin: Origin, context: PackagerContext) -> Output:
-    return dash.handle(request.file_name, await origin.media_set(request), context)
+async def serve_dash(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
+                     ) -> Output:
+    return dash.handle(request.file_name, await origin.media_set(request, sources), context)
 
 
-async def serve_pd(request: MediaRequest, origin: Origin, context: PackagerContext) -> Output:
+async def serve_pd(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
+                   ) -> Output:
     if request.clip.start_ms or request.clip.end_ms is not None or not request.tracks.empty:
-        return pd.clipped_file(await origin.media_set(request), context)
-    return pd.whole_file(await origin.storage.stat(request.files[0]))
+        return pd.clipped_file(await origin.media_set(request, sources), context)
+    return pd.whole_file(sources[0])
 
 
 PROTOCOL_HANDLERS: dict[str, Handler] = {"hls": serve_hls, "dash": serve_dash, "pd": serve_pd}
 
 
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What every media endpoint shares."""
+
+    origin: Origin
+    context: PackagerContext
+    policy: HttpPolicy
+    responses: ResponseCache
+    cache_segments: bool
+
+
 def create_app(settings: Settings) -> FastAPI:
     origin = Origin(settings, storage_for(settings))
-    context = PackagerContext.from_settings(settings)
+    services = Services(origin, PackagerContext.from_settings(settings), HttpPolicy.from_settings(settings),
+                        ResponseCache(settings.response_cache_bytes, settings.response_cache_ttl),
+                        settings.response_cache_segments)
+    observer = Observer(origin, services.responses)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -57,7 +86,12 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="vodorigin", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
     app.state.origin = origin
+    app.state.observer = observer
+    # Starlette wraps the last added outermost: observe(cors(protect(app)))
+    app.add_middleware(ProtectionMiddleware, secret_header=settings.origin_secret_header,
+                       secret=settings.origin_secret, signing_key=settings.url_signing_key)
     app.add_middleware(CorsMiddleware)
+    app.add_middleware(ObserveMiddleware, observer=observer, log_requests=settings.access_log)
 
     @app.exception_handler(StarletteHTTPException)
     async def framework_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -75,27 +109,64 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/health")
     async def health() -> Response:
+        """For the load balancer: cheap, never touches storage."""
         return Response(b"ok\n", media_type="text/plain", headers={"cache-control": "no-store"})
 
+    @app.get("/status")
+    async def status() -> Response:
+        return JSONResponse(observer.status(), headers={"cache-control": "no-store"})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(observer.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8",
+                        headers={"cache-control": "no-store"})
+
     for protocol, handler in PROTOCOL_HANDLERS.items():
-        app.add_api_route(f"/{protocol}/{{path:path}}", _endpoint(protocol, handler, origin, context),
+        app.add_api_route(f"/{protocol}/{{path:path}}", _endpoint(protocol, handler, services),
                           methods=["GET", "HEAD"], name=protocol)
     return app
 
 
-def _endpoint(protocol: str, handler: Handler, origin: Origin, context: PackagerContext
+def _endpoint(protocol: str, handler: Handler, services: Services
               ) -> Callable[[Request, str], Awaitable[Response]]:
+    origin = services.origin
+
     async def endpoint(request: Request, path: str) -> Response:
         try:
             media_request = parse_request_path(protocol, path, origin.settings.max_urlset_parts)
-            output = await handler(media_request, origin, context)
-            return await build_response(output, origin, request.method, request.headers.get("range"),
-                                        request.url.path)
+            sources = await origin.sources(media_request.files)
+            url_path = request.url.path
+            kind = request_class(url_path)
+            validators = Validators.of(sources, url_path)
+            responder = MediaResponder(services.policy, kind, validators, request.headers)
+            if (not_modified := responder.not_modified()) is not None:
+                request.state.cache = "not-modified"
+                return not_modified
+            key = (url_path, sources)
+            content: Content | None = services.responses.get(key) if kind != "progressive" else None
+            request.state.cache = "hit" if content is not None else "miss" if kind != "progressive" else "-"
+            if content is None:
+                content = await _build(await handler(media_request, sources, origin, services.context),
+                                       kind, request.method, services)
+                if isinstance(content, CachedResponse):
+                    services.responses.put(key, content)
+            return await responder.respond(content, origin, request.method)
         except VodError as error:
             log.info("%s %s -> %d %s", request.method, request.url.path, error.status, error.message)
             return error_response(error)
 
     return endpoint
+
+
+async def _build(output: Output, kind: str, method: str, services: Services) -> Content:
+    """A packager's output as response content: documents (and, when configured, rendered segments)
+    become cacheable bodies, manifests with their gzip form; the rest stays lazy."""
+    if isinstance(output, Document):
+        gzipped = compress(output.body) if kind == "manifest" and services.policy.gzip_manifests else None
+        return CachedResponse(output.body, output.content_type, gzipped)
+    if isinstance(output, MediaSegment) and services.cache_segments and method == "GET":
+        return CachedResponse(await render(output, services.origin), output.content_type)
+    return output
 
 
 def app_from_environment() -> FastAPI:

@@ -1,20 +1,26 @@
-"""Packager outputs -> HTTP responses: Content-Length always, Range everywhere, HEAD without media reads."""
+"""Packager outputs -> HTTP responses: Content-Length always, Range everywhere, HEAD without media
+reads, validators and caching headers on every media response (web/http_cache.py)."""
 
 from __future__ import annotations
 
 import email.utils
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 
 from starlette.responses import Response, StreamingResponse
 
+from vodorigin.cache import CachedResponse
 from vodorigin.errors import RangeNotSatisfiable, VodError
 from vodorigin.media.frames import ByteRange
 from vodorigin.media.model import SourceIdentity
 from vodorigin.origin import Origin
-from vodorigin.packagers.output import Document, FileParts, MediaSegment, Output
+from vodorigin.packagers.output import FileParts, MediaSegment
+from vodorigin.web.http_cache import HttpPolicy, accepts_gzip, gzip_etag, not_modified, range_still_valid
 from vodorigin.web.ranges import parse_range
+
+Content = CachedResponse | MediaSegment | FileParts  # a body in hand, one to render, one to stream
 
 
 def error_response(error: VodError) -> Response:
@@ -25,49 +31,83 @@ def error_response(error: VodError) -> Response:
     return Response(body, status_code=error.status, media_type="application/json", headers=headers)
 
 
-def _identity_headers(sources: tuple[SourceIdentity, ...], url_path: str) -> dict[str, str]:
-    """Last-Modified from the newest source, a strong ETag over the sources and the URL."""
-    digest = hashlib.sha1(url_path.encode())
-    for source in sources:
-        digest.update(f"{source.path}\0{source.size}\0{source.etag}".encode())
-    newest = max(s.mtime for s in sources)
-    return {
-        "etag": f'"{digest.hexdigest()[:32]}"',
-        "last-modified": email.utils.formatdate(newest, usegmt=True),
-        "accept-ranges": "bytes",
-    }
+@dataclass(frozen=True, slots=True)
+class Validators:
+    """A strong ETag over the sources and the URL; Last-Modified from the newest source."""
+
+    etag: str
+    last_modified: float
+
+    @classmethod
+    def of(cls, sources: tuple[SourceIdentity, ...], url_path: str) -> Validators:
+        digest = hashlib.sha1(url_path.encode())
+        for source in sources:
+            digest.update(f"{source.path}\0{source.size}\0{source.etag}".encode())
+        return cls(f'"{digest.hexdigest()[:32]}"', max(s.mtime for s in sources))
 
 
-def _sources(output: Output) -> tuple[SourceIdentity, ...]:
-    return output.sources if isinstance(output, Document) else (output.source,)
+class MediaResponder:
+    """Builds the responses of one request class under the application's HTTP policy."""
+
+    def __init__(self, policy: HttpPolicy, request_class: str, validators: Validators,
+                 request_headers: Mapping[str, str]) -> None:
+        self.request_class = request_class
+        self.validators = validators
+        self.request_headers = request_headers
+        self.headers = {"etag": validators.etag,
+                        "last-modified": email.utils.formatdate(validators.last_modified, usegmt=True),
+                        "accept-ranges": "bytes", **policy.caching_headers(request_class)}
+        self.compressible = request_class == "manifest" and policy.gzip_manifests
+        if self.compressible:
+            self.headers["vary"] = "Accept-Encoding"
+
+    def not_modified(self) -> Response | None:
+        """A 304 when the client's copy is current (checked before anything is built or read)."""
+        etags = [self.validators.etag, gzip_etag(self.validators.etag)] if self.compressible else \
+            [self.validators.etag]
+        if any(not_modified(self.request_headers, etag, self.validators.last_modified) for etag in etags):
+            headers = {k: v for k, v in self.headers.items() if k != "accept-ranges"}
+            if self.compressible and accepts_gzip(self.request_headers.get("accept-encoding")):
+                headers["etag"] = gzip_etag(self.validators.etag)
+            return Response(b"", 304, headers=headers)
+        return None
+
+    async def respond(self, content: Content, origin: Origin, method: str) -> Response:
+        headers = dict(self.headers)
+        range_header = self.request_headers.get("range")
+        if not range_still_valid(self.request_headers.get("if-range"), headers["etag"],
+                                 self.validators.last_modified):
+            range_header = None
+        body: bytes | None = None
+        if isinstance(content, CachedResponse):
+            body = content.body
+            if content.gzipped is not None and range_header is None and \
+                    accepts_gzip(self.request_headers.get("accept-encoding")):
+                body = content.gzipped
+                headers["etag"] = gzip_etag(headers["etag"])
+                headers["content-encoding"] = "gzip"
+        size = content.size if body is None and not isinstance(content, CachedResponse) else len(body or b"")
+        selected = parse_range(range_header, size)
+        first, last = selected if selected else (0, size - 1)
+        headers["content-length"] = str(last - first + 1 if size else 0)
+        status = 200
+        if selected is not None:
+            status = 206
+            headers["content-range"] = f"bytes {first}-{last}/{size}"
+        if method == "HEAD":
+            return Response(b"", status, headers=headers, media_type=content.content_type)
+        if isinstance(content, FileParts):
+            stream = _stream_parts(content, origin, first, last + 1)
+            return StreamingResponse(stream, status, headers=headers, media_type=content.content_type)
+        if isinstance(content, MediaSegment):
+            body = await render(content, origin)
+        assert body is not None
+        body = body if selected is None else body[first : last + 1]
+        return Response(body, status, headers=headers, media_type=content.content_type)
 
 
-def _size(output: Output) -> int:
-    return len(output.body) if isinstance(output, Document) else output.size
-
-
-async def build_response(output: Output, origin: Origin, method: str, range_header: str | None,
-                         url_path: str) -> Response:
-    size = _size(output)
-    selected = parse_range(range_header, size)
-    first, last = selected if selected else (0, size - 1)
-    headers = _identity_headers(_sources(output), url_path)
-    headers["content-length"] = str(last - first + 1 if size else 0)
-    status = 200
-    if selected is not None:
-        status = 206
-        headers["content-range"] = f"bytes {first}-{last}/{size}"
-    if method == "HEAD":
-        return Response(b"", status, headers=headers, media_type=output.content_type)
-    if isinstance(output, FileParts):
-        body = _stream_parts(output, origin, first, last + 1)
-        return StreamingResponse(body, status, headers=headers, media_type=output.content_type)
-    if isinstance(output, MediaSegment):
-        data = output.render(await origin.read_ranges(output.source, output.ranges))
-    else:
-        data = output.body
-    body_bytes = data if selected is None else data[first : last + 1]
-    return Response(body_bytes, status, headers=headers, media_type=output.content_type)
+async def render(segment: MediaSegment, origin: Origin) -> bytes:
+    return segment.render(await origin.read_ranges(segment.source, segment.ranges))
 
 
 async def _stream_parts(output: FileParts, origin: Origin, start: int, stop: int) -> AsyncIterator[bytes]:

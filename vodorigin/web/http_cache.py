@@ -1,0 +1,109 @@
+"""What makes responses cache well behind a CDN: request classes, caching headers, conditional
+requests and manifest compression.
+
+* Classes: `manifest` (playlists, MPDs), `segment` (segments, fragments, init segments),
+  `progressive` (/pd/), `other`. Each media class has its own max-age (settings expires_*, like
+  nginx-vod-module's vod_expires): `Cache-Control: public, max-age=N` and `Expires` (RFC 9111 5.2.2.1,
+  5.3); 0 sends neither.
+* Validators (RFC 9110 8.8): a strong ETag and Last-Modified come with every media response.
+  If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2); either can make a GET or HEAD a 304
+  before any media is read. If-Range (RFC 9110 13.1.5) keeps a Range only while the validator
+  still matches; otherwise the whole body is sent.
+* gzip (RFC 9110 8.4) for manifests when Accept-Encoding allows it and no Range is asked, with its
+  own ETag; `Vary: Accept-Encoding` on every manifest. Media is never compressed.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gzip
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from vodorigin.settings import Settings
+
+MANIFEST_EXTENSIONS = ("m3u8", "mpd", "f4m")
+GZIP_LEVEL = 6
+
+
+def request_class(path: str) -> str:
+    """manifest, segment, progressive or other, from the URL path alone."""
+    parts = path.strip("/").split("/")
+    if len(parts) < 2 or parts[0] not in ("hls", "dash", "hds", "mss", "pd"):
+        return "other"
+    if parts[0] == "pd":
+        return "progressive"
+    name = parts[-1]
+    if name.rsplit(".", 1)[-1] in MANIFEST_EXTENSIONS or name == "manifest":
+        return "manifest"
+    return "segment"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpPolicy:
+    max_age: Mapping[str, int]  # seconds, by request class
+    gzip_manifests: bool
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HttpPolicy:
+        return cls({"manifest": settings.expires_manifest, "segment": settings.expires_segment,
+                    "progressive": settings.expires_progressive}, settings.gzip_manifests)
+
+    def caching_headers(self, request_class: str, now: float | None = None) -> dict[str, str]:
+        seconds = self.max_age.get(request_class, 0)
+        if not seconds:
+            return {}
+        expires = (time.time() if now is None else now) + seconds
+        return {"cache-control": f"public, max-age={seconds}",
+                "expires": email.utils.formatdate(expires, usegmt=True)}
+
+
+def not_modified(headers: Mapping[str, str], etag: str, last_modified: float) -> bool:
+    """RFC 9110 13.2.2: If-None-Match when present (weak comparison), else If-Modified-Since."""
+    if_none_match = headers.get("if-none-match")
+    if if_none_match is not None:
+        tags = [tag.strip().removeprefix("W/") for tag in if_none_match.split(",")]
+        return "*" in tags or etag.removeprefix("W/") in tags
+    since = _http_date(headers.get("if-modified-since"))
+    return since is not None and int(last_modified) <= since
+
+
+def range_still_valid(if_range: str | None, etag: str, last_modified: float) -> bool:
+    """RFC 9110 13.1.5: an If-Range validator that no longer matches voids the Range."""
+    if if_range is None:
+        return True
+    if if_range.startswith('"'):
+        return if_range == etag  # strong comparison
+    date = _http_date(if_range)
+    return date is not None and date == int(last_modified)
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """True when Accept-Encoding lists gzip (or *) with a non-zero quality."""
+    for item in (accept_encoding or "").split(","):
+        coding, _, parameters = item.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "*"):
+            quality = parameters.strip().removeprefix("q=")
+            try:
+                return not parameters.strip() or float(quality) > 0
+            except ValueError:
+                return False
+    return False
+
+
+def compress(body: bytes) -> bytes:
+    return gzip.compress(body, GZIP_LEVEL, mtime=0)  # mtime 0: the same bytes every time
+
+
+def gzip_etag(etag: str) -> str:
+    return etag[:-1] + '-gz"'
+
+
+def _http_date(value: str | None) -> int | None:
+    if not value:
+        return None
+    try:
+        return int(email.utils.parsedate_to_datetime(value).timestamp())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
