@@ -1,15 +1,17 @@
-"""`vodorigin serve`: run the origin with uvicorn."""
+"""`vodorigin serve`: run the origin with uvicorn. `vodorigin sign`: a signed URL path."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
+import time
 
 import uvicorn
 
 from vodorigin.settings import ENV_PREFIX, SettingsError, load_settings
 from vodorigin.web.app import CONFIG_ENVIRONMENT
+from vodorigin.web.protect import sign_path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -21,7 +23,14 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int)
+    sign = commands.add_parser("sign", help="print a URL path with a token (url_signing_key)")
+    sign.add_argument("path", help="e.g. /hls/movie.mp4/master.m3u8")
+    sign.add_argument("--config", help="a TOML settings file holding url_signing_key")
+    sign.add_argument("--expires-in", type=int, default=3600, help="seconds from now (default 3600)")
     args = parser.parse_args(argv)
+    if args.command == "sign":
+        _sign(args.path, args.config, args.expires_in)
+        return
     overrides = {"media_root": args.media_root, "host": args.host, "port": args.port, "workers": args.workers}
     try:
         settings = load_settings(args.config, overrides)
@@ -41,6 +50,17 @@ def main(argv: list[str] | None = None) -> None:
         port=settings.port,
         workers=settings.workers,
         timeout_keep_alive=settings.keepalive_timeout,
+        timeout_graceful_shutdown=settings.shutdown_timeout,  # in-flight responses finish on SIGTERM
         log_level=settings.log_level,
         server_header=False,
     )
+
+
+def _sign(path: str, config: str | None, expires_in: int) -> None:
+    try:
+        settings = load_settings(config)
+    except SettingsError as error:
+        sys.exit(f"vodorigin: {error}")
+    if not settings.url_signing_key:
+        sys.exit("vodorigin: url_signing_key is not set (config file or VODORIGIN_URL_SIGNING_KEY)")
+    print(sign_path("/" + path.lstrip("/"), settings.url_signing_key, int(time.time()) + expires_in))

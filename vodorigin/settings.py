@@ -105,7 +105,7 @@ class Settings(BaseModel):
     url_signing_key: str = ""  # when set, /token/<expires>-<hmac>/ in the path also lets a request in
 
     # operations
-    shutdown_timeout: float = Field(30.0, gt=0)  # seconds in-flight responses get to finish on SIGTERM
+    shutdown_timeout: int = Field(30, ge=1)  # seconds in-flight responses get to finish on SIGTERM
     access_log: bool = True  # one JSON line per request on the vodorigin.access logger
 
     @model_validator(mode="after")

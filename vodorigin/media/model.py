@@ -89,7 +89,7 @@ class Track:
         return self.samples.nbytes + len(self.codec.sample_entry) + 512
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True)
 class SourceIdentity:
     """What identifies the bytes of a source object: a replaced file gets a new identity."""
 
