@@ -1,4 +1,7 @@
-# vodorigin: slim Python image, non-root, health-checked.
+# vodorigin for production: slim Python image, non-root, health-checked, several uvicorn workers.
+# Settings: configs/production.toml, then VODORIGIN_* variables (e.g. VODORIGIN_STORAGE=s3,
+# VODORIGIN_S3_BUCKET, VODORIGIN_ORIGIN_SECRET). On EC2/ECS the S3 credentials come from the
+# instance or task role (IMDSv2 / container credentials), refreshed without a restart.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
@@ -11,8 +14,11 @@ RUN pip install . && useradd --system --uid 10001 --home /app vodorigin
 COPY fixtures /media
 
 USER vodorigin
-ENV VODORIGIN_HOST=0.0.0.0 VODORIGIN_MEDIA_ROOT=/media
 EXPOSE 8000
+# /health never touches storage, so a slow upstream does not take the task out of service.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
     CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=2).status != 200)"
-CMD ["vodorigin", "serve", "--config", "configs/local.toml", "--host", "0.0.0.0"]
+# SIGTERM (docker stop, ECS) lets in-flight responses finish for shutdown_timeout seconds;
+# give the container at least that long (docker stop -t 35, ECS stopTimeout 35).
+STOPSIGNAL SIGTERM
+CMD ["vodorigin", "serve", "--config", "configs/production.toml"]

@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         timeout_graceful_shutdown=settings.shutdown_timeout,  # in-flight responses finish on SIGTERM
         log_level=settings.log_level,
         server_header=False,
+        access_log=False,  # web/observe.py writes a richer one (access_log setting)
     )
 
 

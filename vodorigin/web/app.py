@@ -173,4 +173,10 @@ def app_from_environment() -> FastAPI:
     """uvicorn factory: settings from VODORIGIN_CONFIG_FILE and VODORIGIN_* variables."""
     settings = load_settings(os.environ.get(CONFIG_ENVIRONMENT))
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    access = logging.getLogger("vodorigin.access")  # bare JSON lines, ready for a log shipper
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    access.propagate = False
     return create_app(settings)
