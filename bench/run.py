@@ -178,6 +178,14 @@ def bench_http(settings: Settings) -> None:
         row("DASH video fragments", f"{fmp4_rate:.0f} MB/s", f"ratio fMP4 / pd {fmp4_rate / pd_rate:.2f}")
         latency = timed(lambda: client.get("/hls/long_360p.mp4/index-v1-a1.m3u8"), 50)
         row("index.m3u8 latency (warm)", f"{statistics.median(latency) * 1000:.1f} ms", "median of 50")
+        cached = statistics.median(timed(lambda: client.get("/hls/long_360p.mp4/master.m3u8"), 50))
+    uncached_settings = settings.model_copy(update={"response_cache_bytes": 0})
+    with LiveServer(uncached_settings) as server, httpx.Client(base_url=server.base, timeout=60) as client:
+        client.get("/hls/long_360p.mp4/master.m3u8")
+        uncached = statistics.median(timed(lambda: client.get("/hls/long_360p.mp4/master.m3u8"), 20))
+    row("master.m3u8 latency, response cache", f"{cached * 1000:.1f} ms", "median of 50")
+    row("master.m3u8 latency, no response cache", f"{uncached * 1000:.1f} ms",
+        f"baseline; ratio cached / uncached {cached / uncached:.2f}")
 
 def bench_block_reads(settings: Settings, name: str) -> None:
     print(f"Remote read layer, in process ({name})")
