@@ -26,3 +26,21 @@ def test_no_url_makes_a_server_error(protocol: str, parts: list[str], http: http
     assert response.status_code < 500, f"{path} -> {response.status_code} {response.text}"
     if response.status_code >= 400:
         assert response.json()["error"]
+
+
+HEADER_VALUES = st.one_of(
+    st.sampled_from(["*", '"x"', 'W/"x"', "gzip", "gzip;q=0", "gzip;q=abc", "bytes=0-10", "bytes=5-",
+                     "Mon, 01 Jan 2001 00:00:00 GMT", "Fri, 31 Dec 99999 23:59:59 GMT", "Thu, 99 Foo 2020",
+                     "0", "-1", ",,,", "", "bytes=-0", "bytes=99999999999-"]),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=40))
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(["/hls/bframes.mp4/master.m3u8", "/hls/bframes.mp4/seg-1-v1-a1.ts",
+                              "/dash/bframes.mp4/manifest.mpd", "/pd/bframes.mp4"]),
+       headers=st.dictionaries(st.sampled_from(["if-none-match", "if-modified-since", "if-range", "range",
+                                                "accept-encoding"]), HEADER_VALUES, max_size=5))
+def test_no_conditional_header_makes_a_server_error(route: str, headers: dict[str, str],
+                                                    http: httpx.Client) -> None:
+    response = http.get(route, headers=headers)
+    assert response.status_code in (200, 206, 304, 416), f"{headers} -> {response.status_code}"
