@@ -1,4 +1,5 @@
-"""Golden manifests: what the HLS and DASH packagers render for fixed scenarios, reviewed when it changes.
+"""Golden manifests: what the HLS, DASH and MSS packagers render for fixed scenarios, reviewed
+when it changes.
 
 Run `VODORIGIN_UPDATE_GOLDEN=1 make test` to rewrite tests/golden/ after a deliberate change, then
 review the diff of the golden files like code.
@@ -27,6 +28,8 @@ SCENARIOS = {
     "dash/bframes.mpd": "/dash/bframes.mp4/manifest.mpd",
     "dash/urlset.mpd": "/dash/clip_,180p,360p,.mp4.urlset/manifest.mpd",
     "dash/irregular_gop.mpd": "/dash/irregular_gop.mp4/manifest.mpd",
+    "mss/bframes.xml": "/mss/bframes.mp4/manifest",
+    "mss/urlset.xml": "/mss/clip_,180p,360p,.mp4.urlset/manifest",
 }
 
 

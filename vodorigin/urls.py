@@ -20,6 +20,7 @@ PATH_PARAMETERS = ("clipFrom", "clipTo", "tracks", "shift", "lang")
 MAX_MILLISECONDS = 10**10  # ~115 days: larger clip times are typing errors, not media
 URLSET_SUFFIX = ".urlset"
 
+_QUALITY_LEVELS = re.compile(r"^QualityLevels\(\d{1,12}\)$")
 _TRACK_TOKEN = re.compile(r"^([va])(\d{1,3})$")
 _FILE_NAME = re.compile(r"^(?P<kind>[a-zA-Z]+)(?:-(?P<tokens>[^.]*))?\.(?P<extension>[a-z0-9]{1,5})$")
 
@@ -55,6 +56,10 @@ def parse_request_path(protocol: str, path: str, max_urlset_parts: int = 32) -> 
     if any(c == "" for c in components):
         raise BadRequest("empty path component")
     file_name = "" if protocol == "pd" else components.pop()
+    if protocol == "mss" and components and components[-1].startswith("QualityLevels("):
+        if not _QUALITY_LEVELS.match(components[-1]):
+            raise BadRequest(f"malformed {components[-1]!r} (QualityLevels(<bitrate>))")
+        file_name = f"{components.pop()}/{file_name}"  # QualityLevels(<bitrate>)/Fragments(video=<t>)
     media_path, parameters = _split_parameters(components)
     if not media_path:
         raise BadRequest("no media path")

@@ -1,6 +1,6 @@
 """Fragmented MP4 (ISO/IEC 14496-12 8.8): init segments and media fragments (moof + mdat).
 
-One muxer for DASH, HLS fMP4 (CMAF) and, later, Smooth Streaming. As with TS, a fragment is planned
+One muxer for DASH, HLS fMP4 (CMAF) and Smooth Streaming. As with TS, a fragment is planned
 from metadata alone: the moof is built completely (sizes, durations, flags, composition offsets and
 data offsets are all known), so the size is exact before any media byte is read, and writing only
 appends the frames.
@@ -60,10 +60,12 @@ def _init_trak(track: Track) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class FragmentTrack:
-    """One track's frames in a fragment, and the ticks to add to their decode times."""
+    """One track's frames in a fragment, the ticks to add to their decode times, and boxes to add
+    to its traf after the trun (Smooth Streaming's tfxd)."""
 
     frames: TrackFrames
     decode_offset: int = 0
+    traf_extra: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -132,7 +134,7 @@ def _traf(fragment: FragmentTrack, data_offset: int) -> bytes:
     table[:, 2] = np.where(frames.sync, SYNC_SAMPLE_FLAGS, NON_SYNC_SAMPLE_FLAGS)
     table[:, 3] = (frames.pts - frames.dts).astype(np.int64) & 0xFFFFFFFF  # signed, two's complement
     trun = write.full_box(b"trun", 1, flags, struct.pack(">Ii", frames.count, data_offset), table.tobytes())
-    return write.box(b"traf", tfhd, tfdt, trun)
+    return write.box(b"traf", tfhd, tfdt, trun, fragment.traf_extra)
 
 
 def write_fragment(plan: FragmentPlan, frame_bytes: list[list[memoryview]]) -> bytes:

@@ -28,8 +28,13 @@ OPEN_PATHS = ("/health",)
 
 
 def signing_scope(path: str) -> str:
-    """What a token covers: the /pd/ file, or the directory of the other protocols' media set."""
-    return path if path.startswith("/pd/") else path[: path.rfind("/") + 1]
+    """What a token covers: the /pd/ file, or the directory of the other protocols' media set
+    (for MSS, the one above QualityLevels(...)/Fragments(...))."""
+    if path.startswith("/pd/"):
+        return path
+    if path.startswith("/mss/") and "/QualityLevels(" in path:
+        return path[: path.rfind("/QualityLevels(") + 1]
+    return path[: path.rfind("/") + 1]
 
 
 def signature(key: str, expires: int, path: str) -> str:
