@@ -1,4 +1,4 @@
-"""Golden manifests: what the HLS, DASH and MSS packagers render for fixed scenarios, reviewed
+"""Golden manifests: what the HLS, DASH, MSS and HDS packagers render for fixed scenarios, reviewed
 when it changes.
 
 Run `VODORIGIN_UPDATE_GOLDEN=1 make test` to rewrite tests/golden/ after a deliberate change, then
@@ -29,6 +29,8 @@ SCENARIOS = {
     "dash/urlset.mpd": "/dash/clip_,180p,360p,.mp4.urlset/manifest.mpd",
     "dash/irregular_gop.mpd": "/dash/irregular_gop.mp4/manifest.mpd",
     "mss/bframes.xml": "/mss/bframes.mp4/manifest",
+    "hds/bframes.f4m": "/hds/bframes.mp4/manifest.f4m",
+    "hds/urlset.f4m": "/hds/clip_,180p,360p,.mp4.urlset/manifest.f4m",
     "mss/urlset.xml": "/mss/clip_,180p,360p,.mp4.urlset/manifest",
 }
 

@@ -28,6 +28,8 @@ ROUTES = [
     "/hls/bframes.mp4/seg-3-v1-a1.m4s",
     "/dash/bframes.mp4/manifest.mpd",
     "/mss/bframes.mp4/manifest",
+    "/hds/bframes.mp4/manifest.f4m",
+    "/hds/clip_,180p,360p,.mp4.urlset/frag-f2-v1-a1-Seg1-Frag2",
     "/mss/bframes.mp4/QualityLevels(71000)/Fragments(audio=54106667)",
     "/dash/bframes.mp4/init-v1.mp4",
     "/dash/clip_,180p,360p,.mp4.urlset/fragment-2-f2-v1.m4s",

@@ -15,13 +15,14 @@ VOCABULARY = [
     "manifest.mpd", "init-v1.mp4", "init-f2-a1.mp4", "fragment-1-v1.m4s", "fragment-0-a1.m4s",
     "fragment-3-v1-a1.m4s", "init-v1-a1.mp4", "seg-2-v1-a1.m4s", "fragment-99999-v1.m4s", "audio_only.m4a",
     "manifest", "QualityLevels(254000)", "QualityLevels(1)", "QualityLevels(", "Fragments(video=13333333)",
-    "Fragments(audio=0)", "Fragments(video=-1)", "Fragments(text=1)",
+    "Fragments(audio=0)", "Fragments(video=-1)", "Fragments(text=1)", "manifest.f4m", "frag-v1-a1-Seg1-Frag1",
+    "frag-Seg1-Frag2", "frag-f2-v1-Seg1-Frag1", "frag-v1-Seg0-Frag0", "frag-v1-a1-Seg1-Frag99999999",
 ]
 segment = st.one_of(st.sampled_from(VOCABULARY), st.text(alphabet="abc-_.,%019", min_size=1, max_size=12))
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(protocol=st.sampled_from(["hls", "dash", "mss", "pd"]),
+@given(protocol=st.sampled_from(["hls", "dash", "hds", "mss", "pd"]),
        parts=st.lists(segment, min_size=1, max_size=7))
 def test_no_url_makes_a_server_error(protocol: str, parts: list[str], http: httpx.Client) -> None:
     path = f"/{protocol}/" + "/".join(parts)

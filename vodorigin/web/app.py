@@ -22,7 +22,7 @@ from vodorigin.cache import CachedResponse, ResponseCache
 from vodorigin.errors import VodError
 from vodorigin.media.model import SourceIdentity
 from vodorigin.origin import Origin
-from vodorigin.packagers import dash, hls, mss, pd
+from vodorigin.packagers import dash, hds, hls, mss, pd
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
 from vodorigin.settings import Settings, load_settings
 from vodorigin.storage.factory import storage_for
@@ -57,13 +57,18 @@ async def serve_pd(request: MediaRequest, sources: Sources, origin: Origin, cont
     return pd.whole_file(sources[0])
 
 
+async def serve_hds(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
+                    ) -> Output:
+    return hds.handle(request.file_name, await origin.media_set(request, sources), context)
+
+
 async def serve_mss(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
                     ) -> Output:
     return mss.handle(request.file_name, await origin.media_set(request, sources), context)
 
 
-PROTOCOL_HANDLERS: dict[str, Handler] = {"hls": serve_hls, "dash": serve_dash, "mss": serve_mss,
-                                         "pd": serve_pd}
+PROTOCOL_HANDLERS: dict[str, Handler] = {"hls": serve_hls, "dash": serve_dash, "hds": serve_hds,
+                                         "mss": serve_mss, "pd": serve_pd}
 
 
 @dataclass(frozen=True, slots=True)
