@@ -10,6 +10,7 @@ packager must do); over HTTP, `/pd` ranges of the same size show what the server
 from __future__ import annotations
 
 import asyncio
+import re
 import statistics
 import subprocess
 import sys
@@ -25,8 +26,8 @@ from vodorigin.media.model import MediaSet, TrackSpec, select_tracks
 from vodorigin.media.segmenter import movie_timeline
 from vodorigin.mux import mpegts
 from vodorigin.origin import Origin
-from vodorigin.packagers import dash, hls
-from vodorigin.packagers.output import PackagerContext
+from vodorigin.packagers import dash, hds, hls, mss
+from vodorigin.packagers.output import MediaSegment, PackagerContext
 from vodorigin.settings import Settings
 from vodorigin.storage.local import LocalStorage
 from vodorigin.storage.reads import ReadPolicy, ResilientStorage
@@ -146,6 +147,45 @@ async def _bench_fmp4(settings: Settings, name: str) -> None:
     row("manifest.mpd from cached metadata", f"{statistics.median(mpd) * 1000:.2f} ms", "2-hour file")
 
 
+def bench_hds_mss(settings: Settings, name: str) -> None:
+    print(f"HDS and MSS, in process ({name})")
+    asyncio.run(_bench_hds_mss(settings, name))
+
+
+async def _bench_hds_mss(settings: Settings, name: str) -> None:
+    """HDS fragments (video + audio FLV tags) and MSS video fragments, against DASH video fragments of
+    the same segments (the fMP4 muxer MSS shares) as the baseline."""
+    context = PackagerContext.from_settings(settings)
+    origin = Origin(settings, LocalStorage(MEDIA))
+    movie = await origin.movie(name)
+    media = MediaSet((movie,))
+    numbers = range(1, min(movie_timeline(movie, context.segments).count, 60) + 1)
+    manifest = mss.render_manifest(media, context).decode()
+    starts = [int(t) for t in re.findall(r'<c t="(\d+)"', manifest.split("</StreamIndex>")[0])]
+    bitrate = re.findall(r'Bitrate="(\d+)"', manifest)[0]
+    names = {"HDS fragments (v1-a1, FLV)": (hds, [f"frag-v1-a1-Seg1-Frag{n}" for n in numbers]),
+             "MSS video fragments": (mss, [f"QualityLevels({bitrate})/Fragments(video={starts[n - 1]})"
+                                           for n in numbers]),
+             "DASH video fragments (baseline)": (dash, [f"fragment-{n}-v1.m4s" for n in numbers])}
+    rates = {}
+    for label, (packager, files) in names.items():
+        produced, seconds = 0, 0.0
+        for file_name in files:
+            start = time.perf_counter()
+            segment = packager.handle(file_name, media, context)
+            assert isinstance(segment, MediaSegment)
+            source = await origin.read_ranges(movie.source, segment.ranges)
+            produced += len(segment.render(source))
+            seconds += time.perf_counter() - start
+        rates[label] = produced / seconds / 1e6
+    baseline = rates["DASH video fragments (baseline)"]
+    for label, rate in rates.items():
+        row(label + " plan + read + mux", f"{rate:.0f} MB/s", f"ratio {rate / baseline:.2f}")
+    for label, render in (("manifest.f4m", hds.render_manifest), ("MSS manifest", mss.render_manifest)):
+        latency = timed(lambda render=render: render(media, context), 10)  # type: ignore[misc]
+        row(f"{label} from cached metadata", f"{statistics.median(latency) * 1000:.2f} ms", "2-hour file")
+
+
 def bench_http(settings: Settings) -> None:
     print("over HTTP (one uvicorn worker, sequential requests on 127.0.0.1)")
     with LiveServer(settings) as server, httpx.Client(base_url=server.base, timeout=60) as client:
@@ -225,6 +265,7 @@ def main() -> None:
     bench_segments(settings, "long_360p.mp4")
     bench_segments(settings, "medium_720p.mp4")
     bench_fmp4(settings, "long_360p.mp4")
+    bench_hds_mss(settings, "long_360p.mp4")
     bench_block_reads(settings, "long_360p.mp4")
     bench_http(settings)
 
