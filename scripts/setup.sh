@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Idempotent setup on a fresh Debian machine: the venv and Python packages, and (with --test) the
-# system tools the test suite uses. Called by `make run` and `make test`; safe to run again.
+# Idempotent setup on a fresh Debian machine: the venv and Python packages, the player page's npm
+# packages (hls.js, dashjs), and (with --test) the system tools the test suite uses: ffmpeg and
+# Chromium. Called by `make run` and `make test`; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -18,6 +19,16 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
 fi
 if [ "$want_test" = 1 ] && ! { command -v ffmpeg && command -v ffprobe; } >/dev/null; then
     apt_install ffmpeg
+fi
+if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then
+    apt_install chromium  # Debian's build; Playwright drives it (no browser download of its own)
+fi
+if ! { command -v node && command -v npm; } >/dev/null; then
+    apt_install nodejs npm
+fi
+# The player libraries, from the npm registry at setup time (never from a CDN at run time)
+if [ ! -f player/node_modules/.package-lock.json ] || [ player/package-lock.json -nt player/node_modules/.package-lock.json ]; then
+    (cd player && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 stamp=.venv/.installed

@@ -10,12 +10,13 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from starlette.types import ASGIApp
 
 from vodorigin.media.model import Movie
 from vodorigin.origin import Origin
@@ -41,13 +42,14 @@ def load_movie(name: str, root: Path = FIXTURES) -> Movie:
 
 
 class LiveServer:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, wrap: Callable[[ASGIApp], ASGIApp] | None = None) -> None:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.socket = sock
         self.port = sock.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+        app: ASGIApp = create_app(settings)
+        config = uvicorn.Config(wrap(app) if wrap else app, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
 

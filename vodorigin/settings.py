@@ -104,6 +104,10 @@ class Settings(BaseModel):
     origin_secret: str = ""  # when set, requests without header = secret are 403 (except /health)
     url_signing_key: str = ""  # when set, /token/<expires>-<hmac>/ in the path also lets a request in
 
+    # player page
+    player_page: bool = True  # /player/: the media list and hls.js / dash.js
+    player_libs_dir: str = "player/node_modules"  # npm packages installed by scripts/setup.sh
+
     # operations
     shutdown_timeout: int = Field(30, ge=1)  # seconds in-flight responses get to finish on SIGTERM
     access_log: bool = True  # one JSON line per request on the vodorigin.access logger

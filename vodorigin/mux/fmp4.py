@@ -61,12 +61,12 @@ def _init_trak(track: Track) -> bytes:
 @dataclass(frozen=True, slots=True)
 class FragmentTrack:
     """One track's frames in a fragment, the ticks to add to their decode times, and boxes to add
-    to its traf after the trun (Smooth Streaming's tfxd)."""
+    to its traf after the trun (Smooth Streaming's tfxd, which also replaces the tfdt there)."""
 
     frames: TrackFrames
     decode_offset: int = 0
     traf_extra: bytes = b""
-
+    decode_time_box: bool = True  # tfdt
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FragmentPlan:
@@ -134,7 +134,7 @@ def _traf(fragment: FragmentTrack, data_offset: int) -> bytes:
     table[:, 2] = np.where(frames.sync, SYNC_SAMPLE_FLAGS, NON_SYNC_SAMPLE_FLAGS)
     table[:, 3] = (frames.pts - frames.dts).astype(np.int64) & 0xFFFFFFFF  # signed, two's complement
     trun = write.full_box(b"trun", 1, flags, struct.pack(">Ii", frames.count, data_offset), table.tobytes())
-    return write.box(b"traf", tfhd, tfdt, trun, fragment.traf_extra)
+    return write.box(b"traf", tfhd, tfdt if fragment.decode_time_box else b"", trun, fragment.traf_extra)
 
 
 def write_fragment(plan: FragmentPlan, frame_bytes: list[list[memoryview]]) -> bytes:

@@ -7,8 +7,10 @@ as the StreamIndex Url template builds them.
   sample durations and composition offsets: a Smooth client builds its own init segment with that
   timescale from the manifest, since there is no init segment to fetch. A chunk's `t` is the decode
   time of its first sample (the presentation delay of timing.py included), which is also the
-  fragment's tfdt and its tfxd absolute time; `d` is the distance to the next chunk, so chunks tile
-  the timeline exactly. Every time goes through the one rounding of timing.rescale.
+  fragment's tfxd absolute time; `d` is the distance to the next chunk, so chunks tile the timeline
+  exactly. Every time goes through the one rounding of timing.rescale. As in [MS-SSTR] 2.2.4.3
+  the traf has no tfdt: clients derive the decode time from the chunk (dash.js shifts a VOD
+  timeline that starts late to 0 and writes the tfdt itself, which a tfdt of ours would defeat).
 * One StreamIndex per media type; a urlset's renditions are QualityLevels of the video
   StreamIndex, and audio comes from the first file that has it (as in DASH). A StreamIndex lists
   the chunks of its first QualityLevel; a fragment time names a chunk of that list (any other time
@@ -17,7 +19,7 @@ as the StreamIndex Url template builds them.
   multiple of 1000 plus the QualityLevel's index (nginx-vod-module also hides the track index in
   the bitrate's low digits), so `bitrate % 1000` is the index and two QualityLevels never share a
   Bitrate. The rest of the number is not checked.
-* Fragments: moof (mfhd, traf: tfhd, tfdt, trun, tfxd) + mdat ([MS-SSTR] 2.2.4), from mux/fmp4.py.
+* Fragments: moof (mfhd, traf: tfhd, trun, tfxd) + mdat ([MS-SSTR] 2.2.4), from mux/fmp4.py.
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ def fragment(media: MediaSet, context: PackagerContext, media_type: MediaType, b
     start = int(chunk_bounds(level)[number - 1])
     duration = int(ticks.durations.sum())
     tfxd = write.box(b"uuid", TFXD_UUID, struct.pack(">B3xQQ", 1, start, duration))
-    plan = fmp4.plan_fragment(number, [fmp4.FragmentTrack(ticks, 0, tfxd)])
+    plan = fmp4.plan_fragment(number, [fmp4.FragmentTrack(ticks, 0, tfxd, decode_time_box=False)])
 
     def render(source: SourceBytes) -> bytes:
         return fmp4.write_fragment(plan, [source.frame_views(frames)])

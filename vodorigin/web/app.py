@@ -30,6 +30,7 @@ from vodorigin.urls import MediaRequest, parse_request_path
 from vodorigin.web.cors import CorsMiddleware
 from vodorigin.web.http_cache import HttpPolicy, compress, request_class
 from vodorigin.web.observe import ObserveMiddleware, Observer
+from vodorigin.web.player import player_router
 from vodorigin.web.protect import ProtectionMiddleware
 from vodorigin.web.responses import Content, MediaResponder, Validators, error_response, render
 
@@ -132,6 +133,8 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(observer.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8",
                         headers={"cache-control": "no-store"})
 
+    if settings.player_page:
+        app.include_router(player_router(settings))
     for protocol, handler in PROTOCOL_HANDLERS.items():
         app.add_api_route(f"/{protocol}/{{path:path}}", _endpoint(protocol, handler, services),
                           methods=["GET", "HEAD"], name=protocol)

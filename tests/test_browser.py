@@ -1,0 +1,203 @@
+"""Real players in a real browser: hls.js and dash.js (with its Smooth Streaming support) on the
+/player/ page, in Debian's headless Chromium driven by Playwright (executable_path, fresh profile).
+
+Each stream is played at 4x: it must reach 20 s of media with video frames (and audio bytes where
+the media has audio) decoded, buffer one range from near 0, switch renditions when it has two,
+resume within a few seconds after a seek to the middle, and report no error beyond hls.js's stall
+and nudge notices. The same checks run on streams with a segment zeroed by a test route, and must
+fail there. Chromium cannot decode HEVC (or AC-3): those are covered by the ffprobe tests.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tests.conftest import FIXTURES, LIVE_SETTINGS, LiveServer
+from vodorigin.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--autoplay-policy=no-user-gesture-required"]  # no background traffic: this network is closed
+TOLERATED = {"bufferStalledError", "bufferNudgeOnStall", "bufferSeekOverHole"}  # hls.js notices, not faults
+URLSET = "clip_,180p,360p,.mp4.urlset"
+STREAMS = {  # name -> (HLS container, URL)
+    "hls-ts": ("mpegts", "/hls/bframes.mp4/master.m3u8"),
+    "hls-ts-urlset": ("mpegts", f"/hls/{URLSET}/master.m3u8"),
+    "hls-fmp4-urlset": ("fmp4", f"/hls/{URLSET}/master.m3u8"),
+    "dash": ("mpegts", "/dash/moov_end.mp4/manifest.mpd"),
+    "dash-urlset": ("mpegts", f"/dash/{URLSET}/manifest.mpd"),
+    "mss": ("mpegts", "/mss/bframes.mp4/manifest"),
+    "mss-urlset": ("mpegts", f"/mss/{URLSET}/manifest"),
+    "hls-video-only": ("mpegts", "/hls/video_only.mp4/master.m3u8"),
+}
+
+
+def player_settings(container: str) -> Settings:
+    values: dict[str, Any] = {"media_root": str(FIXTURES), **LIVE_SETTINGS, "hls_container": container,
+                              "player_libs_dir": str(ROOT / "player" / "node_modules")}
+    return Settings(**values)
+
+
+@pytest.fixture(scope="module")
+def browser_page() -> Iterator[Page]:
+    if not Path(CHROMIUM).exists() or not (ROOT / "player" / "node_modules" / "hls.js").exists():
+        pytest.fail("Chromium and the player's npm packages are required: run the tests through `make test`")
+    profile = tempfile.mkdtemp(prefix="vodorigin-chromium-")
+    try:
+        with sync_playwright() as playwright:
+            context = playwright.chromium.launch_persistent_context(
+                profile, executable_path=CHROMIUM, headless=True, args=FLAGS)
+            yield context.new_page()
+            context.close()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, LiveServer]]:
+    with LiveServer(player_settings("mpegts")) as ts, LiveServer(player_settings("fmp4")) as fmp4:
+        yield {"mpegts": ts, "fmp4": fmp4}
+
+
+@dataclass
+class Report:
+    reached: float = 0.0
+    frames: int = 0
+    audio_bytes: int = 0
+    buffered_early: list[list[float]] = field(default_factory=list)  # at 2 s, before any switch
+    buffered: list[list[float]] = field(default_factory=list)  # at 20 s
+    switched: bool | None = None  # None: a single rendition
+    seek_resumed: bool = False
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+
+def state(page: Page) -> dict[str, Any]:
+    return dict(page.evaluate("""() => ({
+        time: video.currentTime, ended: video.ended, duration: video.duration,
+        frames: video.getVideoPlaybackQuality().totalVideoFrames,
+        audio: video.webkitAudioDecodedByteCount || 0, buffered: vod.buffered(),
+        errors: vod.errors, levels: vod.levels().length, current: vod.current()})"""))
+
+
+def wait_for(page: Page, condition: Callable[[dict[str, Any]], bool], seconds: float) -> dict[str, Any]:
+    """Poll the page until the condition holds, a fatal error shows, or time runs out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        current = state(page)
+        if condition(current) or any(e["fatal"] for e in current["errors"]) or time.monotonic() > deadline:
+            return current
+        time.sleep(0.2)
+
+
+def watch(page: Page, base: str, url: str) -> Report:
+    report = Report()
+    page.goto(f"{base}/player/?url={quote(url)}&rate=4")
+    current = wait_for(page, lambda s: s["time"] >= 2, 20)
+    report.buffered_early = current["buffered"]
+    if current["levels"] >= 2 and current["time"] >= 2:
+        other = 1 - max(current["current"], 0)
+        page.evaluate(f"vod.switchTo({other})")
+        start = current["time"]
+        current = wait_for(page, lambda s: s["current"] == other and s["time"] >= start + 3, 15)
+        report.switched = current["current"] == other and current["time"] >= start + 3
+    current = wait_for(page, lambda s: s["time"] >= 20 or s["ended"], 40)
+    report.reached, report.frames, report.audio_bytes = current["time"], current["frames"], current["audio"]
+    report.buffered = current["buffered"]
+    middle = (current["duration"] or 30) / 2
+    page.evaluate(f"video.currentTime = {middle}")
+    current = wait_for(page, lambda s: middle + 1.5 <= s["time"] < middle + 10, 8)
+    report.seek_resumed = middle + 1.5 <= current["time"] < middle + 10
+    report.errors = current["errors"]
+    return report
+
+
+def problems(report: Report, audio: bool) -> list[str]:
+    found = []
+    if report.reached < 20:
+        found.append(f"playback stopped at {report.reached:.1f} s")
+    if report.frames <= 0:
+        found.append("no video frame decoded")
+    if audio and report.audio_bytes <= 0:
+        found.append("no audio decoded")
+    for ranges, from_zero in ((report.buffered_early, True), (report.buffered, not report.switched)):
+        # hls.js drops what it had buffered of the old rendition when it switches: one range still
+        if len(ranges) != 1 or (from_zero and ranges[0][0] > 0.5):
+            found.append(f"buffered ranges {ranges}: expected one{' from near 0' if from_zero else ''}")
+    if report.switched is False:
+        found.append("the switch to the other rendition did not play on")
+    if not report.seek_resumed:
+        found.append("playback did not resume after a seek to the middle")
+    found += [f"{e['engine']} {'fatal ' if e['fatal'] else ''}{e['type']} {e['details']}"
+              for e in report.errors if e["fatal"] or e["details"] not in TOLERATED]
+    return found
+
+
+@pytest.mark.parametrize("name", list(STREAMS))
+def test_players_play_our_streams(name: str, browser_page: Page, servers: dict[str, LiveServer]) -> None:
+    container, url = STREAMS[name]
+    report = watch(browser_page, servers[container].base, url)
+    assert problems(report, audio="video_only" not in url) == [], report
+    if URLSET in url:
+        assert report.switched is True
+
+
+class ZeroSegment:
+    """A test route: the body of every response whose path contains `marker` replaced by zeros."""
+
+    def __init__(self, app: ASGIApp, marker: str) -> None:
+        self.app = app
+        self.marker = marker
+        self.hits = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.marker not in scope["path"]:
+            await self.app(scope, receive, send)
+            return
+        self.hits += 1
+
+        async def zeroing(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": bytes(len(message.get("body", b"")))}
+            await send(message)
+
+        await self.app(scope, receive, zeroing)
+
+
+@pytest.mark.parametrize(("url", "marker"), [("/hls/bframes.mp4/master.m3u8", "/seg-3-"),
+                                             ("/dash/bframes.mp4/manifest.mpd", "/fragment-3-v1"),
+                                             ("/mss/bframes.mp4/manifest", "Fragments(video=73333333)")])
+def test_a_corrupt_segment_is_caught(url: str, marker: str, browser_page: Page) -> None:
+    """The same checks, on a stream with one segment zeroed: they must find something wrong."""
+    routes: list[ZeroSegment] = []
+
+    def corrupt(app: ASGIApp) -> ASGIApp:
+        routes.append(ZeroSegment(app, marker))
+        return routes[0]
+
+    with LiveServer(player_settings("mpegts"), wrap=corrupt) as server:
+        report = watch(browser_page, server.base, url)
+    assert routes[0].hits >= 1, "the corrupt segment was requested"
+    assert problems(report, audio=True) != [], report
+
+
+def test_the_page_lists_the_media(browser_page: Page, servers: dict[str, LiveServer]) -> None:
+    browser_page.goto(f"{servers['mpegts'].base}/player/")
+    browser_page.wait_for_selector("#media tbody tr")
+    texts = "elements => elements.map(e => e.textContent)"
+    rows = browser_page.eval_on_selector_all("#media tbody tr td:first-child", texts)
+    assert sorted(rows) == sorted(p.name for p in FIXTURES.iterdir() if p.suffix in (".mp4", ".m4a"))
+    links = browser_page.eval_on_selector_all("#media tbody tr:first-child a", texts)
+    assert links == ["hls", "dash", "mss", "hds", "pd"]

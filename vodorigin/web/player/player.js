@@ -1,0 +1,179 @@
+// vodorigin's player page: hls.js for HLS, dash.js for DASH and Smooth Streaming, the <video>
+// element itself for progressive download. Everything it shows is also on window.vod, which the
+// browser tests read: errors, events, renditions, the current one, and a way to switch.
+"use strict";
+
+const video = document.getElementById("video");
+const vod = {
+  engine: null,      // "hls", "dash", "mss" or "native"
+  errors: [],        // {engine, type, details, fatal}
+  events: [],        // short strings, newest last
+  player: null,      // the Hls or dash.js MediaPlayer instance
+  levels: () => [],  // [{index, bitrate, width, height}]
+  current: () => -1, // index of the rendition playing
+  switchTo: () => {},
+};
+window.vod = vod;
+
+function note(text, isError) {
+  vod.events.push(text);
+  const item = document.createElement("li");
+  item.textContent = `${video.currentTime.toFixed(2)} ${text}`;
+  if (isError) item.className = "error";
+  document.getElementById("log").append(item);
+}
+
+function fail(engine, type, details, fatal) {
+  vod.errors.push({engine, type: String(type), details: String(details), fatal: Boolean(fatal)});
+  note(`${engine} ${fatal ? "FATAL" : "error"} ${type} ${details}`, true);
+}
+
+function guessEngine(url) {
+  const path = new URL(url, location.href).pathname;
+  if (path.endsWith(".m3u8")) return "hls";
+  if (path.endsWith(".mpd")) return "dash";
+  if (path.startsWith("/mss/") && path.endsWith("/manifest")) return "mss";
+  return "native";
+}
+
+function reset() {
+  if (vod.player && vod.player.destroy) vod.player.destroy();
+  if (vod.player && vod.player.reset) vod.player.reset();
+  vod.player = null;
+  vod.errors.length = 0;
+  vod.events.length = 0;
+  video.removeAttribute("src");
+  document.getElementById("log").replaceChildren();
+}
+
+function playHls(url) {
+  const hls = new Hls({backBufferLength: Infinity});
+  vod.player = hls;
+  hls.on(Hls.Events.ERROR, (_, data) => fail("hls.js", data.type, data.details, data.fatal));
+  hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => note(`manifest: ${data.levels.length} level(s)`));
+  hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => note(`level ${data.level}`));
+  vod.levels = () => hls.levels.map((level, index) =>
+    ({index, bitrate: level.bitrate, width: level.width, height: level.height}));
+  vod.current = () => hls.currentLevel;
+  // nextLevel switches (and stays, ABR off) from the next fragment without flushing the buffer
+  vod.switchTo = (index) => { hls.nextLevel = index; };
+  hls.loadSource(url);
+  hls.attachMedia(video);
+}
+
+function playDash(url) {
+  const player = dashjs.MediaPlayer().create();
+  vod.player = player;
+  // keep what was played in the buffer, so the page shows every buffered range
+  player.updateSettings({streaming: {buffer: {bufferToKeep: 600, bufferPruningInterval: 600}}});
+  if (new URLSearchParams(location.search).get("debug")) player.updateSettings({debug: {logLevel: 5}});
+  const events = dashjs.MediaPlayer.events;
+  player.on(events.ERROR, (e) => {
+    const error = e.error || {};
+    fail("dash.js", error.code || e.type, error.message || JSON.stringify(e.error || e), true);
+  });
+  player.on(events.PLAYBACK_ERROR, (e) => fail("dash.js", "playback", e.error && e.error.message, true));
+  player.on(events.QUALITY_CHANGE_RENDERED, (e) => {
+    if (e.mediaType === "video") note(`level ${vod.current()}`);
+  });
+  player.on(events.STREAM_INITIALIZED, () => note(`stream: ${vod.levels().length} video rendition(s)`));
+  const representations = () => player.getRepresentationsByType("video") || [];
+  vod.levels = () => representations().map((r, index) =>
+    ({index, bitrate: r.bandwidth || r.bitrateInKbit * 1000, width: r.width, height: r.height}));
+  vod.current = () => {
+    const current = player.getCurrentRepresentationForType("video");
+    return current ? representations().findIndex((r) => r.id === current.id) : -1;
+  };
+  vod.switchTo = (index) => {
+    player.updateSettings({streaming: {abr: {autoSwitchBitrate: {video: false}}}});
+    player.setRepresentationForTypeByIndex("video", index, false);
+  };
+  player.initialize(video, url, true);
+}
+
+function load(url, engine) {
+  reset();
+  vod.engine = engine === "auto" ? guessEngine(url) : engine;
+  note(`load ${url} with ${vod.engine}`);
+  if (vod.engine === "hls") playHls(url);
+  else if (vod.engine === "dash" || vod.engine === "mss") playDash(url);
+  else { vod.levels = () => []; vod.current = () => -1; video.src = url; }
+  const rate = Number(new URLSearchParams(location.search).get("rate") || 1);
+  video.addEventListener("playing", () => { video.playbackRate = rate; }, {once: true});
+  video.play().catch((e) => note(`play() waits: ${e.message}`));
+}
+vod.load = load;
+
+video.addEventListener("error", () => {
+  const error = video.error;
+  fail("video", "media", error ? `${error.code} ${error.message}` : "unknown", true);
+});
+for (const name of ["waiting", "stalled", "seeking", "seeked", "ended"]) {
+  video.addEventListener(name, () => note(name));
+}
+
+function ranges(list) {
+  const result = [];
+  for (let i = 0; i < list.length; i++) result.push([list.start(i), list.end(i)]);
+  return result;
+}
+vod.buffered = () => ranges(video.buffered);
+
+function render() {
+  const quality = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : {};
+  document.getElementById("status").textContent =
+    `time ${video.currentTime.toFixed(2)} / ${(video.duration || 0).toFixed(2)}  ` +
+    `frames ${quality.totalVideoFrames || 0} (dropped ${quality.droppedVideoFrames || 0})  ` +
+    `audio bytes ${video.webkitAudioDecodedByteCount || 0}  rate ${video.playbackRate}`;
+  document.getElementById("buffered").textContent =
+    vod.buffered().map(([a, b]) => `${a.toFixed(2)}-${b.toFixed(2)}`).join(", ") || "nothing";
+  const list = document.getElementById("levels");
+  const levels = vod.levels();
+  const current = vod.current();
+  if (list.childElementCount !== levels.length) {
+    list.replaceChildren(...levels.map((level) => {
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.textContent = "switch";
+      button.onclick = () => vod.switchTo(level.index);
+      item.append(`${level.width || "?"}x${level.height || "?"} ${Math.round(level.bitrate / 1000)} kb/s `, button);
+      return item;
+    }));
+  }
+  [...list.children].forEach((item, index) => item.classList.toggle("current", index === current));
+}
+setInterval(render, 250);
+
+async function listMedia() {
+  const response = await fetch("media.json");
+  const body = document.querySelector("#media tbody");
+  for (const entry of (await response.json()).media) {
+    const row = document.createElement("tr");
+    const name = document.createElement("td");
+    name.textContent = entry.path;
+    row.append(name);
+    for (const [label, url] of Object.entries(entry.urls)) {
+      const cell = document.createElement("td");
+      const link = document.createElement("a");
+      link.textContent = label;
+      link.href = url;
+      if (label !== "hds") {
+        link.onclick = (event) => { event.preventDefault(); document.getElementById("url").value = url; load(url, "auto"); };
+      }
+      cell.append(link);
+      row.append(cell);
+    }
+    body.append(row);
+  }
+}
+
+document.getElementById("load").addEventListener("submit", (event) => {
+  event.preventDefault();
+  load(document.getElementById("url").value, document.getElementById("engine").value);
+});
+listMedia();
+const wanted = new URLSearchParams(location.search).get("url");
+if (wanted) {
+  document.getElementById("url").value = wanted;
+  load(wanted, new URLSearchParams(location.search).get("engine") || "auto");
+}
