@@ -37,14 +37,13 @@ class _CountingTTL(TTLCache[Hashable, T]):
         return super().popitem()
 
 
-class ByteBoundedCache(Generic[T]):
-    """An LRU cache whose size is the sum of its values' `nbytes`, with single-flight loads."""
+class _Figures(Generic[T]):
+    """What /status and /metrics read of a cache: its bytes, bound, entries, hits, misses, evictions."""
 
-    def __init__(self, max_bytes: int, size_of: Callable[[T], int]) -> None:
-        self._cache: _CountingLRU[T] = _CountingLRU(maxsize=max(max_bytes, 1), getsizeof=size_of)
-        self._size_of = size_of
-        self._max_bytes = max_bytes
-        self._loading: dict[Hashable, asyncio.Future[T]] = {}
+    _cache: _CountingLRU[T] | _CountingTTL[T]
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
         self.hits = 0
         self.misses = 0
 
@@ -53,15 +52,21 @@ class ByteBoundedCache(Generic[T]):
         return int(self._cache.currsize)
 
     @property
-    def max_bytes(self) -> int:
-        return self._max_bytes
-
-    @property
     def evictions(self) -> int:
         return self._cache.evictions
 
     def __len__(self) -> int:
         return len(self._cache)
+
+
+class ByteBoundedCache(_Figures[T]):
+    """An LRU cache whose size is the sum of its values' `nbytes`, with single-flight loads."""
+
+    def __init__(self, max_bytes: int, size_of: Callable[[T], int]) -> None:
+        super().__init__(max_bytes)
+        self._cache = _CountingLRU(maxsize=max(max_bytes, 1), getsizeof=size_of)
+        self._size_of = size_of
+        self._loading: dict[Hashable, asyncio.Future[T]] = {}
 
     async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
         cached = self._cache.get(key)
@@ -84,7 +89,7 @@ class ByteBoundedCache(Generic[T]):
         finally:
             self._loading.pop(key, None)
         future.set_result(value)
-        if 0 < self._size_of(value) <= self._max_bytes:
+        if 0 < self._size_of(value) <= self.max_bytes:
             self._cache[key] = value
         return value
 
@@ -102,26 +107,12 @@ class CachedResponse:
         return len(self.body) + len(self.gzipped or b"") + 200  # 200: key, object and entry overhead
 
 
-class ResponseCache:
+class ResponseCache(_Figures[CachedResponse]):
     """Built responses for a time-to-live, bounded by bytes (an oversized one is not kept)."""
 
     def __init__(self, max_bytes: int, ttl: float) -> None:
-        self._cache: _CountingTTL[CachedResponse] = _CountingTTL(
-            maxsize=max(max_bytes, 1), ttl=ttl, getsizeof=lambda entry: entry.nbytes)
-        self.max_bytes = max_bytes
-        self.hits = 0
-        self.misses = 0
-
-    @property
-    def current_bytes(self) -> int:
-        return int(self._cache.currsize)
-
-    @property
-    def evictions(self) -> int:
-        return self._cache.evictions
-
-    def __len__(self) -> int:
-        return len(self._cache)
+        super().__init__(max_bytes)
+        self._cache = _CountingTTL(maxsize=max(max_bytes, 1), ttl=ttl, getsizeof=lambda entry: entry.nbytes)
 
     def get(self, key: Hashable) -> CachedResponse | None:
         entry = self._cache.get(key)

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from vodorigin import __version__
 from vodorigin.cache import CachedResponse, ResponseCache
 from vodorigin.errors import VodError
-from vodorigin.media.model import SourceIdentity
+from vodorigin.media.model import MediaSet, SourceIdentity
 from vodorigin.origin import Origin
 from vodorigin.packagers import dash, hds, hls, mss, pd
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
@@ -41,14 +41,14 @@ Sources = tuple[SourceIdentity, ...]
 Handler = Callable[[MediaRequest, Sources, Origin, PackagerContext], Awaitable[Output]]
 
 
-async def serve_hls(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
+def packaged(handle: Callable[[str, MediaSet, PackagerContext], Output]) -> Handler:
+    """The handler of a packager: its file name, on the media set the request names."""
+
+    async def serve(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
                     ) -> Output:
-    return hls.handle(request.file_name, await origin.media_set(request, sources), context)
+        return handle(request.file_name, await origin.media_set(request, sources), context)
 
-
-async def serve_dash(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
-                     ) -> Output:
-    return dash.handle(request.file_name, await origin.media_set(request, sources), context)
+    return serve
 
 
 async def serve_pd(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
@@ -58,18 +58,9 @@ async def serve_pd(request: MediaRequest, sources: Sources, origin: Origin, cont
     return pd.whole_file(sources[0])
 
 
-async def serve_hds(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
-                    ) -> Output:
-    return hds.handle(request.file_name, await origin.media_set(request, sources), context)
-
-
-async def serve_mss(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
-                    ) -> Output:
-    return mss.handle(request.file_name, await origin.media_set(request, sources), context)
-
-
-PROTOCOL_HANDLERS: dict[str, Handler] = {"hls": serve_hls, "dash": serve_dash, "hds": serve_hds,
-                                         "mss": serve_mss, "pd": serve_pd}
+PROTOCOL_HANDLERS: dict[str, Handler] = {"hls": packaged(hls.handle), "dash": packaged(dash.handle),
+                                         "hds": packaged(hds.handle), "mss": packaged(mss.handle),
+                                         "pd": serve_pd}
 
 
 @dataclass(frozen=True, slots=True)
