@@ -277,15 +277,19 @@ def test_metrics_parse_and_move_with_requests(server: LiveServer) -> None:
 def test_status_and_access_log(server: LiveServer, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="vodorigin.access"):
         httpx.get(f"{server.base}/hls/video_only.mp4/seg-1-v1.ts")
-        httpx.get(f"{server.base}/hls/video_only.mp4/seg-1-v1.ts")
+        httpx.get(f"{server.base}/hls/video_only.mp4/index-v1.m3u8")
+        httpx.get(f"{server.base}/hls/video_only.mp4/index-v1.m3u8")
         deadline = time.monotonic() + 5
-        while len([r for r in caplog.records if "video_only" in r.getMessage()]) < 2:
+        while len([r for r in caplog.records if "video_only" in r.getMessage()]) < 3:
             assert time.monotonic() < deadline
             time.sleep(0.01)
     lines = [json.loads(r.getMessage()) for r in caplog.records if "video_only" in r.getMessage()]
-    assert [line["status"] for line in lines] == [200, 200]
+    assert [line["status"] for line in lines] == [200, 200, 200]
     assert lines[0]["class"] == "segment" and lines[0]["bytes"] > 0 and lines[0]["duration_ms"] > 0
-    assert lines[0]["upstream_reads"] >= 1 and lines[0]["cache"] == "miss"
+    assert lines[0]["upstream_reads"] >= 1 and lines[0]["cache"] == "-"  # segments are not cached
+    assert [line["class"] for line in lines[1:]] == ["manifest", "manifest"]
+    assert [line["cache"] for line in lines[1:]] == ["miss", "hit"]
+    assert lines[2]["upstream_reads"] == 0
     figures = status(server)
     assert figures["version"] and figures["uptime_seconds"] > 0  # type: ignore[operator]
     assert set(figures["caches"]) == {"metadata", "responses"}  # type: ignore[arg-type]

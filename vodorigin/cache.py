@@ -116,12 +116,12 @@ class ResponseCache(_Figures[CachedResponse]):
 
     def get(self, key: Hashable) -> CachedResponse | None:
         entry = self._cache.get(key)
-        if entry is None:
-            self.misses += 1
-        else:
+        if entry is not None:
             self.hits += 1
         return entry
 
     def put(self, key: Hashable, entry: CachedResponse) -> None:
+        """Keep a response that had to be built: a miss (lookups of what is never cached are not)."""
+        self.misses += 1
         if entry.nbytes <= self.max_bytes:
             self._cache[key] = entry

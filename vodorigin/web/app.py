@@ -149,12 +149,13 @@ def _endpoint(protocol: str, handler: Handler, services: Services
                 return not_modified
             key = (url_path, sources)
             content: Content | None = services.responses.get(key) if kind != "progressive" else None
-            request.state.cache = "hit" if content is not None else "miss" if kind != "progressive" else "-"
+            request.state.cache = "hit" if content is not None else "-"  # "-": not a cacheable response
             if content is None:
                 content = await _build(await handler(media_request, sources, origin, services.context),
                                        kind, request.method, services)
                 if isinstance(content, CachedResponse):
                     services.responses.put(key, content)
+                    request.state.cache = "miss"
             return await responder.respond(content, origin, request.method)
         except VodError as error:
             log.info("%s %s -> %d %s", request.method, request.url.path, error.status, error.message)
