@@ -25,7 +25,7 @@ import struct
 import numpy as np
 from lxml import etree
 
-from vodorigin.errors import BadRequest, NotFound
+from vodorigin.errors import BadRequest, LimitExceeded, NotFound
 from vodorigin.media.frames import SourceBytes, merged_ranges, segment_frames
 from vodorigin.media.model import MediaSet, MediaType, Movie, Track
 from vodorigin.media.segmenter import Timeline, movie_timeline
@@ -63,13 +63,10 @@ def fragment(movie: Movie, tracks: tuple[Track, ...], timeline: Timeline, number
     frames = [segment_frames(track, timeline, number, context.max_frames_per_segment) for track in tracks]
     tags = flv.plan_tags(frames)
     mdat_header = write.mdat_header(tags.size)
-    afra_size = len(_afra([], 0))
-    entry_size = len(_afra([(0, 0)], 0)) - afra_size
-    afra_size += entry_size * len(tags.key_frames)
-    tags_start = afra_size + len(mdat_header)
-    afra = _afra(tags.key_frames, tags_start)
-    assert len(afra) == afra_size
-    head = afra + mdat_header
+    tags_start = AFRA_HEADER_SIZE + AFRA_ENTRY_SIZE * len(tags.key_frames) + len(mdat_header)
+    if tags_start + tags.size > 0xFFFFFFFF:
+        raise LimitExceeded(f"HDS fragment {number} would exceed 4 GiB (afra offsets are 32-bit here)")
+    head = _afra(tags.key_frames, tags_start) + mdat_header
 
     def render(source: SourceBytes) -> bytes:
         views = [source.frame_views(f) for f in frames]
@@ -77,6 +74,10 @@ def fragment(movie: Movie, tracks: tuple[Track, ...], timeline: Timeline, number
 
     ranges = merged_ranges(frames, context.read_merge_gap)
     return MediaSegment(len(head) + tags.size, FRAGMENT_TYPE, movie.source, ranges, render)
+
+
+AFRA_HEADER_SIZE = 12 + 1 + 4 + 4  # full box header, flags byte, timescale, entry count
+AFRA_ENTRY_SIZE = 8 + 4  # time (64 bits), offset (32 bits)
 
 
 def _afra(key_frames: list[tuple[int, int]], tags_start: int) -> bytes:

@@ -154,7 +154,7 @@ class ObserveMiddleware:
             self.observer.requests.labels(kind, str(status)).inc()
             self.observer.latency.labels(kind).observe(duration)
             self.observer.bytes_out.labels(kind).inc(sent)
-            if self.log_requests:
+            if self.log_requests and access_log.isEnabledFor(logging.INFO):
                 access_log.info(json.dumps({
                     "time": round(time.time(), 3), "method": scope["method"], "path": scope["path"],
                     "class": kind, "status": status, "bytes": sent, "duration_ms": round(duration * 1000, 2),
