@@ -193,9 +193,18 @@ def test_a_corrupt_segment_is_caught(url: str, marker: str, browser_page: Page) 
     assert problems(report, audio=True) != [], report
 
 
-def test_the_page_lists_the_media(browser_page: Page, servers: dict[str, LiveServer]) -> None:
-    browser_page.goto(f"{servers['mpegts'].base}/player/")
+def test_the_page_lists_the_media_and_works_offline(browser_page: Page,
+                                                    servers: dict[str, LiveServer]) -> None:
+    """The media list, and every request the page makes (libraries included) goes to the origin."""
+    base = servers["mpegts"].base
+    requested: list[str] = []
+    browser_page.on("request", lambda request: requested.append(request.url))
+    browser_page.goto(f"{base}/player/")
     browser_page.wait_for_selector("#media tbody tr")
+    browser_page.click("#media tbody tr:first-child a:text('dash')")
+    browser_page.wait_for_function("video.currentTime > 1", timeout=20_000)
+    assert any(url.endswith("/player/lib/dash.all.min.js") for url in requested)
+    assert [url for url in requested if not url.startswith(base)] == []
     texts = "elements => elements.map(e => e.textContent)"
     rows = browser_page.eval_on_selector_all("#media tbody tr td:first-child", texts)
     assert sorted(rows) == sorted(p.name for p in FIXTURES.iterdir() if p.suffix in (".mp4", ".m4a"))

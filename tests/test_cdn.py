@@ -236,6 +236,13 @@ def test_signed_urls() -> None:
         later = master.replace("/token/", "/token/9", 1)  # a longer expiry, same signature
         for bad in (tampered, other_media, wrong_key, later, "/hls/bframes.mp4/master.m3u8"):
             assert httpx.get(live.base + bad).status_code == 403, bad
+        mss = sign_path("/mss/bframes.mp4/manifest", key, int(time.time()) + 600)
+        smooth = httpx.get(live.base + mss)
+        assert smooth.status_code == 200
+        chunk = smooth.text.split('<c t="')[1].split('"')[0]
+        bitrate = smooth.text.split('Bitrate="')[1].split('"')[0]
+        fragment = urljoin(live.base + mss, f"QualityLevels({bitrate})/Fragments(video={chunk})")
+        assert "/token/" in fragment and httpx.get(fragment).status_code == 200  # one token, the whole set
         pd = sign_path("/pd/bframes.mp4", key, int(time.time()) + 600)
         assert httpx.get(live.base + pd, headers={"range": "bytes=0-99"}).status_code == 206
         assert httpx.get(live.base + pd.replace("bframes", "hevc")).status_code == 403
