@@ -103,6 +103,10 @@ class CachedResponse:
     gzipped: bytes | None = None  # the same body compressed, for manifests
 
     @property
+    def size(self) -> int:
+        return len(self.body)
+
+    @property
     def nbytes(self) -> int:
         return len(self.body) + len(self.gzipped or b"") + 200  # 200: key, object and entry overhead
 

@@ -86,7 +86,7 @@ class MediaResponder:
                 body = content.gzipped
                 headers["etag"] = gzip_etag(headers["etag"])
                 headers["content-encoding"] = "gzip"
-        size = content.size if body is None and not isinstance(content, CachedResponse) else len(body or b"")
+        size = len(body) if body is not None else content.size
         selected = parse_range(range_header, size)
         first, last = selected if selected else (0, size - 1)
         headers["content-length"] = str(last - first + 1 if size else 0)
