@@ -2,8 +2,11 @@
 
 rescale() rounds to the nearest tick with ties going up (floor(x + 1/2)), the convention of
 ffmpeg's av_rescale_rnd(AV_ROUND_NEAR_INF) for non-negative values. Everything that must agree
-between a manifest and a segment goes through this one function.
+between a manifest and a segment goes through this one rounding: rescale() for one value,
+rescale_array() for a numpy column.
 """
+
+import numpy as np
 
 MPEG_TS_CLOCK = 90_000  # ISO/IEC 13818-1 2.4.3.7: PTS/DTS run at 90 kHz
 # Output timestamps are presentation times plus this delay (ffmpeg's TS default, 1.4 s), so that the
@@ -16,4 +19,10 @@ def rescale(value: int, from_timescale: int, to_timescale: int) -> int:
     if from_timescale == to_timescale:
         return value
     return (value * to_timescale * 2 + from_timescale) // (from_timescale * 2)
+
+
+def rescale_array(values: np.ndarray, from_timescale: int, to_timescale: int) -> np.ndarray:
+    """rescale() for an int64 array."""
+    values = np.asarray(values, dtype=np.int64)
+    return (values * (to_timescale * 2) + from_timescale) // (from_timescale * 2)
 

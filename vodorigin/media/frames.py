@@ -13,7 +13,7 @@ import numpy as np
 from vodorigin.errors import LimitExceeded
 from vodorigin.media.model import Track
 from vodorigin.media.segmenter import Timeline
-from vodorigin.timing import rescale
+from vodorigin.timing import rescale, rescale_array
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -50,7 +50,7 @@ def sample_indexes_at(track: Track, times: np.ndarray, timeline: Timeline) -> np
     """
     samples = track.samples
     times = np.asarray(times, dtype=np.int64)
-    presentation = (times * (2 * track.timescale) + timeline.timescale) // (2 * timeline.timescale)
+    presentation = rescale_array(times, timeline.timescale, track.timescale)
     by_decode_time = np.searchsorted(samples.dts, presentation - track.edit_shift, side="left")
     if track.key_times is not None:  # video
         positions = np.searchsorted(track.key_times, presentation, side="left")

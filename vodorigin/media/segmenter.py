@@ -19,7 +19,7 @@ import numpy as np
 from vodorigin.errors import BadRequest, NotFound
 from vodorigin.media.model import Clip, MediaType, Movie, Track
 from vodorigin.settings import Settings
-from vodorigin.timing import rescale
+from vodorigin.timing import rescale, rescale_array
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +118,7 @@ def segment_timeline(
     """Boundaries of the range [start, end) (ticks), aligned to key_times (sorted ticks) if given."""
     duration_ms = rescale(end - start, timescale, 1000)
     nominal_ms = np.array(nominal_boundaries_ms(duration_ms, config), dtype=np.int64)
-    nominal = start + (nominal_ms * timescale * 2 + 1000) // 2000  # rescale(), vectorised
+    nominal = start + rescale_array(nominal_ms, 1000, timescale)
     nominal[-1] = end
     if not config.align_to_key_frames or key_times is None or len(key_times) == 0:
         return Timeline(timescale, nominal, nominal, open_end)

@@ -24,7 +24,7 @@ import numpy as np
 from vodorigin.errors import UnsupportedMedia
 from vodorigin.media.frames import TrackFrames
 from vodorigin.media.model import MediaType, Track
-from vodorigin.timing import PRESENTATION_DELAY_MS
+from vodorigin.timing import PRESENTATION_DELAY_MS, rescale_array
 
 TAG_AUDIO, TAG_VIDEO = 8, 9
 TAG_HEADER_SIZE = 11
@@ -44,9 +44,8 @@ def check_codec(track: Track) -> None:
 
 
 def milliseconds(ticks: np.ndarray, timescale: int) -> np.ndarray:
-    """timing.rescale for arrays, to milliseconds (nearest, ties up), the presentation delay added."""
-    ticks = np.asarray(ticks, dtype=np.int64)
-    return (ticks * 2000 + timescale) // (timescale * 2) + PRESENTATION_DELAY_MS
+    """Track ticks -> milliseconds (timing.rescale_array), the presentation delay added."""
+    return rescale_array(ticks, timescale, 1000) + PRESENTATION_DELAY_MS
 
 
 def tag_header(tag_type: int, data_size: int, timestamp: int) -> bytes:

@@ -24,7 +24,7 @@ from vodorigin.media.frames import TrackFrames
 from vodorigin.media.model import CodecInfo, MediaType
 from vodorigin.mux.adts import ADTS_HEADER_SIZE, AdtsHeader
 from vodorigin.mux.annexb import AnnexBPrefix, to_annexb
-from vodorigin.timing import MPEG_TS_CLOCK, PRESENTATION_DELAY_MS
+from vodorigin.timing import MPEG_TS_CLOCK, PRESENTATION_DELAY_MS, rescale_array
 
 PACKET_SIZE = 188
 PACKET_PAYLOAD = 184
@@ -126,7 +126,7 @@ def pes_packet_count(size: int, first_af: int) -> int:
 
 def to_90khz(ticks: np.ndarray, timescale: int) -> np.ndarray:
     """Track ticks -> 90 kHz, rounded to nearest (timing.rescale, vectorised), plus the offset."""
-    return (ticks * (2 * MPEG_TS_CLOCK) + timescale) // (2 * timescale) + TIMESTAMP_OFFSET
+    return rescale_array(ticks, timescale, MPEG_TS_CLOCK) + TIMESTAMP_OFFSET
 
 
 def plan_segment(number: int, tracks: list[TrackFrames]) -> TsPlan:

@@ -39,7 +39,7 @@ from vodorigin.mp4 import write
 from vodorigin.mux import fmp4
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
 from vodorigin.packagers.shared import FMP4, mp4_type, segment_bitrates
-from vodorigin.timing import PRESENTATION_DELAY_MS, rescale
+from vodorigin.timing import PRESENTATION_DELAY_MS, rescale, rescale_array
 
 MANIFEST_TYPE = "text/xml"
 TIMESCALE = 10_000_000
@@ -97,9 +97,7 @@ def chunk_bounds(level: Level) -> np.ndarray:
 
 
 def _to_mss(ticks: np.ndarray, timescale: int) -> np.ndarray:
-    """timing.rescale for arrays: track ticks -> 100 ns, nearest, ties up."""
-    ticks = np.asarray(ticks, dtype=np.int64)
-    return (ticks * (TIMESCALE * 2) + timescale) // (timescale * 2)
+    return rescale_array(ticks, timescale, TIMESCALE)
 
 
 def _chunks(bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -181,7 +179,7 @@ def fragment(media: MediaSet, context: PackagerContext, media_type: MediaType, b
     level = levels[index]
     frames = segment_frames(level.track, level.timeline, number, context.max_frames_per_segment)
     ticks = _in_mss_ticks(frames)
-    start = int(chunk_bounds(level)[number - 1])
+    start = int(ticks.dts[0]) if ticks.count else time  # = chunk_bounds(level)[number - 1]
     duration = int(ticks.durations.sum())
     tfxd = write.box(b"uuid", TFXD_UUID, struct.pack(">B3xQQ", 1, start, duration))
     plan = fmp4.plan_fragment(number, [fmp4.FragmentTrack(ticks, 0, tfxd, decode_time_box=False)])

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vodorigin.settings import Settings
+from vodorigin.urls import PROTOCOLS
 
 MANIFEST_EXTENSIONS = ("m3u8", "mpd", "f4m")
 GZIP_LEVEL = 6
@@ -30,7 +31,7 @@ GZIP_LEVEL = 6
 def request_class(path: str) -> str:
     """manifest, segment, progressive or other, from the URL path alone."""
     parts = path.strip("/").split("/")
-    if len(parts) < 2 or parts[0] not in ("hls", "dash", "hds", "mss", "pd"):
+    if len(parts) < 2 or parts[0] not in PROTOCOLS:
         return "other"
     if parts[0] == "pd":
         return "progressive"

@@ -9,6 +9,7 @@ per request. Each worker process keeps its own figures (see README: Known limits
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -74,7 +75,7 @@ class Observer:
             "uptime_seconds": round(time.time() - self.started, 3),
             "storage": self.origin.settings.storage,
             "caches": self.caches(),
-            "upstream": {name: getattr(counters, name) for name in counters.__slots__},  # type: ignore[attr-defined]
+            "upstream": dataclasses.asdict(counters),
         }
 
     def metrics_text(self) -> bytes:
