@@ -23,6 +23,7 @@ from vodorigin.origin import Origin
 from vodorigin.settings import Settings
 from vodorigin.storage.local import LocalStorage
 from vodorigin.web.app import create_app
+from vodorigin.web.server import uvicorn_options
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 MEDIA_FILES = sorted(p.name for p in FIXTURES.iterdir() if p.suffix in (".mp4", ".m4a"))
@@ -49,7 +50,8 @@ class LiveServer:
         self.port = sock.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
         app: ASGIApp = create_app(settings)
-        config = uvicorn.Config(wrap(app) if wrap else app, log_level="warning", lifespan="on")
+        options = {**uvicorn_options(settings), "timeout_graceful_shutdown": None}
+        config = uvicorn.Config(wrap(app) if wrap else app, log_level="warning", lifespan="on", **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, daemon=True)
 

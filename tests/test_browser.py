@@ -10,6 +10,7 @@ fail there. Chromium cannot decode HEVC (or AC-3): those are covered by the ffpr
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import time
@@ -116,7 +117,9 @@ def watch(page: Page, base: str, url: str) -> Report:
     current = wait_for(page, lambda s: s["time"] >= 20 or s["ended"], 40)
     report.reached, report.frames, report.audio_bytes = current["time"], current["frames"], current["audio"]
     report.buffered = current["buffered"]
-    middle = (current["duration"] or 30) / 2
+    duration = current["duration"]  # NaN (or None) when the player failed before it knew it
+    known = isinstance(duration, (int, float)) and math.isfinite(duration) and duration > 0
+    middle = duration / 2 if known else 15
     page.evaluate(f"video.currentTime = {middle}")
     current = wait_for(page, lambda s: middle + 1.5 <= s["time"] < middle + 10, 8)
     report.seek_resumed = middle + 1.5 <= current["time"] < middle + 10

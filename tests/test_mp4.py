@@ -16,6 +16,8 @@ from vodorigin.mp4.boxes import iter_boxes, read_box_header
 from vodorigin.mp4.locate import MoovLocator, ReadRange
 from vodorigin.mp4.moov import Limits, parse_moov
 
+BFRAMES = SourceIdentity("bframes.mp4", (FIXTURES / "bframes.mp4").stat().st_size, 0, "")
+
 
 def locate(data: bytes, read_size: int = 4096, max_reads: int = 4) -> tuple[bytes, int]:
     """Run the locator over an in-memory file; returns (moov, reads)."""
@@ -132,7 +134,7 @@ def test_built_moov_parses_back() -> None:
     mdia = write.box(b"mdia", write.mdhd(15360, 2304, "eng"), write.hdlr(b"vide", "v"), minf)
     trak = write.box(b"trak", write.tkhd(7, 150, 320, 180, False), write.elst([(150, 1024)]), mdia)
     moov = write.box(b"moov", write.mvhd(1000, 150, 8), trak)
-    movie = parse_moov(moov, SourceIdentity("x", 0, 0, ""), Limits())
+    movie = parse_moov(moov, SourceIdentity("x", 2**34, 0, ""), Limits())
     track = movie.tracks[0]
     samples = track.samples
     assert (track.track_id, track.timescale, track.language, track.edit_shift) == (7, 15360, "eng", -1024)
@@ -150,7 +152,7 @@ def test_truncated_moov_is_a_media_error(cut: int) -> None:
     moov, _ = locate((FIXTURES / "bframes.mp4").read_bytes(), read_size=65536)
     damaged = struct.pack(">I", cut) + moov[4:cut]
     with pytest.raises(MediaError):
-        parse_moov(damaged, SourceIdentity("x", 0, 0, ""), Limits())
+        parse_moov(damaged, BFRAMES, Limits())
 
 
 def test_random_corruption_never_escapes_as_another_error() -> None:
@@ -162,12 +164,13 @@ def test_random_corruption_never_escapes_as_another_error() -> None:
         for position in rng.integers(8, len(moov), size=4):
             damaged[position] = int(rng.integers(0, 256))
         with contextlib.suppress(MediaError):
-            parse_moov(bytes(damaged), SourceIdentity("x", 0, 0, ""), Limits())
+            parse_moov(bytes(damaged), BFRAMES, Limits())
 
 
 def test_limits_are_enforced() -> None:
     moov, _ = locate((FIXTURES / "bframes.mp4").read_bytes(), read_size=65536)
-    source = SourceIdentity("x", 0, 0, "")
+    source = BFRAMES
+    parse_moov(moov, source, Limits())
     with pytest.raises(LimitExceeded):
         parse_moov(moov, source, Limits(max_tracks=1))
     with pytest.raises(LimitExceeded):
@@ -188,7 +191,7 @@ def test_edit_lists() -> None:
 @pytest.mark.parametrize("field_size", [4, 8, 16])
 def test_compact_sample_sizes(field_size: int) -> None:
     """stz2 (8.7.3.3) with 4-, 8- and 16-bit fields parses to the same sizes as stsz."""
-    from vodorigin.mp4.tables import RawTables, parse_sample_sizes
+    from vodorigin.mp4.tables import RawTables, TableBounds, parse_sample_sizes
 
     sizes = [3, 15, 0, 7, 9] if field_size == 4 else [1, 200, 255, 17, 90]
     if field_size == 16:
@@ -200,4 +203,4 @@ def test_compact_sample_sizes(field_size: int) -> None:
     payload = struct.pack(">3xBI", field_size, len(sizes)) + packed
     raw = RawTables(stts=b"", stsz=payload, stsc=b"", chunk_offsets=b"", chunk_offsets_64bit=False,
                     compact_sizes=True)
-    assert parse_sample_sizes(raw, 100).tolist() == sizes
+    assert parse_sample_sizes(raw, TableBounds(100, "a limit", 10**6)).tolist() == sizes

@@ -12,6 +12,7 @@ import uvicorn
 from vodorigin.settings import ENV_PREFIX, SettingsError, load_settings
 from vodorigin.web.app import CONFIG_ENVIRONMENT
 from vodorigin.web.protect import sign_path
+from vodorigin.web.server import raise_descriptor_limit, uvicorn_options
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -43,18 +44,10 @@ def main(argv: list[str] | None = None) -> None:
         if value is not None:
             os.environ[ENV_PREFIX + name.upper()] = str(value)
     os.environ[ENV_PREFIX + "MEDIA_ROOT"] = str(settings.media_root_path)
-    uvicorn.run(
-        "vodorigin.web.app:app_from_environment",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        timeout_keep_alive=settings.keepalive_timeout,
-        timeout_graceful_shutdown=settings.shutdown_timeout,  # in-flight responses finish on SIGTERM
-        log_level=settings.log_level,
-        server_header=False,
-        access_log=False,  # web/observe.py writes a richer one (access_log setting)
-    )
+    raise_descriptor_limit()
+    uvicorn.run("vodorigin.web.app:app_from_environment", factory=True, host=settings.host,
+                port=settings.port, workers=settings.workers, log_level=settings.log_level,
+                **uvicorn_options(settings))
 
 
 def _sign(path: str, config: str | None, expires_in: int) -> None:

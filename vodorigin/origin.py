@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 from vodorigin.cache import ByteBoundedCache
-from vodorigin.errors import MediaError, NotFound
+from vodorigin.errors import LimitExceeded, MediaError, NotFound
 from vodorigin.media.frames import ByteRange, SourceBytes
 from vodorigin.media.model import MediaSet, Movie, SourceIdentity, select_tracks
 from vodorigin.mp4.locate import MoovLocator, ReadRange
@@ -29,7 +29,9 @@ class Origin:
     def __init__(self, settings: Settings, storage: Storage) -> None:
         self.settings = settings
         self.storage = storage
-        self.limits = Limits(settings.max_tracks, settings.max_samples_per_track, settings.max_frame_size)
+        self.limits = Limits(settings.max_tracks, settings.max_samples_per_track,
+                             settings.max_samples_per_file, settings.moov_sample_allowance,
+                             settings.max_frame_size, settings.max_duration_seconds)
         self.metadata: ByteBoundedCache[Movie] = ByteBoundedCache(
             settings.metadata_cache_bytes, lambda movie: movie.nbytes
         )
@@ -65,7 +67,11 @@ class Origin:
             movies = [replace(m, tracks=select_tracks(m.tracks, request.tracks, False)) for m in movies]
             if any(not m.tracks for m in movies):
                 raise NotFound("the tracks/ parameter selects no track of the file")
-        return MediaSet(tuple(movies), request.clip)
+        media = MediaSet(tuple(movies), request.clip)
+        if media.sample_count > self.settings.max_samples_per_media_set:
+            raise LimitExceeded(f"the media set holds {media.sample_count} samples, over "
+                                f"max_samples_per_media_set ({self.settings.max_samples_per_media_set})")
+        return media
 
     async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
         if offset < 0 or length < 0 or offset + length > source.size:

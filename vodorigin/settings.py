@@ -32,6 +32,7 @@ class Settings(BaseModel):
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
     keepalive_timeout: int = Field(75, ge=1)  # seconds; longer than the ALB idle timeout (60 s)
+    header_timeout: float = Field(10.0, gt=0)  # seconds a request head may take to arrive
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # storage
@@ -78,11 +79,16 @@ class Settings(BaseModel):
     initial_read_size: int = Field(65_536, ge=4096)  # first metadata read, bytes
     read_merge_gap: int = Field(65_536, ge=0)  # merge frame ranges closer than this, bytes
 
-    # limits on untrusted media
+    # limits on untrusted media (README: Limits)
     max_moov_size: int = Field(128 * 1024 * 1024, ge=1024)
     max_moov_reads: int = Field(4, ge=2)  # bounded reads to locate the moov atom
     max_tracks: int = Field(32, ge=1)
-    max_samples_per_track: int = Field(20_000_000, ge=1)
+    max_samples_per_track: int = Field(4_000_000, ge=1)
+    max_samples_per_file: int = Field(8_000_000, ge=1)
+    moov_sample_allowance: int = Field(500_000, ge=0)  # samples a file may claim beyond one per moov byte
+    max_samples_per_media_set: int = Field(16_000_000, ge=1)
+    max_duration_seconds: int = Field(48 * 3600, ge=1, le=10 * 365 * 86400)  # per track
+    max_segments: int = Field(100_000, ge=1)  # per media set and protocol
     max_frame_size: int = Field(32 * 1024 * 1024, ge=1024)
     max_frames_per_segment: int = Field(100_000, ge=1)
     max_urlset_parts: int = Field(32, ge=1)

@@ -22,7 +22,14 @@ def rescale(value: int, from_timescale: int, to_timescale: int) -> int:
 
 
 def rescale_array(values: np.ndarray, from_timescale: int, to_timescale: int) -> np.ndarray:
-    """rescale() for an int64 array."""
+    """rescale() for an int64 array, without 64-bit overflow for timescales below 2^31.
+
+    With values = q * from + r (0 <= r < from), the result is q * to + rescale(r): the first term is
+    the size of the result itself, and the second stays below 2 * from * to < 2^63.
+    """
     values = np.asarray(values, dtype=np.int64)
-    return (values * (to_timescale * 2) + from_timescale) // (from_timescale * 2)
+    if from_timescale == to_timescale:
+        return values.copy()
+    whole, rest = np.divmod(values, from_timescale)
+    return whole * to_timescale + (rest * (to_timescale * 2) + from_timescale) // (from_timescale * 2)
 

@@ -20,9 +20,14 @@ PATH_PARAMETERS = ("clipFrom", "clipTo", "tracks", "shift", "lang")
 MAX_MILLISECONDS = 10**10  # ~115 days: larger clip times are typing errors, not media
 URLSET_SUFFIX = ".urlset"
 
-_QUALITY_LEVELS = re.compile(r"^QualityLevels\(\d{1,12}\)$")
-_TRACK_TOKEN = re.compile(r"^([va])(\d{1,3})$")
-_FILE_NAME = re.compile(r"^(?P<kind>[a-zA-Z]+)(?:-(?P<tokens>[^.]*))?\.(?P<extension>[a-z0-9]{1,5})$")
+# re.ASCII everywhere: \d must not match other scripts' digits, which int() would accept (an alias URL)
+_QUALITY_LEVELS = re.compile(r"^QualityLevels\(\d{1,12}\)\Z", re.ASCII)
+_TRACK_TOKEN = re.compile(r"^([va])(\d{1,3})\Z", re.ASCII)
+_FILE_INDEX_TOKEN = re.compile(r"^f(\d{1,3})\Z", re.ASCII)
+_LANGUAGE_TOKEN = re.compile(r"^l([a-z]{2,3})\Z", re.ASCII)
+_NUMBER = re.compile(r"^\d{1,11}\Z", re.ASCII)  # path parameter values and segment numbers
+_FILE_NAME = re.compile(r"^(?P<kind>[a-zA-Z]+)(?:-(?P<tokens>[^.]*))?\.(?P<extension>[a-z0-9]{1,5})\Z",
+                        re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,17 @@ class MediaRequest:
     clip: Clip = Clip()
     tracks: TrackSpec = TrackSpec()  # from the tracks/ path parameter
     is_urlset: bool = False
+
+
+def check_url_path(path: str, raw_path: bytes) -> None:
+    """Refuse URL forms that would alias another URL: control characters (a route pattern's `$`
+    matches before a trailing newline, so `/pd/a.mp4%0a` would serve a.mp4) and encoded slashes or
+    backslashes (`/hls%2fa.mp4/...` is decoded into another path structure)."""
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+        raise BadRequest("control character in the URL path")
+    lowered = raw_path.lower()
+    if b"%2f" in lowered or b"%5c" in lowered:
+        raise BadRequest("encoded slash in the URL path")
 
 
 def parse_request_path(protocol: str, path: str, max_urlset_parts: int = 32) -> MediaRequest:
@@ -105,7 +121,7 @@ def _milliseconds(parameters: dict[str, str], name: str) -> int | None:
     value = parameters.get(name)
     if value is None:
         return None
-    if not value.isdigit() or int(value) > MAX_MILLISECONDS:
+    if not _NUMBER.match(value) or int(value) > MAX_MILLISECONDS:
         raise BadRequest(f"{name} must be a whole number of milliseconds, not {value!r}")
     return int(value)
 
@@ -144,7 +160,7 @@ def parse_file_name(name: str, numbered: bool = False) -> FileName:
     tokens = token_text.split("-") if token_text else []
     number = None
     if numbered:
-        if not tokens or not tokens[0].isdigit() or len(tokens[0]) > 9 or int(tokens[0]) < 1:
+        if not tokens or not _NUMBER.match(tokens[0]) or len(tokens[0]) > 9 or int(tokens[0]) < 1:
             raise BadRequest(f"{name!r}: expected a segment number from 1")
         number = int(tokens.pop(0))
     file_index, language = None, None
@@ -152,9 +168,9 @@ def parse_file_name(name: str, numbered: bool = False) -> FileName:
     for token in tokens:
         if _TRACK_TOKEN.match(token):
             track_tokens.append(token)
-        elif re.fullmatch(r"f\d{1,3}", token) and file_index is None and int(token[1:]) >= 1:
+        elif _FILE_INDEX_TOKEN.match(token) and file_index is None and int(token[1:]) >= 1:
             file_index = int(token[1:])
-        elif re.fullmatch(r"l[a-z]{2,3}", token) and language is None:
+        elif _LANGUAGE_TOKEN.match(token) and language is None:
             language = token[1:]
         else:
             raise BadRequest(f"{name!r}: unexpected token {token!r}")

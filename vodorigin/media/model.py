@@ -161,3 +161,7 @@ class MediaSet:
 
     movies: tuple[Movie, ...]
     clip: Clip = field(default_factory=Clip)
+
+    @property
+    def sample_count(self) -> int:
+        return sum(t.samples.count for movie in self.movies for t in movie.tracks)

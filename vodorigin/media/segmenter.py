@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vodorigin.errors import BadRequest, NotFound
+from vodorigin.errors import BadRequest, LimitExceeded, NotFound
 from vodorigin.media.model import Clip, MediaType, Movie, Track
 from vodorigin.settings import Settings
 from vodorigin.timing import rescale, rescale_array
@@ -30,6 +30,7 @@ class SegmentConfig:
     count_policy: str = "last_short"
     durations_mode: str = "accurate"
     duration_policy: str = "max"
+    max_segments: int = 100_000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SegmentConfig:
@@ -40,6 +41,7 @@ class SegmentConfig:
             settings.segment_count_policy,
             settings.manifest_segment_durations_mode,
             settings.manifest_duration_policy,
+            settings.max_segments,
         )
 
 
@@ -80,25 +82,31 @@ class Timeline:
         return int(self.cuts[number - 1]), int(self.cuts[number])
 
 
-def nominal_boundaries_ms(duration_ms: int, config: SegmentConfig) -> list[int]:
-    """Segment starts in milliseconds from 0, plus the end, before key-frame alignment."""
+def nominal_boundaries_ms(duration_ms: int, config: SegmentConfig) -> np.ndarray:
+    """Segment starts in milliseconds from 0, plus the end, before key-frame alignment.
+
+    The count is known before anything is allocated, and more than config.max_segments is a
+    LimitExceeded: a hostile duration cannot make the server build billions of boundaries.
+    """
     if duration_ms <= 0:
-        return [0, 0]
-    starts = [0]
-    for length in config.bootstrap_ms:
-        if starts[-1] + length >= duration_ms:
-            break
-        starts.append(starts[-1] + length)
+        return np.zeros(2, dtype=np.int64)
+    bootstrap = np.cumsum(config.bootstrap_ms, dtype=np.int64)
+    starts = np.concatenate(([0], bootstrap[bootstrap < duration_ms]))
+    last = int(starts[-1])
     if len(starts) > len(config.bootstrap_ms):  # bootstrap done: regular segments while they fit
-        step, last = config.segment_duration_ms, starts[-1]
-        starts.extend(range(last + step, duration_ms, step))
-    remainder = duration_ms - starts[-1]
+        step = config.segment_duration_ms
+        regular = -(-(duration_ms - last) // step) - 1  # starts last + step, ... below duration_ms
+        if len(starts) + regular > config.max_segments:
+            raise LimitExceeded(f"{duration_ms / 1000:.0f} s in segments of {step} ms would make over "
+                                f"max_segments ({config.max_segments}) segments")
+        starts = np.concatenate((starts, last + step * np.arange(1, regular + 1, dtype=np.int64)))
+    remainder = duration_ms - int(starts[-1])
     nominal_last = _nominal_length(len(starts) - 1, config)
     merge_last = {"last_short": False, "last_long": remainder < nominal_last,
                   "last_rounded": remainder * 2 < nominal_last}[config.count_policy]
     if len(starts) > 1 and merge_last:
-        starts.pop()  # the short remainder joins the previous segment
-    return [*starts, duration_ms]
+        starts = starts[:-1]  # the short remainder joins the previous segment
+    return np.append(starts, duration_ms)
 
 
 def _nominal_length(index: int, config: SegmentConfig) -> int:
@@ -117,8 +125,7 @@ def segment_timeline(
 ) -> Timeline:
     """Boundaries of the range [start, end) (ticks), aligned to key_times (sorted ticks) if given."""
     duration_ms = rescale(end - start, timescale, 1000)
-    nominal_ms = np.array(nominal_boundaries_ms(duration_ms, config), dtype=np.int64)
-    nominal = start + rescale_array(nominal_ms, 1000, timescale)
+    nominal = start + rescale_array(nominal_boundaries_ms(duration_ms, config), 1000, timescale)
     nominal[-1] = end
     if not config.align_to_key_frames or key_times is None or len(key_times) == 0:
         return Timeline(timescale, nominal, nominal, open_end)

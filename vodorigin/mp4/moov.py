@@ -16,18 +16,32 @@ from vodorigin.errors import LimitExceeded, MediaError
 from vodorigin.media.model import MediaType, Movie, SourceIdentity, Track, key_times, presentation_end
 from vodorigin.mp4.boxes import Box, child_boxes, find_path, full_box_header, iter_boxes, read_box_header
 from vodorigin.mp4.codecs import parse_sample_entry
-from vodorigin.mp4.tables import RawTables, parse_sample_table
+from vodorigin.mp4.tables import RawTables, TableBounds, parse_sample_table
 
 HANDLERS = {b"vide": MediaType.VIDEO, b"soun": MediaType.AUDIO}
+MAX_EDITS = 64  # edit list entries looked at (only leading empty edits and the first media edit count)
+MAX_TIMESCALE = 2**31 - 1  # ticks per second; keeps every rescale inside 64-bit integers (timing.py)
 
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Named bounds on untrusted metadata (see Settings)."""
+    """Named bounds on untrusted metadata (see Settings and the README's limits).
+
+    A file may describe at most `moov bytes + moov_sample_allowance` samples (and never more than
+    max_samples_per_file): per-sample tables take at least four bytes of moov per sample, so only
+    constant-size tables (CBR audio) use the allowance, and a few kilobytes of moov cannot make
+    the parser allocate for millions of samples that exist only as a count.
+    """
 
     max_tracks: int = 32
-    max_samples_per_track: int = 20_000_000
+    max_samples_per_track: int = 4_000_000
+    max_samples_per_file: int = 8_000_000
+    moov_sample_allowance: int = 500_000
     max_frame_size: int = 32 * 1024 * 1024
+    max_duration_seconds: int = 48 * 3600
+
+    def sample_budget(self, moov_size: int) -> int:
+        return min(self.max_samples_per_file, moov_size + self.moov_sample_allowance)
 
 
 def parse_moov(moov: bytes, source: SourceIdentity, limits: Limits) -> Movie:
@@ -55,8 +69,9 @@ def _parse_moov(moov: bytes, source: SourceIdentity, limits: Limits) -> Movie:
     tracks: list[Track] = []
     skipped: list[str] = []
     numbers = {MediaType.VIDEO: 0, MediaType.AUDIO: 0}
+    budget = _SampleBudget(limits, len(moov), source.size)
     for trak in traks:
-        parsed = _parse_trak(moov, trak, movie_timescale, limits)
+        parsed = _parse_trak(moov, trak, movie_timescale, limits, budget)
         if isinstance(parsed, str):
             skipped.append(parsed)
             continue
@@ -64,19 +79,44 @@ def _parse_moov(moov: bytes, source: SourceIdentity, limits: Limits) -> Movie:
         tracks.append(replace(parsed, number=numbers[parsed.media_type]))
     if not tracks:
         raise MediaError("no playable video or audio track" + (f" ({'; '.join(skipped)})" if skipped else ""))
+    ids = [t.track_id for t in tracks]
+    if len(set(ids)) != len(ids):
+        raise MediaError(f"two tracks share a track_ID ({ids})")
     return Movie(source, movie_timescale, tuple(tracks), tuple(skipped))
+
+
+class _SampleBudget:
+    """The samples the tracks of one file may still claim (Limits.sample_budget)."""
+
+    def __init__(self, limits: Limits, moov_size: int, file_size: int) -> None:
+        self.per_track = limits.max_samples_per_track
+        self.remaining = limits.sample_budget(moov_size)
+        self.file_size = file_size
+
+    def bounds(self) -> TableBounds:
+        if self.remaining < self.per_track:
+            name = "the file's sample budget (moov bytes + moov_sample_allowance, <= max_samples_per_file)"
+            return TableBounds(self.remaining, name, self.file_size)
+        return TableBounds(self.per_track, "max_samples_per_track", self.file_size)
+
+    def spend(self, count: int) -> None:
+        self.remaining -= count
 
 
 def _mvhd_timescale(moov: bytes, mvhd: Box) -> int:
     version, _ = full_box_header(moov, mvhd)
     offset = mvhd.payload_start + (20 if version == 1 else 12)
-    timescale: int = struct.unpack_from(">I", moov, offset)[0]
-    if timescale == 0:
-        raise MediaError("mvhd: timescale is 0")
+    return _checked_timescale(struct.unpack_from(">I", moov, offset)[0], "mvhd")
+
+
+def _checked_timescale(timescale: int, box: str) -> int:
+    if not 0 < timescale <= MAX_TIMESCALE:
+        raise MediaError(f"{box}: timescale {timescale} is out of range (1..{MAX_TIMESCALE})")
     return timescale
 
 
-def _parse_trak(moov: bytes, trak: Box, movie_timescale: int, limits: Limits) -> Track | str:
+def _parse_trak(moov: bytes, trak: Box, movie_timescale: int, limits: Limits, budget: _SampleBudget
+                ) -> Track | str:
     """One trak -> a Track (numbered by the caller), or the reason it is skipped."""
     boxes = child_boxes(moov, trak, "trak")
     tkhd, mdia = boxes.get(b"tkhd"), boxes.get(b"mdia")
@@ -84,6 +124,8 @@ def _parse_trak(moov: bytes, trak: Box, movie_timescale: int, limits: Limits) ->
         raise MediaError("trak without tkhd or mdia")
     version, _ = full_box_header(moov, tkhd)
     track_id = struct.unpack_from(">I", moov, tkhd.payload_start + (20 if version == 1 else 12))[0]
+    if track_id == 0:
+        raise MediaError("tkhd: track_ID 0 is not allowed (ISO/IEC 14496-12 8.3.2.3)")
     mdia_boxes = child_boxes(moov, mdia, "mdia")
     hdlr, mdhd = mdia_boxes.get(b"hdlr"), mdia_boxes.get(b"mdhd")
     if hdlr is None or mdhd is None:
@@ -100,25 +142,46 @@ def _parse_trak(moov: bytes, trak: Box, movie_timescale: int, limits: Limits) ->
     codec = parse_sample_entry(_first_sample_entry(moov, stbl_boxes.get(b"stsd")), media_type)
     if codec is None:
         return f"track {track_id}: codec not supported"
-    samples = parse_sample_table(_raw_tables(moov, stbl_boxes), limits.max_samples_per_track)
+    try:
+        samples = parse_sample_table(_raw_tables(moov, stbl_boxes, media_type), budget.bounds())
+    except MediaError as error:
+        raise type(error)(f"track {track_id}: {error.message}") from error
+    budget.spend(samples.count)
     if samples.count == 0:
         return f"track {track_id}: no samples"
-    if int(samples.sizes.max()) > limits.max_frame_size:
-        raise LimitExceeded(f"track {track_id}: a frame is larger than max_frame_size")
     edts = boxes.get(b"edts")
     shift = _edit_shift(moov, edts, movie_timescale, timescale) if edts else 0
-    end = presentation_end(samples, shift)
-    keys = key_times(samples, shift) if media_type is MediaType.VIDEO else None
-    return Track(track_id, 0, media_type, timescale, codec, samples, language, shift, end, keys)
+    track = Track(track_id, 0, media_type, timescale, codec, samples, language, shift)
+    return _with_timing(track, limits)
+
+
+def _with_timing(track: Track, limits: Limits) -> Track:
+    """The track with its presentation end and key times, once its values are checked to be sane:
+    frame sizes, a duration, composition offsets and an edit shift within the limits, key frames
+    in a video track."""
+    samples = track.samples
+    if int(samples.sizes.max()) > limits.max_frame_size:
+        raise LimitExceeded(f"track {track.track_id}: a frame is larger than max_frame_size")
+    longest = limits.max_duration_seconds * track.timescale
+    offsets = samples.composition_offsets
+    if samples.end_dts > longest or abs(track.edit_shift) > longest or \
+            (offsets is not None and int(np.abs(offsets).max()) > longest):
+        raise LimitExceeded(f"track {track.track_id}: times beyond max_duration_seconds "
+                            f"({limits.max_duration_seconds} s)")
+    end = presentation_end(samples, track.edit_shift)
+    keys = None
+    if track.media_type is MediaType.VIDEO:
+        keys = key_times(samples, track.edit_shift)
+        if not len(keys):
+            raise MediaError(f"track {track.track_id}: a video track without any sync sample (empty stss)")
+    return replace(track, presentation_end=end, key_times=keys)
 
 
 def _mdhd(moov: bytes, mdhd: Box) -> tuple[int, str]:
     """(timescale, ISO 639-2/T language) from mdhd (8.4.2)."""
     version, _ = full_box_header(moov, mdhd)
     offset = mdhd.payload_start + (20 if version == 1 else 12)
-    timescale = struct.unpack_from(">I", moov, offset)[0]
-    if timescale == 0:
-        raise MediaError("mdhd: timescale is 0")
+    timescale = _checked_timescale(struct.unpack_from(">I", moov, offset)[0], "mdhd")
     packed = struct.unpack_from(">H", moov, offset + (12 if version == 1 else 8))[0]
     letters = [((packed >> shift) & 0x1F) + 0x60 for shift in (10, 5, 0)]
     language = bytes(letters).decode("latin-1") if all(0x61 <= c <= 0x7A for c in letters) else "und"
@@ -139,13 +202,16 @@ def _payload(moov: bytes, box: Box) -> bytes:
     return moov[box.payload_start + 4 : box.end]
 
 
-def _raw_tables(moov: bytes, boxes: dict[bytes, Box]) -> RawTables:
+def _raw_tables(moov: bytes, boxes: dict[bytes, Box], media_type: MediaType) -> RawTables:
+    """The table payloads. An audio track's stss is ignored: every audio frame of the codecs we
+    package is a sync sample, and one that said otherwise would only mislabel fragments."""
     stts, stsc = boxes.get(b"stts"), boxes.get(b"stsc")
     sizes = boxes.get(b"stsz") or boxes.get(b"stz2")
     offsets = boxes.get(b"stco") or boxes.get(b"co64")
     if stts is None or stsc is None or sizes is None or offsets is None:
         raise MediaError("stbl lacks one of stts, stsc, stsz/stz2, stco/co64")
-    ctts, stss = boxes.get(b"ctts"), boxes.get(b"stss")
+    ctts = boxes.get(b"ctts")
+    stss = boxes.get(b"stss") if media_type is MediaType.VIDEO else None
     return RawTables(
         stts=_payload(moov, stts),
         stsz=_payload(moov, sizes),
@@ -164,6 +230,7 @@ def _edit_shift(moov: bytes, edts: Box, movie_timescale: int, timescale: int) ->
 
     Leading empty edits delay the track; the first real edit's media_time is where presentation
     starts. Later edits (rare outside editing tools) are not applied; see README known limits.
+    Only the first MAX_EDITS entries are looked at, so a long list of empty edits costs nothing.
     """
     elst = child_boxes(moov, edts, "edts").get(b"elst")
     if elst is None:
@@ -174,10 +241,10 @@ def _edit_shift(moov: bytes, edts: Box, movie_timescale: int, timescale: int) ->
     if count * entry.size > elst.end - elst.payload_start - 8:
         raise MediaError("elst: entries overrun the box")
     delay = 0
-    for index in range(count):
+    for index in range(min(count, MAX_EDITS)):
         duration, media_time, _ = entry.unpack_from(moov, elst.payload_start + 8 + index * entry.size)
         if media_time == -1:
             delay += duration
             continue
-        return int(np.int64(delay) * timescale // movie_timescale) - media_time
+        return delay * timescale // movie_timescale - media_time
     return 0

@@ -125,16 +125,33 @@ def _run_lengths(counts: np.ndarray, values: np.ndarray, total: int, name: str) 
     return np.repeat(values, counts)
 
 
-def parse_sample_sizes(raw: RawTables, max_samples: int) -> np.ndarray:
-    """stsz (8.7.3.2) or stz2 (8.7.3.3) -> uint32 size per sample."""
+@dataclass(frozen=True, slots=True)
+class TableBounds:
+    """What a track's tables may claim: at most `max_samples` samples (the limit named `limit`),
+    all of whose bytes lie inside a file of `file_size` bytes."""
+
+    max_samples: int
+    limit: str
+    file_size: int
+
+    def check_count(self, count: int, box: str) -> None:
+        if count > self.max_samples:
+            raise LimitExceeded(f"{box}: {count} samples exceed {self.limit} ({self.max_samples})")
+
+
+def parse_sample_sizes(raw: RawTables, bounds: TableBounds) -> np.ndarray:
+    """stsz (8.7.3.2) or stz2 (8.7.3.3) -> uint32 size per sample.
+
+    Counts are checked before anything is allocated: against the bounds, and for a constant size
+    (no table in the file) against the file's size, since every sample's bytes must be in the file.
+    """
     payload = raw.stsz
     if len(payload) < 8:
         raise MediaError("stsz: truncated")
     if raw.compact_sizes:
         field_size = payload[3]
         count = struct.unpack_from(">I", payload, 4)[0]
-        if count > max_samples:
-            raise LimitExceeded(f"stz2: {count} samples exceed max_samples_per_track")
+        bounds.check_count(count, "stz2")
         if field_size not in (4, 8, 16) or (count * field_size + 7) // 8 > len(payload) - 8:
             raise MediaError(f"stz2: bad field size {field_size} or truncated")
         data = np.frombuffer(payload, dtype=np.uint8, offset=8, count=(count * field_size + 7) // 8)
@@ -145,17 +162,20 @@ def parse_sample_sizes(raw: RawTables, max_samples: int) -> np.ndarray:
         nibbles = np.stack([data >> 4, data & 0x0F], axis=1).reshape(-1)
         return nibbles[:count].astype(np.uint32)
     uniform, count = struct.unpack_from(">II", payload, 0)
-    if count > max_samples:
-        raise LimitExceeded(f"stsz: {count} samples exceed max_samples_per_track")
+    bounds.check_count(count, "stsz")
     if uniform:
+        if count * uniform > bounds.file_size:
+            raise MediaError(f"stsz: {count} samples of {uniform} bytes do not fit in a file of "
+                             f"{bounds.file_size} bytes")
         return np.full(count, uniform, dtype=np.uint32)
     _, entries = _entries(payload, 8, 4, "stsz")
     return np.frombuffer(entries, dtype=U32).astype(np.uint32)
 
 
-def parse_sample_table(raw: RawTables, max_samples: int) -> SampleTable:
-    """All of a track's tables -> SampleTable. Counts that disagree raise MediaError."""
-    sizes = parse_sample_sizes(raw, max_samples)
+def parse_sample_table(raw: RawTables, bounds: TableBounds) -> SampleTable:
+    """All of a track's tables -> SampleTable. Counts that disagree raise MediaError, and so do
+    samples whose bytes would lie outside the file (a truncated upload, hostile offsets)."""
+    sizes = parse_sample_sizes(raw, bounds)
     count = len(sizes)
     stts_counts, stts_deltas = _pairs(raw.stts, "stts")
     deltas = _run_lengths(stts_counts, stts_deltas, count, "stts")
@@ -173,7 +193,25 @@ def parse_sample_table(raw: RawTables, max_samples: int) -> SampleTable:
         sync = np.frombuffer(data, dtype=U32).astype(np.int64) - 1  # stss numbers samples from 1
         if n and (sync[0] < 0 or sync[-1] >= count or np.any(np.diff(sync) <= 0)):
             raise MediaError("stss: sample numbers out of range or not increasing")
-    return SampleTable(dts, end_dts, ctts, sizes, sync, _chunk_map(raw, sizes))
+    chunks = _chunk_map(raw, sizes)
+    _check_inside_file(chunks, sizes, bounds.file_size)
+    return SampleTable(dts, end_dts, ctts, sizes, sync, chunks)
+
+
+def _check_inside_file(chunks: ChunkMap, sizes: np.ndarray, file_size: int) -> None:
+    """Every chunk's samples end inside the file (8.7.4, 8.7.5), checked once for the whole track."""
+    if not len(sizes):
+        return
+    running = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
+    count = len(sizes)
+    first = np.minimum(chunks.first_sample, count)
+    last = np.minimum(np.append(chunks.first_sample[1:], count), count)
+    ends = chunks.offsets.astype(np.int64) + (running[last] - running[first])
+    holding = last > first
+    if holding.any() and int(ends[holding].max()) > file_size:
+        worst = int(ends[holding].max())
+        raise MediaError(f"sample data runs to byte {worst}, past the end of the file ({file_size} bytes): "
+                         "a truncated upload or corrupt chunk offsets")
 
 
 def _chunk_map(raw: RawTables, sizes: np.ndarray) -> ChunkMap:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -38,6 +39,12 @@ def mvhd(timescale: int, duration: int, next_track_id: int) -> bytes:
         UNITY_MATRIX, bytes(24),  # pre_defined
         struct.pack(">I", next_track_id),
     )
+
+
+def next_track_id(track_ids: Iterable[int]) -> int:
+    """mvhd next_track_ID (8.2.2.3): one more than the largest, or all ones ("search") when that
+    would not fit in 32 bits."""
+    return min(max(track_ids) + 1, 0xFFFFFFFF)
 
 
 def tkhd(track_id: int, duration: int, width: int, height: int, audio: bool) -> bytes:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vodorigin.errors import UnsupportedMedia
+from vodorigin.errors import MediaError, UnsupportedMedia
 from vodorigin.media.frames import TrackFrames
 from vodorigin.media.model import MediaType, Track
 from vodorigin.timing import PRESENTATION_DELAY_MS, rescale_array
@@ -32,6 +32,7 @@ PREVIOUS_TAG_SIZE = 4
 CODEC_AVC = 7
 AAC_AUDIO_BYTE = 0xAF
 SEQUENCE_HEADER, CODED_FRAME = 0, 1
+MAX_TAG_DATA = (1 << 24) - 1  # DataSize is 24 bits
 FILE_HEADER = b"FLV\x01\x05\x00\x00\x00\x09" + bytes(PREVIOUS_TAG_SIZE)  # audio + video, for tests
 
 
@@ -49,7 +50,9 @@ def milliseconds(ticks: np.ndarray, timescale: int) -> np.ndarray:
 
 
 def tag_header(tag_type: int, data_size: int, timestamp: int) -> bytes:
-    """TagType, DataSize (24 bits), Timestamp (low 24 bits, then the high 8), StreamID 0."""
+    """TagType, DataSize (24 bits), Timestamp (SI32: the low 24 bits, then the high 8), StreamID 0."""
+    if data_size > MAX_TAG_DATA:
+        raise UnsupportedMedia(f"a frame of {data_size} bytes is too large for an FLV tag")
     return struct.pack(">B3s3sB3s", tag_type, data_size.to_bytes(3, "big"),
                        (timestamp & 0xFFFFFF).to_bytes(3, "big"), (timestamp >> 24) & 0xFF, b"\0\0\0")
 
@@ -90,6 +93,8 @@ def plan_tags(tracks: list[TrackFrames]) -> TagPlan:
             if key:
                 key_frames.append((timestamp, size))
             composition = int(times[index][1][n]) - timestamp
+            if not -(1 << 23) <= composition < 1 << 23:
+                raise MediaError(f"{frames.track.key}: composition offset {composition} ms does not fit FLV")
             prefix = bytes(((1 if key else 2) << 4 | CODEC_AVC, CODED_FRAME)) + \
                 composition.to_bytes(3, "big", signed=True)
             head = tag_header(TAG_VIDEO, len(prefix) + frame_size, timestamp) + prefix

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vodorigin.errors import LimitExceeded
 from vodorigin.media.frames import TrackFrames
 from vodorigin.media.model import MediaType, Track
 from vodorigin.mp4 import write
@@ -36,8 +37,8 @@ def init_segment(tracks: list[Track]) -> bytes:
     """ftyp + moov with empty sample tables and mvex/trex (8.8.1, 8.8.3)."""
     traks = [_init_trak(track) for track in tracks]
     trexes = [write.full_box(b"trex", 0, 0, struct.pack(">IIIII", t.track_id, 1, 0, 0, 0)) for t in tracks]
-    next_id = max(t.track_id for t in tracks) + 1
-    moov = write.box(b"moov", write.mvhd(1000, 0, next_id), *traks, write.box(b"mvex", *trexes))
+    moov = write.box(b"moov", write.mvhd(1000, 0, write.next_track_id(t.track_id for t in tracks)), *traks,
+                     write.box(b"mvex", *trexes))
     return write.ftyp(b"iso6", 0, BRANDS) + moov
 
 
@@ -102,6 +103,8 @@ def _sidx(tracks: list[FragmentTrack], referenced_size: int) -> bytes:
     timescale = frames.track.timescale
     earliest = (int(frames.pts.min()) if frames.count else 0) + tracks[0].decode_offset
     duration = int(frames.durations.sum())
+    if duration > 0xFFFFFFFF:
+        raise LimitExceeded(f"{frames.track.key}: a fragment of {duration} ticks is too long for a sidx")
     starts_with_sap = bool(frames.count) and bool(frames.sync[0])
     sap = (1 << 31 | 1 << 28) if starts_with_sap else 0  # starts_with_SAP, SAP_type 1, delta 0
     body = struct.pack(">IIQQHHIII", frames.track.track_id, timescale, max(earliest, 0), 0, 0, 1,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import numpy as np
 from lxml import etree
 
 from vodorigin.errors import BadRequest
@@ -24,7 +25,14 @@ from vodorigin.media.model import MediaSet, MediaType, Movie, Track
 from vodorigin.media.segmenter import SegmentConfig, Timeline, movie_timeline
 from vodorigin.mux import fmp4
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
-from vodorigin.packagers.shared import FMP4, choose_rendition, frame_rate, mp4_type, segment_bitrates
+from vodorigin.packagers.shared import (
+    FMP4,
+    choose_rendition,
+    frame_rate,
+    has_samples,
+    mp4_type,
+    segment_bitrates,
+)
 from vodorigin.timing import PRESENTATION_DELAY_MS, rescale
 from vodorigin.urls import FileName, parse_file_name
 
@@ -109,7 +117,8 @@ def _representations(media: MediaSet, timelines: list[Timeline], media_type: Med
     for number, (movie, timeline) in enumerate(zip(media.movies, timelines, strict=True), start=1):
         prefix = f"f{number}-" if len(media.movies) > 1 else ""
         for track in movie.tracks_of(media_type):
-            result.append((f"{prefix}{track.key}", track, timeline))
+            if has_samples(track, timeline):  # a clip may hold none of a shorter track
+                result.append((f"{prefix}{track.key}", track, timeline))
         if media_type is MediaType.AUDIO and result:
             break
     return result
@@ -159,11 +168,14 @@ def _segment_timeline(parent: etree._Element, track: Track, timeline: Timeline, 
         starts = [rescale(c, timeline.timescale, track.timescale) - origin for c in cuts]
     else:
         first_samples = cut_indexes(track, timeline)[:-1]
-        starts = (track.samples.dts[first_samples] + track.edit_shift - origin).tolist()
+        dts = np.append(track.samples.dts, track.samples.end_dts)  # a segment past the last sample
+        starts = (dts[first_samples] + track.edit_shift - origin).tolist()
     end = track.presentation_end if timeline.open_end else rescale(timeline.end, timeline.timescale,
                                                                     track.timescale)
     end -= origin
     durations = [b - a for a, b in zip(starts, [*starts[1:], end], strict=True)]
+    while durations and durations[-1] <= 0:  # segments after the end of a shorter track are not listed
+        durations.pop()
     element = etree.SubElement(parent, "SegmentTimeline")
     previous: etree._Element | None = None
     for duration in durations:

@@ -39,7 +39,7 @@ MANIFEST_TYPE = "video/f4m"
 FRAGMENT_TYPE = "video/f4f"
 F4M_NAMESPACE = "http://ns.adobe.com/f4m/1.0"
 _FRAGMENT = re.compile(r"^frag(?:-(?P<tokens>[a-z0-9-]*?))?-Seg(?P<segment>\d{1,9})"
-                       r"-Frag(?P<fragment>\d{1,9})$")
+                       r"-Frag(?P<fragment>\d{1,9})\Z", re.ASCII)
 
 
 def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
@@ -82,8 +82,9 @@ AFRA_ENTRY_SIZE = 8 + 4  # time (64 bits), offset (32 bits)
 
 def _afra(key_frames: list[tuple[int, int]], tags_start: int) -> bytes:
     """Fragment random access box: 32-bit ids and offsets, timescale 1000, no global entries.
-    Offsets count from the fragment's first byte (the afra itself)."""
-    entries = b"".join(struct.pack(">QI", time, tags_start + offset) for time, offset in key_frames)
+    Offsets count from the fragment's first byte (the afra itself); times are unsigned (a key frame
+    an edit list puts before 0 is listed at 0)."""
+    entries = b"".join(struct.pack(">QI", max(time, 0), tags_start + offset) for time, offset in key_frames)
     return write.full_box(b"afra", 0, 0, struct.pack(">BII", 0, 1000, len(key_frames)) + entries)
 
 

@@ -48,7 +48,7 @@ TFXD_UUID = bytes.fromhex("6d1d9b0542d544e680e2141daff757b2")  # [MS-SSTR] 2.2.4
 VIDEO_FOURCC = {"avc1": "H264", "avc3": "H264", "hvc1": "HVC1", "hev1": "HVC1"}
 AAC_FOURCC = {2: "AACL", 5: "AACH", 29: "AACH"}  # object types: LC, SBR (HE), PS (HE v2)
 AUDIO_TAG_AAC = 255  # WAVE_FORMAT_RAW_AAC1
-_FRAGMENT = re.compile(r"^QualityLevels\((\d{1,12})\)/Fragments\((video|audio)=(\d{1,20})\)$")
+_FRAGMENT = re.compile(r"^QualityLevels\((\d{1,12})\)/Fragments\((video|audio)=(\d{1,20})\)\Z", re.ASCII)
 
 
 def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:

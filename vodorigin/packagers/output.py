@@ -22,7 +22,7 @@ class PackagerContext:
     max_frames_per_segment: int
     read_merge_gap: int
     hls_container: str = "auto"
-    max_clip_frames: int = 20_000_000  # a progressive clip (or an I-frame playlist) spans a whole track
+    max_clip_frames: int = 4_000_000  # a progressive clip (or an I-frame playlist) spans a whole track
     hls_iframes_playlists: bool = True
     dash_manifest_format: str = "segmenttimeline"
     dash_segment_index: bool = False

@@ -104,6 +104,6 @@ class _TrackSpan:
 
 
 def _moov(spans: list[_TrackSpan], duration: int, base: int, low: int) -> bytes:
-    next_id = max(s.track.track_id for s in spans) + 1
+    next_id = write.next_track_id(s.track.track_id for s in spans)
     return write.box(b"moov", write.mvhd(MOVIE_TIMESCALE, duration, next_id),
                      *(s.trak(base, low) for s in spans))

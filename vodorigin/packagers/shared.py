@@ -31,6 +31,12 @@ def choose_rendition(media: MediaSet, name: FileName) -> tuple[Movie, tuple[Trac
     return movie, tracks
 
 
+def has_samples(track: Track, timeline: Timeline) -> bool:
+    """Whether any sample of the track falls in the timeline (a clip may miss a shorter track)."""
+    cuts = cut_indexes(track, timeline)
+    return int(cuts[-1]) > int(cuts[0])
+
+
 def segment_bitrates(tracks: tuple[Track, ...], timeline: Timeline, container: str) -> tuple[int, int]:
     """(peak, average) bits per second of the segments, from an upper bound of their sizes.
 

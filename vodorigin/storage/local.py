@@ -36,7 +36,10 @@ class LocalStorage:
         self.counters = UpstreamCounters()
 
     def _resolve(self, path: str) -> Path:
-        candidate = (self.root / check_relative_path(path)).resolve()
+        try:
+            candidate = (self.root / check_relative_path(path)).resolve()
+        except (RuntimeError, OSError):  # a symlink loop (RuntimeError before Python 3.13)
+            raise NotFound(f"{path}: not found (symlink loop)") from None
         if not candidate.is_relative_to(self.root):
             raise NotFound(f"{path}: not found")  # a symlink pointing outside the root
         return candidate

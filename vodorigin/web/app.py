@@ -7,8 +7,10 @@ the client's copy is current -> the response cache, keyed on the URL and the sou
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -19,14 +21,14 @@ from starlette.responses import JSONResponse, Response
 
 from vodorigin import __version__
 from vodorigin.cache import CachedResponse, ResponseCache
-from vodorigin.errors import VodError
+from vodorigin.errors import MediaError, VodError
 from vodorigin.media.model import MediaSet, SourceIdentity
 from vodorigin.origin import Origin
 from vodorigin.packagers import dash, hds, hls, mss, pd
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
 from vodorigin.settings import Settings, load_settings
 from vodorigin.storage.factory import storage_for
-from vodorigin.urls import MediaRequest, parse_request_path
+from vodorigin.urls import MediaRequest, check_url_path, parse_request_path
 from vodorigin.web.cors import CorsMiddleware
 from vodorigin.web.http_cache import HttpPolicy, compress, request_class
 from vodorigin.web.observe import ObserveMiddleware, Observer
@@ -36,17 +38,25 @@ from vodorigin.web.responses import Content, MediaResponder, Validators, error_r
 
 log = logging.getLogger("vodorigin")
 CONFIG_ENVIRONMENT = "VODORIGIN_CONFIG_FILE"
+OFFLOAD_SAMPLES = 100_000  # media sets with more samples are packaged off the event loop (README: limits)
+# Faults no media should cause, but which hostile input might still reach: a 422 with a log line
+# (the fuzz tests treat them as bugs), never a 500.
+PACKAGING_FAULTS = (struct.error, ArithmeticError, LookupError, ValueError)
 
 Sources = tuple[SourceIdentity, ...]
 Handler = Callable[[MediaRequest, Sources, Origin, PackagerContext], Awaitable[Output]]
 
 
 def packaged(handle: Callable[[str, MediaSet, PackagerContext], Output]) -> Handler:
-    """The handler of a packager: its file name, on the media set the request names."""
+    """The handler of a packager: its file name, on the media set the request names. Large media
+    sets are packaged in a worker thread, so that the event loop keeps serving other requests."""
 
     async def serve(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
                     ) -> Output:
-        return handle(request.file_name, await origin.media_set(request, sources), context)
+        media = await origin.media_set(request, sources)
+        if media.sample_count > OFFLOAD_SAMPLES:
+            return await asyncio.to_thread(handle, request.file_name, media, context)
+        return handle(request.file_name, media, context)
 
     return serve
 
@@ -138,6 +148,7 @@ def _endpoint(protocol: str, handler: Handler, services: Services
 
     async def endpoint(request: Request, path: str) -> Response:
         try:
+            check_url_path(request.scope["path"], request.scope.get("raw_path") or b"")
             media_request = parse_request_path(protocol, path, origin.settings.max_urlset_parts)
             sources = await origin.sources(media_request.files)
             url_path = request.url.path
@@ -160,6 +171,9 @@ def _endpoint(protocol: str, handler: Handler, services: Services
         except VodError as error:
             log.info("%s %s -> %d %s", request.method, request.url.path, error.status, error.message)
             return error_response(error)
+        except PACKAGING_FAULTS as fault:
+            log.error("%s %s -> 422 packaging fault", request.method, request.url.path, exc_info=True)
+            return error_response(MediaError(f"the media could not be packaged ({type(fault).__name__})"))
 
     return endpoint
 

@@ -59,6 +59,13 @@ def player_router(settings: Settings) -> APIRouter:
     return router
 
 
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        return path.resolve().is_relative_to(root)
+    except (RuntimeError, OSError):
+        return False
+
+
 def list_media(settings: Settings) -> list[dict[str, object]]:
     """Media files under the local media root (two directory levels), with a URL per protocol."""
     if settings.storage != "local":
@@ -69,6 +76,8 @@ def list_media(settings: Settings) -> list[dict[str, object]]:
         found += [p for p in root.glob(depth) if p.suffix.lower() in MEDIA_SUFFIXES and p.is_file()]
     entries: list[dict[str, object]] = []
     for path in sorted(found)[:MAX_LISTED]:
+        if not _inside(path, root):
+            continue  # reached through a symlink that leaves the root: storage would refuse it
         relative = path.relative_to(root).as_posix()
         urls = {"hls": f"/hls/{relative}/master.m3u8", "dash": f"/dash/{relative}/manifest.mpd",
                 "mss": f"/mss/{relative}/manifest", "hds": f"/hds/{relative}/manifest.f4m",

@@ -59,7 +59,7 @@ def split_token(path: str) -> tuple[str, str | None]:
 
 def check_token(token: str, path: str, key: str, now: float) -> None:
     expires_text, _, given = token.partition("-")
-    if not expires_text.isdigit() or not given:
+    if not (expires_text.isascii() and expires_text.isdigit() and len(expires_text) <= 12) or not given:
         raise Forbidden("malformed URL token (expected token/<expires>-<signature>)")
     expires = int(expires_text)
     if not hmac.compare_digest(given.encode(), signature(key, expires, path).encode()):

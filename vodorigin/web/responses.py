@@ -3,6 +3,7 @@ reads, validators and caching headers on every media response (web/http_cache.py
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import hashlib
 import json
@@ -106,8 +107,14 @@ class MediaResponder:
         return Response(body, status, headers=headers, media_type=content.content_type)
 
 
+OFFLOAD_BYTES = 1 << 20  # segments larger than this are muxed in a worker thread, off the event loop
+
+
 async def render(segment: MediaSegment, origin: Origin) -> bytes:
-    return segment.render(await origin.read_ranges(segment.source, segment.ranges))
+    source = await origin.read_ranges(segment.source, segment.ranges)
+    if segment.size > OFFLOAD_BYTES:
+        return await asyncio.to_thread(segment.render, source)
+    return segment.render(source)
 
 
 async def _stream_parts(output: FileParts, origin: Origin, start: int, stop: int) -> AsyncIterator[bytes]:

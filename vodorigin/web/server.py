@@ -1,0 +1,85 @@
+"""How uvicorn runs the app: its HTTP protocol with a request-head timeout, and its options.
+
+uvicorn's keep-alive timeout starts only after a response: a connection that never sends a
+complete request head (opened and left idle, or fed a byte at a time) would be held forever, and
+enough of them exhaust the process's file descriptors. `HeadTimeoutProtocol` closes a connection
+whose request head is not complete `header_timeout` seconds after the connection opened or the
+request began (nginx's client_header_timeout does the same).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from vodorigin.settings import Settings
+
+log = logging.getLogger("vodorigin")
+
+
+class HeadTimeoutProtocol(HttpToolsProtocol):
+    """HttpToolsProtocol that closes connections whose request head is late."""
+
+    header_timeout = 10.0  # set per server by protocol_for()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._arm_head_timer()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._head_timer is None:
+            self._arm_head_timer()
+
+    def on_headers_complete(self) -> None:
+        self._disarm_head_timer()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._arm_head_timer()  # a response is still being sent: let it finish first
+        elif not self.transport.is_closing():
+            self.transport.close()
+
+
+def protocol_for(settings: Settings) -> type[HeadTimeoutProtocol]:
+    """The protocol class with this server's header timeout."""
+    return type("HeadTimeoutProtocol", (HeadTimeoutProtocol,), {"header_timeout": settings.header_timeout})
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """The uvicorn.run / uvicorn.Config options every way of serving uses."""
+    return {"http": protocol_for(settings), "timeout_keep_alive": settings.keepalive_timeout,
+            "timeout_graceful_shutdown": settings.shutdown_timeout, "server_header": False,
+            "access_log": False}  # web/observe.py writes a richer access log (access_log setting)
+
+
+def raise_descriptor_limit() -> int:
+    """Raise the soft limit on open files to the hard limit (as nginx's worker_rlimit_nofile does):
+    every connection and open media file takes one. Returns the limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            log.warning("could not raise the open file limit from %d", soft)
+    return soft
