@@ -88,9 +88,9 @@ def test_remote_storage_needs_its_location() -> None:
 FORBIDDEN_IN_CORE = {"asyncio", "fastapi", "starlette", "uvicorn", "aioboto3", "httpx"}
 
 
-@pytest.mark.parametrize("layer", ["mp4", "media", "mux", "packagers"])
+@pytest.mark.parametrize("layer", ["mp4", "media", "mux", "packagers", "text"])
 def test_core_never_does_io(layer: str) -> None:
-    """mp4/, media/, mux/, packagers/ are sans-IO: no event loop, no web framework, no clients."""
+    """mp4/, media/, mux/, packagers/, text/ are sans-IO: no event loop, no web framework, no clients."""
     for path in (PACKAGE / layer).glob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
