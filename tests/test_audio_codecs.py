@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import LiveServer, ffmpeg_read_errors, ffprobe_json, load_movie, require_tools
+from tests.mp4edit import find, trak_of
+from vodorigin.media.model import MediaType
 from vodorigin.settings import Settings
 
 CODECS = {
@@ -74,8 +76,14 @@ def test_opus_in_ts_is_refused_clearly(server: tuple[httpx.Client, str, Path]) -
 
 
 def test_unknown_tracks_are_skipped(server: tuple[httpx.Client, str, Path]) -> None:
+    """A timed-text track is parsed (issue 12); one whose handler we do not know is skipped, not fatal."""
     client, base, root = server
-    movie = load_movie("with_text.mp4", root)
+    data = (root / "with_text.mp4").read_bytes()
+    kinds = [t.media_type for t in load_movie("with_text.mp4", root).tracks]
+    assert kinds == [MediaType.AUDIO, MediaType.SUBTITLE]
+    hdlr, _ = find(data, b"hdlr", trak_of(data, b"sbtl"))[0]
+    (root / "with_meta.mp4").write_bytes(data[: hdlr + 16] + b"meta" + data[hdlr + 20 :])
+    movie = load_movie("with_meta.mp4", root)
     assert len(movie.tracks) == 1
-    assert len(movie.skipped) == 1 and "handler 'sbtl' not packaged" in movie.skipped[0]
-    assert ffmpeg_read_errors(f"{base}/hls/with_text.mp4/master.m3u8") == ""
+    assert len(movie.skipped) == 1 and "handler 'meta' not packaged" in movie.skipped[0]
+    assert ffmpeg_read_errors(f"{base}/hls/with_meta.mp4/master.m3u8") == ""

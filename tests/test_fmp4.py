@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, ffprobe_packets, load_movie, require_tools
+from tests.conftest import FIXTURES, av_tracks, ffprobe_packets, load_movie, require_tools
 from vodorigin.errors import MediaError
 from vodorigin.media.frames import SourceBytes, merged_ranges, segment_frames
 from vodorigin.media.model import Track
@@ -49,7 +49,7 @@ FILES = ["bframes.mp4", "moov_end.mp4", "hevc.mp4", "audio_only.m4a", "edit_dela
 def test_fragments_read_with_our_timestamps(name: str, muxed: bool, tmp_path: Path) -> None:
     require_tools()
     movie = load_movie(name)
-    groups = [list(movie.tracks)] if muxed else [[t] for t in movie.tracks]
+    groups = [list(av_tracks(movie))] if muxed else [[t] for t in av_tracks(movie)]
     for tracks in groups:
         stream, _ = build_stream(name, tracks)
         path = tmp_path / "stream.mp4"
@@ -90,7 +90,8 @@ def test_fragment_boxes_round_trip(name: str, indexed: bool) -> None:
     movie = load_movie(name)
     timeline = movie_timeline(movie, SegmentConfig(segment_duration_ms=4000))
     data = (FIXTURES / name).read_bytes()
-    groups = [[t] for t in movie.tracks] if indexed else [list(movie.tracks)]  # sidx: one-track fragments
+    av = av_tracks(movie)
+    groups = [[t] for t in av] if indexed else [list(av)]  # sidx: one-track fragments
     for tracks in groups:
         for number in range(1, timeline.count + 1):
             frames = [segment_frames(t, timeline, number, 100_000) for t in tracks]
@@ -160,15 +161,15 @@ def test_init_segment_round_trip(name: str) -> None:
     """Each init trak reads back with the source's track id, timescale, language and sample entry
     (parsed again into the same codec description), and a trex per track."""
     movie = load_movie(name)
-    init = fmp4.init_segment(list(movie.tracks))
+    init = fmp4.init_segment(list(av_tracks(movie)))
     boxes = {b.type: b for b in iter_boxes(init, 0, len(init))}
     assert list(boxes) == [b"ftyp", b"moov"]
     moov = boxes[b"moov"]
     traks = [b for b in iter_boxes(init, moov.payload_start, moov.end) if b.type == b"trak"]
     trexes = [b for b in iter_boxes(init, find_path(init, moov, b"mvex").payload_start,
                                     find_path(init, moov, b"mvex").end) if b.type == b"trex"]
-    assert len(traks) == len(trexes) == len(movie.tracks)
-    for track, trak, trex in zip(movie.tracks, traks, trexes, strict=True):
+    assert len(traks) == len(trexes) == len(av_tracks(movie))
+    for track, trak, trex in zip(av_tracks(movie), traks, trexes, strict=True):
         tkhd = find_path(init, trak, b"tkhd")
         times = 16 if full_box_header(init, tkhd)[0] == 1 else 8  # creation + modification times
         assert struct.unpack_from(">I", init, tkhd.payload_start + 4 + times)[0] == track.track_id

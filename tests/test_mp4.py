@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import FIXTURES, MEDIA_FILES, ffprobe_json, ffprobe_packets, load_movie
 from vodorigin.errors import LimitExceeded, MediaError, UnsupportedMedia
+from vodorigin.media.languages import language_tag
 from vodorigin.media.model import MediaType, SourceIdentity
 from vodorigin.mp4 import write
 from vodorigin.mp4.boxes import iter_boxes, read_box_header
@@ -77,10 +78,13 @@ def test_locator_errors() -> None:
 
 @pytest.mark.parametrize("name", MEDIA_FILES)
 def test_sample_tables_match_ffprobe(name: str) -> None:
-    """Every sample's offset, size, dts and key flag agree with ffprobe's packet list."""
+    """Every sample's offset, size, dts and key flag agree with ffprobe's packet list (audio and
+    video: ffmpeg leaves out a subtitle track's closing empty sample)."""
     movie = load_movie(name)
     packets = ffprobe_packets(FIXTURES / name)
     for stream_index, track in enumerate(movie.tracks):
+        if track.media_type is MediaType.SUBTITLE:
+            continue
         theirs = [p for p in packets if p["stream_index"] == stream_index]
         samples = track.samples
         assert samples.count == len(theirs)
@@ -107,10 +111,13 @@ def test_codecs_match_ffprobe(name: str) -> None:
             assert (track.codec.width, track.codec.height) == (stream["width"], stream["height"])
             prefix = {"h264": "avc1.", "hevc": "hvc1."}[stream["codec_name"]]
             assert track.codec.codec_string.startswith(prefix)
-        else:
+        elif track.media_type is MediaType.AUDIO:
             assert track.codec.sample_rate == int(stream["sample_rate"])
             assert track.codec.channels == stream["channels"]
             assert track.codec.codec_string == "mp4a.40.2"
+        else:
+            assert (stream["codec_name"], track.codec.fourcc) == ("mov_text", "tx3g")
+        assert track.language == language_tag(stream["tags"].get("language", "und"))
 
 
 def test_avc_codec_string_from_profile_and_level() -> None:
@@ -137,7 +144,7 @@ def test_built_moov_parses_back() -> None:
     movie = parse_moov(moov, SourceIdentity("x", 2**34, 0, ""), Limits())
     track = movie.tracks[0]
     samples = track.samples
-    assert (track.track_id, track.timescale, track.language, track.edit_shift) == (7, 15360, "eng", -1024)
+    assert (track.track_id, track.timescale, track.language, track.edit_shift) == (7, 15360, "en", -1024)
     assert samples.dts.tolist() == [0, 512, 1024, 2048] and samples.end_dts == 2304
     assert samples.composition_offsets is not None
     assert samples.composition_offsets.tolist() == [1024, 0, -512, 0]

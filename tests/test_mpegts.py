@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import tsparse
-from tests.conftest import FIXTURES, MEDIA_FILES, load_movie
+from tests.conftest import FIXTURES, MEDIA_FILES, av_tracks, load_movie
 from vodorigin.media.frames import SourceBytes, TrackFrames, merged_ranges, segment_frames
 from vodorigin.media.segmenter import SegmentConfig, movie_timeline
 from vodorigin.mux import mpegts
@@ -20,7 +20,7 @@ def build_segments(name: str, segment_ms: int = 4000) -> list[bytes]:
     data = (FIXTURES / name).read_bytes()
     segments = []
     for number in range(1, timeline.count + 1):
-        frames = [segment_frames(t, timeline, number, 100_000) for t in movie.tracks]
+        frames = [segment_frames(t, timeline, number, 100_000) for t in av_tracks(movie)]
         plan = mpegts.plan_segment(number, frames)
         ranges = merged_ranges(frames, 65536)
         source = SourceBytes(ranges, [data[r.offset : r.offset + r.length] for r in ranges])
@@ -46,7 +46,7 @@ def test_segments_are_continuous_and_well_formed(name: str) -> None:
 def test_timestamps_continue_across_segments() -> None:
     movie = load_movie("bframes.mp4")
     stream = tsparse.packets(b"".join(build_segments("bframes.mp4")))
-    for pid, track in zip((0x100, 0x101), movie.tracks, strict=True):
+    for pid, track in zip((0x100, 0x101), av_tracks(movie), strict=True):
         dts = [tsparse.pes_timestamp(p)[1] for p in tsparse.pes_payloads(stream, pid)]
         assert all(b > a for a, b in zip(dts, dts[1:], strict=False)), f"dts not increasing on {pid:#x}"
         first = (int(track.samples.dts[0]) + track.edit_shift) * 90000 // track.timescale
@@ -103,7 +103,7 @@ def test_bandwidth_bound_holds() -> None:
     movie = load_movie("bframes.mp4")
     timeline = movie_timeline(movie, SegmentConfig(segment_duration_ms=4000))
     for number in range(1, timeline.count + 1):
-        frames = [segment_frames(t, timeline, number, 100_000) for t in movie.tracks]
+        frames = [segment_frames(t, timeline, number, 100_000) for t in av_tracks(movie)]
         plan = mpegts.plan_segment(number, frames)
         bound = mpegts.segment_overhead_packets(len(frames))
         for f in frames:

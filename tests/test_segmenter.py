@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import MEDIA_FILES, load_movie
+from tests.conftest import MEDIA_FILES, av_tracks, load_movie
 from vodorigin.errors import NotFound
 from vodorigin.media.frames import cut_indexes, segment_frames
 from vodorigin.media.model import Clip, MediaType
@@ -66,7 +66,7 @@ def test_segments_partition_every_track(name: str, segment_ms: int) -> None:
     """Every sample of every track is in exactly one segment; video segments start on sync samples."""
     movie = load_movie(name)
     timeline = movie_timeline(movie, SegmentConfig(segment_duration_ms=segment_ms))
-    for track in movie.tracks:
+    for track in av_tracks(movie):
         expected_first = 0
         for number in range(1, timeline.count + 1):
             frames = segment_frames(track, timeline, number, 100_000)

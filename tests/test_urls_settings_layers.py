@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from vodorigin.errors import BadRequest
-from vodorigin.media.model import Clip, TrackSpec
+from vodorigin.media.model import Clip, MediaType, TrackSpec
 from vodorigin.settings import Settings, SettingsError, load_settings
 from vodorigin.urls import parse_file_name, parse_request_path
 
@@ -20,7 +20,7 @@ def test_urlset_and_path_parameters() -> None:
     request = parse_request_path("hls", path)
     assert request.files == ("videos/bbb_600k.mp4", "videos/bbb_900k.mp4")
     assert request.clip == Clip(1000, None)
-    assert request.tracks == TrackSpec(frozenset({1}), frozenset({2}))
+    assert all(part.tracks == TrackSpec(frozenset({1}), frozenset({2})) for part in request.parts)
     assert request.file_name == "master.m3u8" and request.is_urlset
     pair = parse_request_path("hls", "clip_,360,720,.mp4.urlset/x.m3u8").files
     assert pair == ("clip_360.mp4", "clip_720.mp4")
@@ -38,14 +38,38 @@ def test_bad_paths(path: str) -> None:
         parse_request_path("hls", path)
 
 
+def test_urlset_parts_carry_their_own_parameters() -> None:
+    """nginx-vod-module's multi-URL: the prefix and middles may hold slashes, the postfix may be empty,
+    and each expanded part is a path of its own (issue 12)."""
+    path = "shows/ep1/,video.mp4,audio_jpn.mp4,lang/eng/subs_en.srt,shift/s500/lang/fra/subs_fr.vtt,.urlset"
+    request = parse_request_path("hls", path + "/master.m3u8")
+    assert request.files == ("shows/ep1/video.mp4", "shows/ep1/audio_jpn.mp4", "shows/ep1/subs_en.srt",
+                             "shows/ep1/subs_fr.vtt")
+    assert [part.language for part in request.parts] == [None, None, "en", "fr"]
+    assert request.parts[3].shifts_ms == ((MediaType.SUBTITLE, 500),)
+    assert request.parts[0].shifts_ms == ()
+    common = parse_request_path("dash", "lang/jpn/a/,x.mp4,b/y.mp4,.urlset/manifest.mpd")
+    assert common.files == ("a/x.mp4", "a/b/y.mp4") and {p.language for p in common.parts} == {"ja"}
+    tracks = parse_request_path("hls", "tracks/v1-a2-t1/m.mp4/master.m3u8").parts[0].tracks
+    assert tracks == TrackSpec(frozenset({1}), frozenset({2}), frozenset({1}))
+    for bad in ("lang/xx/a.mp4/x.m3u8", "lang/english/a.mp4/x.m3u8", "shift/q5/a.mp4/x.m3u8",
+                "shift/v5-v6/a.mp4/x.m3u8", ",clipFrom/1/a.mp4,b.mp4,.urlset/x.m3u8",
+                "d/,a.mp4,/b.mp4,.urlset/x"):
+        with pytest.raises(BadRequest):
+            parse_request_path("hls", bad)
+
+
 def test_file_name_tokens() -> None:
     name = parse_file_name("seg-12-f2-v1-a3-leng.ts", numbered=True)
-    assert (name.kind, name.number, name.file_index, name.language) == ("seg", 12, 2, "eng")
+    assert (name.kind, name.number, name.file_index, name.language) == ("seg", 12, 2, "en")
     assert name.tracks == TrackSpec(frozenset({1}), frozenset({3}))
     assert name.tokens == "f2-v1-a3-leng"
     assert parse_file_name("index.m3u8").tokens == ""
     assert parse_file_name("index-v0.m3u8").tracks == TrackSpec(frozenset({0}), None)
-    for bad in ("seg-1-v1x.ts", "seg--1.ts", "seg-1-f0.ts", "index-v1-v.m3u8", "seg-1.ts.ts"):
+    assert parse_file_name("index-f3-t2.m3u8").tracks == TrackSpec(None, None, frozenset({2}))
+    assert parse_file_name("manifest-lfra").language == "fr" and parse_file_name("manifest").extension == ""
+    for bad in ("seg-1-v1x.ts", "seg--1.ts", "seg-1-f0.ts", "index-v1-v.m3u8", "seg-1.ts.ts",
+                "master-lxx.m3u8"):
         with pytest.raises(BadRequest):
             parse_file_name(bad, numbered=bad.startswith("seg"))
 
@@ -105,9 +129,13 @@ def test_core_never_does_io(layer: str) -> None:
 
 
 def test_packagers_do_not_import_each_other() -> None:
+    """A protocol's modules (hls.py, hls_master.py...) use their own and the shared ones only."""
+    shared = {"output", "shared", "renditions", "text"}
     for path in (PACKAGE / "packagers").glob("*.py"):
+        protocol = path.stem.split("_")[0]
         for node in ast.walk(ast.parse(path.read_text())):
             module = node.module if isinstance(node, ast.ImportFrom) else None
             if module and module.startswith("vodorigin.packagers."):
-                shared = ("vodorigin.packagers.output", "vodorigin.packagers.shared")
-                assert module in shared, f"{path.name} imports {module}"
+                imported = module.rsplit(".", 1)[1]
+                allowed = imported in shared or imported.split("_")[0] == protocol
+                assert allowed, f"{path.name} imports {module}"

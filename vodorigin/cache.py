@@ -94,6 +94,12 @@ class ByteBoundedCache(_Figures[T]):
         return value
 
 
+    def replace(self, key: Hashable, value: T) -> None:
+        """Keep a newer form of an entry (a movie whose subtitle cues were read since)."""
+        if 0 < self._size_of(value) <= self.max_bytes:
+            self._cache[key] = value
+
+
 @dataclass(frozen=True, slots=True)
 class CachedResponse:
     """A built response body with what the web layer needs to answer from it."""

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 from vodorigin.cache import ByteBoundedCache
-from vodorigin.errors import LimitExceeded, MediaError, NotFound
-from vodorigin.media.frames import ByteRange, SourceBytes
-from vodorigin.media.model import MediaSet, Movie, SourceIdentity, select_tracks
+from vodorigin.errors import LimitExceeded, MediaError
+from vodorigin.media.frames import ByteRange, SourceBytes, merged_ranges_of
+from vodorigin.media.model import MediaSet, Movie, SourceIdentity
+from vodorigin.media.subtitles import embedded_cue_ranges, embedded_cues, needs_cues, sidecar_movie, with_cues
 from vodorigin.mp4.locate import MoovLocator, ReadRange
 from vodorigin.mp4.moov import Limits, parse_moov
 from vodorigin.settings import Settings
 from vodorigin.storage.base import Storage
-from vodorigin.urls import MediaRequest
+from vodorigin.text import MAX_INPUT_BYTES, detect_format
 
 STREAM_CHUNK = 1024 * 1024  # progressive download reads the source in pieces of this size
 LARGE_MOOV = 512 * 1024  # parse moovs larger than this in a worker thread
@@ -49,10 +49,16 @@ class Origin:
         return await self.metadata.get_or_load(key, lambda: self._load_movie(source))
 
     async def _load_movie(self, source: SourceIdentity) -> Movie:
+        """An MP4's moov, located in bounded reads and parsed; or a sidecar subtitle file (told by
+        its first bytes), read whole within the text limit and parsed into cues."""
         settings = self.settings
         locator = MoovLocator(source.size, settings.initial_read_size, settings.max_moov_size,
                               settings.max_moov_reads)
-        request: ReadRange | bytes = locator.first_read()
+        first = locator.first_read()
+        head = await self.read(source, first.offset, first.length)
+        if detect_format(head) is not None:
+            return await self._load_sidecar(source, head)
+        request = locator.feed(first.offset, head)
         while isinstance(request, ReadRange):
             data = await self.read(source, request.offset, request.length)
             request = locator.feed(request.offset, data)
@@ -60,14 +66,35 @@ class Origin:
             return await asyncio.to_thread(parse_moov, request, source, self.limits)
         return parse_moov(request, source, self.limits)
 
-    async def media_set(self, request: MediaRequest, sources: tuple[SourceIdentity, ...]) -> MediaSet:
-        """The movies of a request's files (`sources`, their identities), with tracks/ applied."""
-        movies = await asyncio.gather(*(self.movie_of(source) for source in sources))
-        if not request.tracks.empty:
-            movies = [replace(m, tracks=select_tracks(m.tracks, request.tracks, False)) for m in movies]
-            if any(not m.tracks for m in movies):
-                raise NotFound("the tracks/ parameter selects no track of the file")
-        media = MediaSet(tuple(movies), request.clip)
+    async def _load_sidecar(self, source: SourceIdentity, head: bytes) -> Movie:
+        if source.size > MAX_INPUT_BYTES:
+            raise LimitExceeded(f"{source.path}: a subtitle file of {source.size} bytes "
+                                f"(at most {MAX_INPUT_BYTES})")
+        data = head if len(head) == source.size else await self.read(source, 0, source.size)
+        try:
+            return sidecar_movie(source, data)
+        except MediaError as error:
+            raise type(error)(f"{source.path}: {error.message}") from error
+
+    async def movies(self, sources: tuple[SourceIdentity, ...]) -> list[Movie]:
+        """The metadata of each source, loaded concurrently (and cached)."""
+        return list(await asyncio.gather(*(self.movie_of(source) for source in sources)))
+
+    async def with_cues(self, movies: list[Movie]) -> list[Movie]:
+        """The movies with the cues of their embedded subtitle tracks read and decoded; the cache
+        keeps them with the movie, so the samples are read once."""
+        loaded = []
+        for movie in movies:
+            for track in [t for t in movie.tracks if needs_cues(t)]:
+                ranges = merged_ranges_of(embedded_cue_ranges(track), self.settings.read_merge_gap)
+                data = await self.read_ranges(movie.source, ranges)
+                movie = with_cues(movie, track.track_id, embedded_cues(track, data))
+            source = movie.source
+            self.metadata.replace((source.path, source.size, source.mtime, source.etag), movie)
+            loaded.append(movie)
+        return loaded
+
+    def check_size(self, media: MediaSet) -> MediaSet:
         if media.sample_count > self.settings.max_samples_per_media_set:
             raise LimitExceeded(f"the media set holds {media.sample_count} samples, over "
                                 f"max_samples_per_media_set ({self.settings.max_samples_per_media_set})")

@@ -74,6 +74,7 @@ class Settings(BaseModel):
     # DASH
     dash_manifest_format: Literal["segmenttimeline", "segmenttemplate", "segmentlist"] = "segmenttimeline"
     dash_segment_index: bool = False  # a sidx box in every fragment (styp, sidx, moof, mdat)
+    dash_subtitle_format: Literal["webvtt", "wvtt", "stpp"] = "webvtt"  # one .vtt file, or fMP4 segments
 
     # reads
     initial_read_size: int = Field(65_536, ge=4096)  # first metadata read, bytes

@@ -1,10 +1,16 @@
 """The URL grammar: /<protocol>/<media-set path>/<file name> -> MediaRequest (REFERENCE.md).
 
-* A urlset `prefix,middle1,middle2,suffix.urlset` names several files (prefix+middle+suffix).
-* Path parameters `/name/value/` may stand anywhere in the media-set path: clipFrom, clipTo (ms),
-  tracks (v1-a1; v0/a0 = all of that type), shift, lang (parsed now, applied by later features).
-* File-name tokens follow the name's prefix, dash-separated: a segment number, f<n> (file of the
-  set), v<n>/a<n> (tracks, 1-based per type), l<lang>. Anything else is a 400 with the reason.
+* A urlset (nginx-vod-module's multi-URL): when the media-set path ends in `.urlset`, all of it
+  is `<prefix>,<middle 1>,...,<middle n>,<postfix>.urlset`; the prefix and the middles may hold
+  slashes and the postfix may be empty. Each part `<prefix><middle i><postfix>` is then parsed as
+  a path of its own, so a path parameter in the prefix applies to every part and one in a middle
+  to that part only: `/hls/ep1/,video.mp4,lang/fra/subs_fr.vtt,.urlset/master.m3u8`.
+* Path parameters `/name/value/` anywhere in a part: clipFrom, clipTo (ms; the same for every
+  part), tracks (v1-a1-t1; v0/a0/t0 = every track of the type), shift (v<ms>-a<ms>-s<ms>: delay
+  the video, audio or subtitle tracks of the part), lang (an ISO 639 code: the part's language).
+* File-name tokens follow the name's prefix, dash-separated: a segment number, f<n> (part of the
+  set), v<n>/a<n>/t<n> (video, audio, subtitle tracks, 1-based per type), l<lang> (keep only the
+  audio and subtitle tracks in that language). Anything else is a 400 with the reason.
 """
 
 from __future__ import annotations
@@ -13,20 +19,25 @@ import re
 from dataclasses import dataclass
 
 from vodorigin.errors import BadRequest
-from vodorigin.media.model import Clip, TrackSpec
+from vodorigin.media.languages import UNDETERMINED, language_tag
+from vodorigin.media.model import Clip, MediaType, TrackSpec
 
 PROTOCOLS = ("hls", "dash", "hds", "mss", "pd")
 PATH_PARAMETERS = ("clipFrom", "clipTo", "tracks", "shift", "lang")
 MAX_MILLISECONDS = 10**10  # ~115 days: larger clip times are typing errors, not media
 URLSET_SUFFIX = ".urlset"
+TRACK_LETTERS = {"v": MediaType.VIDEO, "a": MediaType.AUDIO, "t": MediaType.SUBTITLE}
+SHIFT_LETTERS = {"v": MediaType.VIDEO, "a": MediaType.AUDIO, "s": MediaType.SUBTITLE}
 
-# re.ASCII everywhere: \d must not match other scripts' digits, which int() would accept (an alias URL)
+# re.ASCII everywhere: \d must not match other scripts' digits, which int() would accept (an alias
+# URL); \Z rather than $, which also matches before a final newline
 _QUALITY_LEVELS = re.compile(r"^QualityLevels\(\d{1,12}\)\Z", re.ASCII)
-_TRACK_TOKEN = re.compile(r"^([va])(\d{1,3})\Z", re.ASCII)
+_TRACK_TOKEN = re.compile(r"^([vat])(\d{1,3})\Z", re.ASCII)
+_SHIFT_TOKEN = re.compile(r"^([vas])(\d{1,9})\Z", re.ASCII)
 _FILE_INDEX_TOKEN = re.compile(r"^f(\d{1,3})\Z", re.ASCII)
 _LANGUAGE_TOKEN = re.compile(r"^l([a-z]{2,3})\Z", re.ASCII)
 _NUMBER = re.compile(r"^\d{1,11}\Z", re.ASCII)  # path parameter values and segment numbers
-_FILE_NAME = re.compile(r"^(?P<kind>[a-zA-Z]+)(?:-(?P<tokens>[^.]*))?\.(?P<extension>[a-z0-9]{1,5})\Z",
+_FILE_NAME = re.compile(r"^(?P<kind>[a-zA-Z]+)(?:-(?P<tokens>[^.]*))?(?:\.(?P<extension>[a-z0-9]{1,5}))?\Z",
                         re.ASCII)
 
 
@@ -35,22 +46,35 @@ class FileName:
     """A parsed file name such as seg-3-f1-v1-a1.ts."""
 
     kind: str  # seg, index, master, init, fragment...
-    extension: str
+    extension: str  # "" for names without one (Smooth Streaming's manifest)
     number: int | None = None  # segment number (1-based) when the name carries one
     file_index: int | None = None  # f<n>, 1-based
     tracks: TrackSpec = TrackSpec()
-    language: str | None = None
+    language: str | None = None  # l<lang>, as a BCP 47 tag
     tokens: str = ""  # the token text after the kind, as written (reused in child URLs)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One file of the media set with the path parameters that apply to it."""
+
+    path: str  # relative path of the file, path parameters removed
+    tracks: TrackSpec = TrackSpec()  # tracks/
+    language: str | None = None  # lang/, a BCP 47 tag
+    shifts_ms: tuple[tuple[MediaType, int], ...] = ()  # shift/
 
 
 @dataclass(frozen=True, slots=True)
 class MediaRequest:
     protocol: str
-    files: tuple[str, ...]  # relative paths of the media set
+    parts: tuple[Part, ...]
     file_name: str  # the last path component ("" for /pd/, where the file is the set)
     clip: Clip = Clip()
-    tracks: TrackSpec = TrackSpec()  # from the tracks/ path parameter
     is_urlset: bool = False
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(part.path for part in self.parts)
 
 
 def check_url_path(path: str, raw_path: bytes) -> None:
@@ -69,27 +93,42 @@ def parse_request_path(protocol: str, path: str, max_urlset_parts: int = 32) -> 
     if protocol not in PROTOCOLS:
         raise BadRequest(f"unknown protocol {protocol!r}")
     components = path.split("/")
-    if any(c == "" for c in components):
-        raise BadRequest("empty path component")
+    _check_components(components)
     file_name = "" if protocol == "pd" else components.pop()
     if protocol == "mss" and components and components[-1].startswith("QualityLevels("):
         if not _QUALITY_LEVELS.match(components[-1]):
             raise BadRequest(f"malformed {components[-1]!r} (QualityLevels(<bitrate>))")
         file_name = f"{components.pop()}/{file_name}"  # QualityLevels(<bitrate>)/Fragments(video=<t>)
+    set_path = "/".join(components)
+    if not set_path:
+        raise BadRequest("no media path")
+    is_urlset = set_path.endswith(URLSET_SUFFIX)
+    if is_urlset and protocol == "pd":
+        raise BadRequest("progressive download serves one file, not a urlset")
+    texts = expand_urlset(set_path[: -len(URLSET_SUFFIX)], max_urlset_parts) if is_urlset else [set_path]
+    parsed = [_part(text) for text in texts]
+    clips = {clip for _, clip in parsed}
+    if len(clips) > 1:
+        raise BadRequest("clipFrom/clipTo must be the same for every part of a urlset")
+    return MediaRequest(protocol, tuple(part for part, _ in parsed), file_name, clips.pop(), is_urlset)
+
+
+def _check_components(components: list[str]) -> None:
+    if any(c == "" for c in components):
+        raise BadRequest("empty path component")
+
+
+def _part(text: str) -> tuple[Part, Clip]:
+    """One (expanded) path with its parameters -> Part and its clip."""
+    components = text.split("/")
+    _check_components(components)
     media_path, parameters = _split_parameters(components)
     if not media_path:
-        raise BadRequest("no media path")
-    clip = _clip(parameters)
+        raise BadRequest(f"no media path in {text!r}")
     tracks = parse_track_spec(parameters["tracks"]) if "tracks" in parameters else TrackSpec()
-    last = media_path[-1]
-    if last.endswith(URLSET_SUFFIX):
-        if protocol == "pd":
-            raise BadRequest("progressive download serves one file, not a urlset")
-        names = expand_urlset(last[: -len(URLSET_SUFFIX)], max_urlset_parts)
-        directory = "/".join(media_path[:-1])
-        files = tuple(f"{directory}/{n}" if directory else n for n in names)
-        return MediaRequest(protocol, files, file_name, clip, tracks, True)
-    return MediaRequest(protocol, ("/".join(media_path),), file_name, clip, tracks)
+    language = _language(parameters["lang"], "lang/") if "lang" in parameters else None
+    shifts = _shifts(parameters["shift"]) if "shift" in parameters else ()
+    return Part("/".join(media_path), tracks, language, shifts), _clip(parameters)
 
 
 def _split_parameters(components: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -126,29 +165,51 @@ def _milliseconds(parameters: dict[str, str], name: str) -> int | None:
     return int(value)
 
 
+def _language(code: str, where: str) -> str:
+    """An ISO 639 code (lang/eng, lang/fre, lang/fr) -> its BCP 47 tag; an unknown code is a 400."""
+    tag = language_tag(code) if re.fullmatch(r"[a-z]{2,3}", code, re.ASCII) else UNDETERMINED
+    if tag == UNDETERMINED and code != UNDETERMINED:
+        raise BadRequest(f"{where}: {code!r} is not an ISO 639 language code")
+    return tag
+
+
+def _shifts(text: str) -> tuple[tuple[MediaType, int], ...]:
+    """'v500-a0-s1200' -> ((VIDEO, 500), (AUDIO, 0), (SUBTITLE, 1200)), milliseconds of delay."""
+    shifts: dict[MediaType, int] = {}
+    for token in text.split("-"):
+        match = _SHIFT_TOKEN.match(token)
+        if match is None or SHIFT_LETTERS[match[1]] in shifts or int(match[2]) > MAX_MILLISECONDS:
+            raise BadRequest(f"invalid shift {token!r} in {text!r} (v<ms>-a<ms>-s<ms>)")
+        shifts[SHIFT_LETTERS[match[1]]] = int(match[2])
+    return tuple(shifts.items())
+
+
 def expand_urlset(spec: str, max_parts: int) -> list[str]:
-    """'clip_,360,720,.mp4' -> ['clip_360.mp4', 'clip_720.mp4'] (prefix, middles, suffix)."""
+    """'dir/clip_,360,720,.mp4' -> ['dir/clip_360.mp4', 'dir/clip_720.mp4'] (prefix, middles, postfix)."""
     parts = spec.split(",")
     if len(parts) < 3:
-        raise BadRequest(f"urlset {spec!r} needs a prefix, at least one middle and a suffix")
-    prefix, middles, suffix = parts[0], parts[1:-1], parts[-1]
+        raise BadRequest(f"urlset {spec!r} needs a prefix, at least one middle and a postfix")
+    prefix, middles, postfix = parts[0], parts[1:-1], parts[-1]
     if len(middles) > max_parts:
         raise BadRequest(f"urlset has {len(middles)} parts; at most {max_parts}")
     if any(not m for m in middles):
         raise BadRequest(f"urlset {spec!r} has an empty part")
-    return [f"{prefix}{middle}{suffix}" for middle in middles]
+    return [f"{prefix}{middle}{postfix}" for middle in middles]
 
 
 def parse_track_spec(text: str) -> TrackSpec:
-    """'v1-a2' -> TrackSpec(video={1}, audio={2}); 'v0' = every video track."""
-    video: set[int] = set()
-    audio: set[int] = set()
+    """'v1-a2-t1' -> TrackSpec(video={1}, audio={2}, subtitle={1}); 'v0' = every video track."""
+    numbers: dict[str, set[int]] = {}
     for token in text.split("-"):
         match = _TRACK_TOKEN.match(token)
         if match is None:
             raise BadRequest(f"invalid track token {token!r} in {text!r}")
-        (video if match[1] == "v" else audio).add(int(match[2]))
-    return TrackSpec(frozenset(video) if video else None, frozenset(audio) if audio else None)
+        numbers.setdefault(match[1], set()).add(int(match[2]))
+
+    def of(letter: str) -> frozenset[int] | None:
+        return frozenset(numbers[letter]) if letter in numbers else None
+
+    return TrackSpec(of("v"), of("a"), of("t"))
 
 
 def parse_file_name(name: str, numbered: bool = False) -> FileName:
@@ -171,9 +232,9 @@ def parse_file_name(name: str, numbered: bool = False) -> FileName:
         elif _FILE_INDEX_TOKEN.match(token) and file_index is None and int(token[1:]) >= 1:
             file_index = int(token[1:])
         elif _LANGUAGE_TOKEN.match(token) and language is None:
-            language = token[1:]
+            language = _language(token[1:], name)
         else:
             raise BadRequest(f"{name!r}: unexpected token {token!r}")
     tracks = parse_track_spec("-".join(track_tokens)) if track_tokens else TrackSpec()
     rest = token_text.split("-", 1)[1] if numbered and "-" in token_text else ("" if numbered else token_text)
-    return FileName(match["kind"], match["extension"], number, file_index, tracks, language, rest)
+    return FileName(match["kind"], match["extension"] or "", number, file_index, tracks, language, rest)

@@ -122,7 +122,18 @@ def merged_ranges(frames: list[TrackFrames], merge_gap: int) -> list[ByteRange]:
     offsets = np.concatenate([f.offsets for f in frames]) if frames else np.zeros(0, np.int64)
     if not len(offsets):
         return []
-    sizes = np.concatenate([f.sizes for f in frames])
+    return _merged(offsets, np.concatenate([f.sizes for f in frames]), merge_gap)
+
+
+def merged_ranges_of(ranges: list[ByteRange], merge_gap: int) -> list[ByteRange]:
+    """merged_ranges for ranges given one by one."""
+    if not ranges:
+        return []
+    offsets = np.array([r.offset for r in ranges], dtype=np.int64)
+    return _merged(offsets, np.array([r.length for r in ranges], dtype=np.int64), merge_gap)
+
+
+def _merged(offsets: np.ndarray, sizes: np.ndarray, merge_gap: int) -> list[ByteRange]:
     order = np.argsort(offsets, kind="stable")
     starts, ends = offsets[order], offsets[order] + sizes[order]
     reach = np.maximum.accumulate(ends)
@@ -141,8 +152,12 @@ class SourceBytes:
 
     def frame_views(self, frames: TrackFrames) -> list[memoryview]:
         """One view per frame of `frames`, in decode order."""
+        return self.frame_views_at(frames.offsets, frames.sizes)
+
+    def frame_views_at(self, offsets: np.ndarray, sizes: np.ndarray) -> list[memoryview]:
+        """One view per (file offset, size)."""
         views = []
-        for offset, size in zip(frames.offsets.tolist(), frames.sizes.tolist(), strict=True):
+        for offset, size in zip(offsets.tolist(), sizes.tolist(), strict=True):
             index = bisect.bisect_right(self._starts, offset) - 1
             local = offset - self._starts[index]
             views.append(self._views[index][local : local + size])

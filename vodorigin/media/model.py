@@ -12,16 +12,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vodorigin.mp4.tables import SampleTable
+from vodorigin.media.languages import UNDETERMINED, language_name
+from vodorigin.media.samples import SampleTable
+from vodorigin.text.cues import Cue
 
 
 class MediaType(enum.Enum):
     VIDEO = "video"
     AUDIO = "audio"
+    SUBTITLE = "text"
 
     @property
     def letter(self) -> str:
-        """The URL token letter: v for video, a for audio."""
+        """The URL token letter: v for video, a for audio, t for subtitle (text) tracks."""
         return self.value[0]
 
 
@@ -66,7 +69,14 @@ def key_times(samples: SampleTable, edit_shift: int) -> np.ndarray:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Track:
-    """One elementary stream of a Movie. `number` is 1-based per media type (v1, a1, ...)."""
+    """One elementary stream of a Movie. `number` is 1-based per media type (v1, a1, t1...).
+
+    language is a BCP 47 tag (media/languages.py); label a name for players' menus ("" when the
+    file gives none: display_label derives one); default marks the rendition players start with
+    (None: the first of its kind). A subtitle track carries its cues, in milliseconds of
+    presentation time: parsed with the file for sidecar files, None until read for tracks
+    embedded in an MP4 (tx3g, wvtt), whose samples are read only when a subtitle segment needs them.
+    """
 
     track_id: int
     number: int
@@ -74,19 +84,34 @@ class Track:
     timescale: int
     codec: CodecInfo
     samples: SampleTable
-    language: str = "und"
+    language: str = UNDETERMINED
     edit_shift: int = 0  # ticks added to pts/dts to get presentation time (edit lists, 8.6.6)
     presentation_end: int = 0  # presentation time just after the last sample; see presentation_end()
     key_times: np.ndarray | None = None  # sync samples' presentation times, made monotonic; see key_times()
+    label: str = ""
+    default: bool | None = None
+    cues: tuple[Cue, ...] | None = None
 
     @property
     def key(self) -> str:
-        """Token naming the track in URLs and representation ids: v1, a2..."""
+        """Token naming the track in URLs and representation ids: v1, a2, t1..."""
         return f"{self.media_type.letter}{self.number}"
 
     @property
+    def known_label(self) -> str:
+        """The label, else the language's name ("English"), else ""."""
+        return self.label or language_name(self.language)
+
+    @property
+    def display_label(self) -> str:
+        """known_label, else e.g. "Audio 2" (for menus that need a name)."""
+        kind = {MediaType.VIDEO: "Video", MediaType.AUDIO: "Audio", MediaType.SUBTITLE: "Subtitles"}
+        return self.known_label or f"{kind[self.media_type]} {self.number}"
+
+    @property
     def nbytes(self) -> int:
-        return self.samples.nbytes + len(self.codec.sample_entry) + 512
+        text = sum(len(cue.text) + 64 for cue in self.cues) if self.cues else 0
+        return self.samples.nbytes + len(self.codec.sample_entry) + 512 + text
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,22 +147,27 @@ class TrackSpec:
 
     video: frozenset[int] | None = None
     audio: frozenset[int] | None = None
+    subtitle: frozenset[int] | None = None
 
     @property
     def empty(self) -> bool:
-        return self.video is None and self.audio is None
+        return self.video is None and self.audio is None and self.subtitle is None
 
     def numbers(self, media_type: MediaType) -> frozenset[int] | None:
-        return self.video if media_type is MediaType.VIDEO else self.audio
+        return {MediaType.VIDEO: self.video, MediaType.AUDIO: self.audio,
+                MediaType.SUBTITLE: self.subtitle}[media_type]
 
 
 def select_tracks(tracks: tuple[Track, ...], spec: TrackSpec, default_first: bool) -> tuple[Track, ...]:
     """The tracks a spec names. An empty spec means every track, or with default_first the first
-    track of each type (what index playlists and segments use: v1 + a1)."""
+    video and audio track (what index playlists and segments use: v1 + a1; a file with neither
+    gives its first subtitle track)."""
     if spec.empty:
         if not default_first:
             return tracks
         firsts = {t.media_type: t for t in reversed(tracks)}
+        if MediaType.VIDEO in firsts or MediaType.AUDIO in firsts:
+            firsts.pop(MediaType.SUBTITLE, None)
         return tuple(t for t in tracks if firsts.get(t.media_type) is t)
     chosen = []
     for track in tracks:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vodorigin.errors import BadRequest, LimitExceeded, NotFound
-from vodorigin.media.model import Clip, MediaType, Movie, Track
+from vodorigin.media.model import Clip, MediaSet, MediaType, Movie, Track
 from vodorigin.settings import Settings
 from vodorigin.timing import rescale, rescale_array
 
@@ -142,7 +142,25 @@ def segment_timeline(
 def reference_track(movie: Movie) -> Track:
     """The track whose key frames set the cuts: the first video track, else the first audio."""
     videos = movie.tracks_of(MediaType.VIDEO)
-    return videos[0] if videos else movie.tracks[0]
+    if videos:
+        return videos[0]
+    media = movie.tracks_of(MediaType.AUDIO)
+    if not media:
+        raise NotFound(f"{movie.source.path} has no video or audio track to cut segments on")
+    return media[0]
+
+
+def set_timeline(media: MediaSet, movie: Movie, config: SegmentConfig) -> Timeline:
+    """The timeline a movie of a media set is cut on: its own when it has video; else (audio-only
+    and subtitle files) that of the set's first movie with video, so that alternate audio and
+    subtitle segments line up with the video ones; else its own (sets without video)."""
+    if not movie.tracks_of(MediaType.VIDEO):
+        reference = next((m for m in media.movies if m.tracks_of(MediaType.VIDEO)), None)
+        reference = reference or next((m for m in media.movies if m.tracks_of(MediaType.AUDIO)), None)
+        if reference is None:
+            raise NotFound("the media set has no video or audio to cut segments on")
+        movie = reference
+    return movie_timeline(movie, config, media.clip)
 
 
 def movie_timeline(movie: Movie, config: SegmentConfig, clip: Clip | None = None) -> Timeline:
@@ -154,7 +172,8 @@ def movie_timeline(movie: Movie, config: SegmentConfig, clip: Clip | None = None
     """
     reference = reference_track(movie)
     timescale = reference.timescale
-    ends = [rescale(t.presentation_end, t.timescale, timescale) for t in movie.tracks]
+    ends = [rescale(t.presentation_end, t.timescale, timescale) for t in movie.tracks
+            if t.media_type is not MediaType.SUBTITLE]
     end = max(ends) if config.duration_policy == "max" else min(ends)
     key_times = reference.key_times
     start = 0

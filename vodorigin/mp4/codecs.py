@@ -20,10 +20,16 @@ QUICKTIME_AUDIO_EXTRA = {1: 16, 2: 36}  # QuickTime sound description versions 1
 
 AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 AC3_CHANNELS = (2, 1, 2, 3, 3, 4, 4, 5)  # by acmod (ETSI TS 102 366 Table 4.3)
+# Dolby's audio channel configuration masks by acmod (bit 15 L, 14 C, 13 R, 12 Ls, 11 Rs, 8 Cs; bit 0
+# LFE), as DASH-IF IOP and ETSI TS 102 366 Annex I give them for the scheme
+# tag:dolby.com,2014:dash:audio_channel_configuration:2011
+AC3_CHANNEL_MASKS = (0xA000, 0x4000, 0xA000, 0xE000, 0xA100, 0xE100, 0xB800, 0xF800)
 MP3_OBJECT_TYPES = (0x69, 0x6B)  # MPEG-2 and MPEG-1 audio in esds objectTypeIndication
 
 VIDEO_ENTRIES = {b"avc1", b"avc3", b"hvc1", b"hev1", b"av01"}
 AUDIO_ENTRIES = {b"mp4a", b"ac-3", b"ec-3", b"Opus", b".mp3"}
+# 3GPP timed text (TS 26.245 5.16; ffmpeg's mov_text) and WebVTT in ISO BMFF (ISO/IEC 14496-30)
+SUBTITLE_ENTRIES = {b"tx3g", b"wvtt"}
 
 
 def parse_sample_entry(entry: bytes, media_type: MediaType) -> CodecInfo | None:
@@ -35,6 +41,9 @@ def parse_sample_entry(entry: bytes, media_type: MediaType) -> CodecInfo | None:
         return _video_entry(entry, box)
     if media_type is MediaType.AUDIO and box.type in AUDIO_ENTRIES:
         return _audio_entry(entry, box)
+    if media_type is MediaType.SUBTITLE and box.type in SUBTITLE_ENTRIES:
+        fourcc = box.type.decode()
+        return CodecInfo(fourcc=fourcc, codec_string=fourcc, sample_entry=entry)
     return None
 
 
@@ -174,6 +183,18 @@ def _audio_entry(entry: bytes, box: Box) -> CodecInfo | None:
         common["sample_rate"] = 48000  # Opus always decodes at 48 kHz
         return CodecInfo(codec_string="opus", decoder_config=children[b"dOps"], **common)
     return None
+
+
+def dolby_channel_mask(codec: CodecInfo) -> int | None:
+    """The Dolby channel mask of an AC-3 (dac3) or E-AC-3 (dec3, first substream) stream."""
+    config = codec.decoder_config
+    if codec.fourcc == "ac-3" and len(config) >= 3:
+        acmod, lfe = (config[1] >> 3) & 7, (config[1] >> 2) & 1
+    elif codec.fourcc == "ec-3" and len(config) >= 5:
+        acmod, lfe = (config[3] >> 1) & 7, config[3] & 1
+    else:
+        return None
+    return AC3_CHANNEL_MASKS[acmod] | lfe
 
 
 def _mp4a_codec(esds: bytes, common: dict) -> CodecInfo | None:

@@ -16,9 +16,12 @@ from vodorigin.errors import LimitExceeded, MediaError
 from vodorigin.media.model import MediaType, Movie, SourceIdentity, Track, key_times, presentation_end
 from vodorigin.mp4.boxes import Box, child_boxes, find_path, full_box_header, iter_boxes, read_box_header
 from vodorigin.mp4.codecs import parse_sample_entry
+from vodorigin.mp4.names import elng_language, mdhd_language, track_label
 from vodorigin.mp4.tables import RawTables, TableBounds, parse_sample_table
 
-HANDLERS = {b"vide": MediaType.VIDEO, b"soun": MediaType.AUDIO}
+# text: 3GPP timed text and WebVTT (ISO/IEC 14496-30); sbtl: Apple's and ffmpeg's mov_text; subt: TTML
+HANDLERS = {b"vide": MediaType.VIDEO, b"soun": MediaType.AUDIO, b"text": MediaType.SUBTITLE,
+            b"sbtl": MediaType.SUBTITLE, b"subt": MediaType.SUBTITLE}
 MAX_EDITS = 64  # edit list entries looked at (only leading empty edits and the first media edit count)
 MAX_TIMESCALE = 2**31 - 1  # ticks per second; keeps every rescale inside 64-bit integers (timing.py)
 
@@ -68,7 +71,7 @@ def _parse_moov(moov: bytes, source: SourceIdentity, limits: Limits) -> Movie:
         raise LimitExceeded(f"{len(traks)} tracks exceed max_tracks ({limits.max_tracks})")
     tracks: list[Track] = []
     skipped: list[str] = []
-    numbers = {MediaType.VIDEO: 0, MediaType.AUDIO: 0}
+    numbers = dict.fromkeys(MediaType, 0)
     budget = _SampleBudget(limits, len(moov), source.size)
     for trak in traks:
         parsed = _parse_trak(moov, trak, movie_timescale, limits, budget)
@@ -78,7 +81,7 @@ def _parse_moov(moov: bytes, source: SourceIdentity, limits: Limits) -> Movie:
         numbers[parsed.media_type] += 1
         tracks.append(replace(parsed, number=numbers[parsed.media_type]))
     if not tracks:
-        raise MediaError("no playable video or audio track" + (f" ({'; '.join(skipped)})" if skipped else ""))
+        raise MediaError("no playable track" + (f" ({'; '.join(skipped)})" if skipped else ""))
     ids = [t.track_id for t in tracks]
     if len(set(ids)) != len(ids):
         raise MediaError(f"two tracks share a track_ID ({ids})")
@@ -135,6 +138,8 @@ def _parse_trak(moov: bytes, trak: Box, movie_timescale: int, limits: Limits, bu
     if media_type is None:
         return f"track {track_id}: handler {handler.decode('latin-1')!r} not packaged"
     timescale, language = _mdhd(moov, mdhd)
+    if (elng := mdia_boxes.get(b"elng")) is not None:
+        language = elng_language(moov, elng) or language
     stbl = find_path(moov, mdia, b"minf", b"stbl")
     if stbl is None:
         raise MediaError(f"track {track_id}: no stbl")
@@ -151,7 +156,8 @@ def _parse_trak(moov: bytes, trak: Box, movie_timescale: int, limits: Limits, bu
         return f"track {track_id}: no samples"
     edts = boxes.get(b"edts")
     shift = _edit_shift(moov, edts, movie_timescale, timescale) if edts else 0
-    track = Track(track_id, 0, media_type, timescale, codec, samples, language, shift)
+    track = Track(track_id, 0, media_type, timescale, codec, samples, language, shift,
+                  label=track_label(moov, trak, hdlr))
     return _with_timing(track, limits)
 
 
@@ -178,14 +184,12 @@ def _with_timing(track: Track, limits: Limits) -> Track:
 
 
 def _mdhd(moov: bytes, mdhd: Box) -> tuple[int, str]:
-    """(timescale, ISO 639-2/T language) from mdhd (8.4.2)."""
+    """(timescale, language as a BCP 47 tag) from mdhd (8.4.2)."""
     version, _ = full_box_header(moov, mdhd)
     offset = mdhd.payload_start + (20 if version == 1 else 12)
     timescale = _checked_timescale(struct.unpack_from(">I", moov, offset)[0], "mdhd")
     packed = struct.unpack_from(">H", moov, offset + (12 if version == 1 else 8))[0]
-    letters = [((packed >> shift) & 0x1F) + 0x60 for shift in (10, 5, 0)]
-    language = bytes(letters).decode("latin-1") if all(0x61 <= c <= 0x7A for c in letters) else "und"
-    return timescale, language
+    return timescale, mdhd_language(packed)
 
 
 def _first_sample_entry(moov: bytes, stsd: Box | None) -> bytes:

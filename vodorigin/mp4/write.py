@@ -10,6 +10,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from vodorigin.media.languages import iso639_2
+
 UNITY_MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)  # 8.2.2.3
 
 
@@ -65,8 +67,8 @@ def elst(entries: list[tuple[int, int]]) -> bytes:
 
 
 def mdhd(timescale: int, duration: int, language: str) -> bytes:
-    """8.4.2; language as three 5-bit letters (ISO 639-2/T)."""
-    letters = language.encode("latin-1") if len(language) == 3 and language.isalpha() else b"und"
+    """8.4.2; the language (a BCP 47 tag) as three 5-bit letters of its ISO 639-2/T code."""
+    letters = iso639_2(language).encode("latin-1")
     packed = ((letters[0] - 0x60) << 10) | ((letters[1] - 0x60) << 5) | (letters[2] - 0x60)
     return full_box(b"mdhd", 1, 0, struct.pack(">QQIQHH", 0, 0, timescale, duration, packed, 0))
 
@@ -78,6 +80,18 @@ def hdlr(handler: bytes, name: str) -> bytes:
 def media_header(audio: bool) -> bytes:
     """smhd (12.2.2) for sound, vmhd (12.1.2, flags 1) for video."""
     return full_box(b"smhd", 0, 0, bytes(4)) if audio else full_box(b"vmhd", 0, 1, bytes(8))
+
+
+HANDLER_NAMES = {b"vide": "VideoHandler", b"soun": "SoundHandler", b"text": "TextHandler",
+                 b"subt": "SubtitleHandler"}
+
+
+def handler_and_header(handler: bytes) -> tuple[bytes, bytes]:
+    """The hdlr box (8.4.3) of a handler type and the media header its minf needs: vmhd (12.1.2),
+    smhd (12.2.2), nmhd for text (12.5.2: WebVTT, ISO/IEC 14496-30) or sthd for subtitles (12.6.2: TTML)."""
+    headers = {b"vide": full_box(b"vmhd", 0, 1, bytes(8)), b"soun": full_box(b"smhd", 0, 0, bytes(4)),
+               b"text": full_box(b"nmhd", 0, 0), b"subt": full_box(b"sthd", 0, 0)}
+    return hdlr(handler, HANDLER_NAMES[handler]), headers[handler]
 
 
 def dinf() -> bytes:

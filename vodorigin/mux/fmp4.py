@@ -42,19 +42,24 @@ def init_segment(tracks: list[Track]) -> bytes:
     return write.ftyp(b"iso6", 0, BRANDS) + moov
 
 
+def handler_type(track: Track) -> bytes:
+    """vide, soun, or for subtitles text (WebVTT) or subt (TTML, 'stpp')."""
+    if track.media_type is MediaType.SUBTITLE:
+        return b"subt" if track.codec.fourcc == "stpp" else b"text"
+    return b"soun" if track.media_type is MediaType.AUDIO else b"vide"
+
+
 def _init_trak(track: Track) -> bytes:
     audio = track.media_type is MediaType.AUDIO
+    handler, media_header = write.handler_and_header(handler_type(track))
     empty = struct.pack(">I", 0)
     stbl = write.box(
         b"stbl", write.stsd(track.codec.sample_entry), write.full_box(b"stts", 0, 0, empty),
         write.full_box(b"stsc", 0, 0, empty), write.full_box(b"stsz", 0, 0, struct.pack(">II", 0, 0)),
         write.full_box(b"stco", 0, 0, empty),
     )
-    media = write.box(
-        b"mdia", write.mdhd(track.timescale, 0, track.language),
-        write.hdlr(b"soun" if audio else b"vide", "SoundHandler" if audio else "VideoHandler"),
-        write.box(b"minf", write.media_header(audio), write.dinf(), stbl),
-    )
+    media = write.box(b"mdia", write.mdhd(track.timescale, 0, track.language), handler,
+                      write.box(b"minf", media_header, write.dinf(), stbl))
     tkhd = write.tkhd(track.track_id, 0, track.codec.width, track.codec.height, audio)
     return write.box(b"trak", tkhd, media)
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from vodorigin.errors import UnsupportedMedia
 from vodorigin.media.frames import TrackFrames
-from vodorigin.media.model import CodecInfo, MediaType
+from vodorigin.media.languages import UNDETERMINED, iso639_2
+from vodorigin.media.model import CodecInfo, MediaType, Track
 from vodorigin.mux.adts import ADTS_HEADER_SIZE, AdtsHeader
 from vodorigin.mux.annexb import AnnexBPrefix, to_annexb
 from vodorigin.timing import MPEG_TS_CLOCK, PRESENTATION_DELAY_MS, rescale_array
@@ -413,9 +414,19 @@ def psi_packets(plan: TsPlan) -> bytes:
     pat = struct.pack(">HH", PROGRAM_NUMBER, 0xE000 | PMT_PID)
     pmt = struct.pack(">HH", 0xE000 | plan.pcr_pid, 0xF000)  # PCR PID, no program info
     for stream in plan.streams:
-        pmt += struct.pack(">BHH", stream.format.stream_type, 0xE000 | stream.pid, 0xF000)
+        descriptors = _language_descriptor(stream.frames.track)
+        pmt += struct.pack(">BHH", stream.format.stream_type, 0xE000 | stream.pid, 0xF000 | len(descriptors))
+        pmt += descriptors
     pat_packet = _psi_packet(PAT_PID, 0x00, 1, pat, counter)
     return pat_packet + _psi_packet(PMT_PID, 0x02, PROGRAM_NUMBER, pmt, counter)
+
+
+def _language_descriptor(track: Track) -> bytes:
+    """ISO_639_language_descriptor (13818-1 2.6.18) of an audio stream whose language is known:
+    the ISO 639-2 code and audio_type 0 (undefined), so players can tell several audios apart."""
+    if track.media_type is not MediaType.AUDIO or track.language == UNDETERMINED:
+        return b""
+    return bytes((0x0A, 4)) + iso639_2(track.language).encode("latin-1") + b"\x00"
 
 
 def _psi_packet(pid: int, table_id: int, table_id_extension: int, body: bytes, counter: int) -> bytes:
@@ -426,6 +437,8 @@ def _psi_packet(pid: int, table_id: int, table_id_extension: int, body: bytes, c
     section += struct.pack(">I", crc32_mpeg2(section))
     header = struct.pack(">BHB", 0x47, 0x4000 | pid, 0x10 | counter)
     packet = header + b"\x00" + section
+    if len(packet) > PACKET_SIZE:
+        raise UnsupportedMedia(f"a {len(section)}-byte program table does not fit one TS packet")
     return packet + b"\xff" * (PACKET_SIZE - len(packet))
 
 

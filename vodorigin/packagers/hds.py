@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import re
 import struct
+from dataclasses import dataclass
 
 import numpy as np
 from lxml import etree
@@ -28,10 +29,11 @@ from lxml import etree
 from vodorigin.errors import BadRequest, LimitExceeded, NotFound
 from vodorigin.media.frames import SourceBytes, merged_ranges, segment_frames
 from vodorigin.media.model import MediaSet, MediaType, Movie, Track
-from vodorigin.media.segmenter import Timeline, movie_timeline
+from vodorigin.media.segmenter import Timeline, set_timeline
 from vodorigin.mp4 import write
 from vodorigin.mux import flv
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
+from vodorigin.packagers.renditions import renditions
 from vodorigin.packagers.shared import FMP4, choose_rendition, frame_rate, segment_bitrates
 from vodorigin.urls import parse_file_name
 
@@ -54,7 +56,7 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
     tokens = f"-{match['tokens']}" if match["tokens"] else ""
     name = parse_file_name(f"frag-{int(match['fragment'])}{tokens}.f4f", numbered=True)
     movie, tracks = choose_rendition(media, name)
-    timeline = movie_timeline(movie, context.segments, media.clip)
+    timeline = set_timeline(media, movie, context.segments)
     return fragment(movie, tracks, timeline, name.number or 1, context)
 
 
@@ -112,38 +114,67 @@ def bootstrap(timeline: Timeline) -> bytes:
     return write.full_box(b"abst", 0, 0, header + strings + b"\1" + asrt + b"\1" + afrt)
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """A media element: one video track with the audio muxed with it (or one audio track alone),
+    and, for an alternate audio track, its language and label."""
+
+    number: int
+    tracks: tuple[Track, ...]
+    timeline: Timeline
+    alternate: bool = False
+
+
+def _entries(media: MediaSet, context: PackagerContext) -> list[_Entry]:
+    """A video track of each part with its part's first audio; the other audio renditions (further
+    languages, audio from other files) as alternate audio entries (F4M 1.0 "alternate" media)."""
+    entries: list[_Entry] = []
+    muxed: set[int] = set()
+    for number, movie in enumerate(media.movies, start=1):
+        audio = movie.tracks_of(MediaType.AUDIO)[:1]
+        videos = movie.tracks_of(MediaType.VIDEO)
+        if not videos and not audio or not videos and entries:
+            continue
+        timeline = set_timeline(media, movie, context.segments)
+        for tracks in [(video, *audio) for video in videos] or [tuple(audio)]:
+            entries.append(_Entry(number, tracks, timeline))
+            muxed.update(id(t) for t in tracks)
+    for rendition in renditions(media, MediaType.AUDIO):
+        if id(rendition.track) not in muxed and entries:
+            timeline = set_timeline(media, rendition.movie, context.segments)
+            entries.append(_Entry(rendition.file, (rendition.track,), timeline, alternate=True))
+    return entries
+
+
 def render_manifest(media: MediaSet, context: PackagerContext) -> bytes:
     root = etree.Element(f"{{{F4M_NAMESPACE}}}manifest", nsmap={None: F4M_NAMESPACE})
-    entries: list[tuple[int, tuple[Track, ...], Timeline]] = []
-    for number, movie in enumerate(media.movies, start=1):
-        timeline = movie_timeline(movie, context.segments, media.clip)
-        videos = movie.tracks_of(MediaType.VIDEO) or [None]
-        audio = next(iter(movie.tracks_of(MediaType.AUDIO)), None)
-        for video in videos:
-            tracks = tuple(t for t in (video, audio) if t is not None)
-            if tracks:
-                entries.append((number, tracks, timeline))
+    entries = _entries(media, context)
     if not entries:
         raise NotFound("no video or audio track to stream")
-    durations = [(t.end - t.start) / t.timescale for _, _, t in entries]
+    durations = [(e.timeline.end - e.timeline.start) / e.timeline.timescale for e in entries]
     etree.SubElement(root, "id").text = media.movies[0].source.path.rsplit("/", 1)[-1]
     etree.SubElement(root, "duration").text = f"{max(durations):.3f}"
     etree.SubElement(root, "streamType").text = "recorded"
-    for index, (number, tracks, timeline) in enumerate(entries, start=1):
-        for track in tracks:
+    for index, entry in enumerate(entries, start=1):
+        for track in entry.tracks:
             flv.check_codec(track)
         bootstrap_id = f"bootstrap{index}"
         info = etree.SubElement(root, "bootstrapInfo", profile="named", id=bootstrap_id)
-        info.text = base64.b64encode(bootstrap(timeline)).decode()
-        _, average = segment_bitrates(tracks, timeline, FMP4)
+        info.text = base64.b64encode(bootstrap(entry.timeline)).decode()
+        _, average = segment_bitrates(entry.tracks, entry.timeline, FMP4)
         element = etree.SubElement(root, "media", bitrate=str(max(average // 1000, 1)),
-                                   url=f"frag-{_tokens(number, len(media.movies), tracks)}-",
+                                   url=f"frag-{_tokens(entry.number, len(media.movies), entry.tracks)}-",
                                    bootstrapInfoId=bootstrap_id)
-        video = next((t for t in tracks if t.media_type is MediaType.VIDEO), None)
+        video = next((t for t in entry.tracks if t.media_type is MediaType.VIDEO), None)
         if video is not None:
             element.set("width", str(video.codec.width))
             element.set("height", str(video.codec.height))
-        metadata = on_metadata(tracks, timeline, average)
+        if entry.alternate:
+            audio = entry.tracks[0]
+            element.attrib.update({"type": "audio", "alternate": "true", "label": audio.display_label})
+            if audio.language != "und":
+                element.set("lang", audio.language)
+        metadata = on_metadata(entry.tracks, entry.timeline, average)
         etree.SubElement(element, "metadata").text = base64.b64encode(metadata).decode()
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
 

@@ -11,8 +11,11 @@ as the StreamIndex Url template builds them.
   exactly. Every time goes through the one rounding of timing.rescale. As in [MS-SSTR] 2.2.4.3
   the traf has no tfdt: clients derive the decode time from the chunk (dash.js shifts a VOD
   timeline that starts late to 0 and writes the tfdt itself, which a tfdt of ours would defeat).
-* One StreamIndex per media type; a urlset's renditions are QualityLevels of the video
-  StreamIndex, and audio comes from the first file that has it (as in DASH). A StreamIndex lists
+* StreamIndexes: one for video (a urlset's renditions are its QualityLevels); one per audio
+  language, label and codec family (packagers/renditions.py), with Language (BCP 47) and the
+  label as Name when there are several (named "audio_<rep>" so a fragment URL names the same
+  stream whatever the manifest's l<lang> filter); one per subtitle track, Type text, Subtype SUBT,
+  FourCC TTML: TTML documents in fMP4, as dash.js's Smooth support plays them. A StreamIndex lists
   the chunks of its first QualityLevel; a fragment time names a chunk of that list (any other time
   is a 404) and is served from the same segment number of the QualityLevel asked for.
 * Which QualityLevel a URL names: the Bitrate we list is the average bit rate rounded down to a
@@ -33,13 +36,16 @@ from lxml import etree
 
 from vodorigin.errors import BadRequest, NotFound, UnsupportedMedia
 from vodorigin.media.frames import SourceBytes, TrackFrames, cut_indexes, merged_ranges, segment_frames
-from vodorigin.media.model import MediaSet, MediaType, Movie, Track
-from vodorigin.media.segmenter import Timeline, movie_timeline
+from vodorigin.media.model import MediaSet, MediaType, Track
+from vodorigin.media.segmenter import Timeline, set_timeline
 from vodorigin.mp4 import write
 from vodorigin.mux import fmp4
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
+from vodorigin.packagers.renditions import Rendition, codec_family, in_language, renditions
 from vodorigin.packagers.shared import FMP4, mp4_type, segment_bitrates
+from vodorigin.packagers.text import STPP, output_track, presented_cues, text_fragment, timeline_span_ms
 from vodorigin.timing import PRESENTATION_DELAY_MS, rescale, rescale_array
+from vodorigin.urls import parse_file_name
 
 MANIFEST_TYPE = "text/xml"
 TIMESCALE = 10_000_000
@@ -48,38 +54,66 @@ TFXD_UUID = bytes.fromhex("6d1d9b0542d544e680e2141daff757b2")  # [MS-SSTR] 2.2.4
 VIDEO_FOURCC = {"avc1": "H264", "avc3": "H264", "hvc1": "HVC1", "hev1": "HVC1"}
 AAC_FOURCC = {2: "AACL", 5: "AACH", 29: "AACH"}  # object types: LC, SBR (HE), PS (HE v2)
 AUDIO_TAG_AAC = 255  # WAVE_FORMAT_RAW_AAC1
-_FRAGMENT = re.compile(r"^QualityLevels\((\d{1,12})\)/Fragments\((video|audio)=(\d{1,20})\)\Z", re.ASCII)
+_FRAGMENT = re.compile(r"^QualityLevels\((\d{1,12})\)/"
+                       r"Fragments\((video|audio|(?:audio|text)_[a-z0-9-]{1,20})=(\d{1,20})\)\Z", re.ASCII)
+TEXT_BITRATE = 1000  # a text QualityLevel's nominal Bitrate (its index is 0)
 
 
 def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
-    if file_name == "manifest":
-        return Document(render_manifest(media, context), MANIFEST_TYPE, tuple(m.source for m in media.movies))
+    if file_name == "manifest" or file_name.startswith("manifest-"):
+        name = parse_file_name(file_name)
+        if name.extension or name.file_index is not None or not name.tracks.empty:
+            raise BadRequest("a Smooth manifest lists every track: only an l<lang> token applies to it")
+        body = render_manifest(media, context, name.language)
+        return Document(body, MANIFEST_TYPE, tuple(m.source for m in media.movies))
     match = _FRAGMENT.match(file_name)
     if match is None:
         raise BadRequest(f"unknown MSS file name {file_name!r}")
-    bitrate, kind, time = int(match[1]), MediaType(match[2]), int(match[3])
-    return fragment(media, context, kind, bitrate, time)
+    return fragment(media, context, match[2], int(match[1]), int(match[3]))
 
 
 @dataclass(frozen=True, slots=True)
 class Level:
-    """A QualityLevel: one track of one file, on that file's timeline."""
+    """A QualityLevel: one track of one file, on the timeline it is cut on."""
 
-    movie: Movie
-    track: Track
+    rendition: Rendition
     timeline: Timeline
 
+    @property
+    def track(self) -> Track:
+        return self.rendition.track
 
-def _levels(media: MediaSet, context: PackagerContext, media_type: MediaType) -> list[Level]:
-    """Every video track of every file; the audio tracks of the first file with audio."""
-    levels: list[Level] = []
-    for movie in media.movies:
-        tracks = movie.tracks_of(media_type)
-        if tracks:
-            timeline = movie_timeline(movie, context.segments, media.clip)
-            levels.extend(Level(movie, track, timeline) for track in tracks)
-            if media_type is MediaType.AUDIO:
-                break
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A StreamIndex: its name (the key of its fragment URLs), kind and QualityLevels."""
+
+    name: str
+    media_type: MediaType
+    levels: list[Level]
+
+
+def streams(media: MediaSet, context: PackagerContext) -> list[Stream]:
+    """The StreamIndexes of a set: video, then audio by language and label, then text."""
+    found = []
+    videos = [r for r in renditions(media, MediaType.VIDEO)]
+    if videos:
+        found.append(Stream("video", MediaType.VIDEO, _levels(media, context, videos)))
+    groups: dict[tuple[str, str, str], list[Rendition]] = {}
+    for rendition in renditions(media, MediaType.AUDIO):
+        track = rendition.track
+        groups.setdefault((track.language, track.display_label, codec_family(track)), []).append(rendition)
+    for members in groups.values():
+        name = "audio" if len(groups) == 1 else f"audio_{members[0].tokens(media)}"
+        found.append(Stream(name, MediaType.AUDIO, _levels(media, context, members)))
+    for rendition in renditions(media, MediaType.SUBTITLE):
+        levels = [Level(rendition, set_timeline(media, rendition.movie, context.segments))]
+        found.append(Stream(f"text_{rendition.tokens(media)}", MediaType.SUBTITLE, levels))
+    return found
+
+
+def _levels(media: MediaSet, context: PackagerContext, members: list[Rendition]) -> list[Level]:
+    levels = [Level(r, set_timeline(media, r.movie, context.segments)) for r in members]
     for level in levels:
         _fourcc(level.track)  # refuse what Smooth cannot describe before listing anything
         if level.track.codec.nal_length_size not in (0, 4):
@@ -88,12 +122,18 @@ def _levels(media: MediaSet, context: PackagerContext, media_type: MediaType) ->
 
 
 def chunk_bounds(level: Level) -> np.ndarray:
-    """Decode times (100 ns, presentation delay included) at every segment cut, plus the end."""
-    track, samples = level.track, level.track.samples
-    cuts = cut_indexes(track, level.timeline)
+    """Decode times (100 ns, presentation delay included) at every segment cut, plus the end; for
+    text, the timeline's cuts themselves. Never below 0 (an edit list may start media earlier)."""
+    track, timeline = level.track, level.timeline
+    if track.media_type is MediaType.SUBTITLE:
+        delay = rescale(PRESENTATION_DELAY_MS, 1000, timeline.timescale)
+        return np.maximum(_to_mss(timeline.cuts - timeline.start + delay, timeline.timescale), 0)
+    samples = track.samples
+    cuts = cut_indexes(track, timeline)
     dts = np.append(samples.dts, samples.end_dts)[cuts]
-    origin = rescale(level.timeline.start, level.timeline.timescale, track.timescale) - track.edit_shift
-    return _to_mss(dts - origin + rescale(PRESENTATION_DELAY_MS, 1000, track.timescale), track.timescale)
+    origin = rescale(timeline.start, timeline.timescale, track.timescale) - track.edit_shift
+    delay = rescale(PRESENTATION_DELAY_MS, 1000, track.timescale)
+    return np.maximum(_to_mss(dts - origin + delay, track.timescale), 0)
 
 
 def _to_mss(ticks: np.ndarray, timescale: int) -> np.ndarray:
@@ -107,43 +147,58 @@ def _chunks(bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _bitrate(level: Level, index: int) -> int:
+    if level.track.media_type is MediaType.SUBTITLE:
+        return TEXT_BITRATE + index
     _, average = segment_bitrates((level.track,), level.timeline, FMP4)
     return max(average // INDEX_MODULUS, 1) * INDEX_MODULUS + index
 
 
-def render_manifest(media: MediaSet, context: PackagerContext) -> bytes:
-    streams = [(kind, levels) for kind in (MediaType.VIDEO, MediaType.AUDIO)
-               if (levels := _levels(media, context, kind))]
-    if not streams:
+def render_manifest(media: MediaSet, context: PackagerContext, language: str | None = None) -> bytes:
+    listed = streams(media, context)
+    if language is not None:  # names come from the whole set, so fragment URLs stay the same
+        kept = {id(r.track) for kind in (MediaType.AUDIO, MediaType.SUBTITLE)
+                for r in renditions(in_language(media, language), kind)}
+        listed = [s for s in listed if s.media_type is MediaType.VIDEO or id(s.levels[0].track) in kept]
+    if not any(s.media_type is not MediaType.SUBTITLE for s in listed):
         raise NotFound("no video or audio track to stream")
-    bounds = {media_type: chunk_bounds(levels[0]) for media_type, levels in streams}
+    bounds = {stream.name: chunk_bounds(stream.levels[0]) for stream in listed}
     duration = max(int(b[-1] - b[0]) for b in bounds.values())
     root = etree.Element("SmoothStreamingMedia", MajorVersion="2", MinorVersion="0",
                          TimeScale=str(TIMESCALE), Duration=str(duration))
-    for media_type, levels in streams:
-        numbers, starts = _chunks(bounds[media_type])
-        durations = np.diff(bounds[media_type])[numbers - 1]
-        kind = media_type.value
-        stream = etree.SubElement(root, "StreamIndex", Type=kind, Name=kind, Chunks=str(len(numbers)),
-                                  QualityLevels=str(len(levels)),
-                                  Url=f"QualityLevels({{bitrate}})/Fragments({kind}={{start time}})")
-        if media_type is MediaType.VIDEO:
-            width = max(level.track.codec.width for level in levels)
-            height = max(level.track.codec.height for level in levels)
-            stream.attrib.update({"MaxWidth": str(width), "MaxHeight": str(height),
-                                  "DisplayWidth": str(width), "DisplayHeight": str(height)})
-        else:
-            stream.set("Language", levels[0].track.language)
-        for index, level in enumerate(levels):
-            etree.SubElement(stream, "QualityLevel", _quality_level(level, index))
-        for start, chunk_duration in zip(starts.tolist(), durations.tolist(), strict=True):
-            etree.SubElement(stream, "c", t=str(start), d=str(chunk_duration))
+    for stream in listed:
+        _stream_element(root, stream, bounds[stream.name])
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
+
+
+def _stream_element(root: etree._Element, stream: Stream, bounds: np.ndarray) -> None:
+    numbers, starts = _chunks(bounds)
+    durations = np.diff(bounds)[numbers - 1]
+    kind, levels = stream.media_type.value, stream.levels
+    element = etree.SubElement(root, "StreamIndex", Type=kind, Name=stream.name, Chunks=str(len(numbers)),
+                               QualityLevels=str(len(levels)),
+                               Url=f"QualityLevels({{bitrate}})/Fragments({stream.name}={{start time}})")
+    first = levels[0].track
+    if stream.media_type is MediaType.VIDEO:
+        width = max(level.track.codec.width for level in levels)
+        height = max(level.track.codec.height for level in levels)
+        element.attrib.update({"MaxWidth": str(width), "MaxHeight": str(height),
+                               "DisplayWidth": str(width), "DisplayHeight": str(height)})
+    else:
+        element.set("Language", first.language)
+        if stream.media_type is MediaType.SUBTITLE:
+            element.set("Subtype", "SUBT")
+    for index, level in enumerate(levels):
+        etree.SubElement(element, "QualityLevel", _quality_level(level, index))
+    for start, chunk_duration in zip(starts.tolist(), durations.tolist(), strict=True):
+        etree.SubElement(element, "c", t=str(start), d=str(chunk_duration))
 
 
 def _quality_level(level: Level, index: int) -> dict[str, str]:
     codec = level.track.codec
     attributes = {"Index": str(index), "Bitrate": str(_bitrate(level, index)), "FourCC": _fourcc(level.track)}
+    if level.track.media_type is MediaType.SUBTITLE:
+        attributes["CodecPrivateData"] = ""
+        return attributes
     if level.track.media_type is MediaType.VIDEO:
         private = b"".join(b"\x00\x00\x00\x01" + nal for nal in codec.parameter_sets)
         attributes.update(MaxWidth=str(codec.width), MaxHeight=str(codec.height))
@@ -157,6 +212,8 @@ def _quality_level(level: Level, index: int) -> dict[str, str]:
 
 def _fourcc(track: Track) -> str:
     codec = track.codec
+    if track.media_type is MediaType.SUBTITLE:
+        return "TTML"
     fourcc = VIDEO_FOURCC.get(codec.fourcc) if track.media_type is MediaType.VIDEO else \
         AAC_FOURCC.get(codec.object_type) if codec.fourcc == "mp4a" else None
     if fourcc is None:
@@ -165,30 +222,50 @@ def _fourcc(track: Track) -> str:
     return fourcc
 
 
-def fragment(media: MediaSet, context: PackagerContext, media_type: MediaType, bitrate: int,
-             time: int) -> MediaSegment:
-    levels = _levels(media, context, media_type)
+def fragment(media: MediaSet, context: PackagerContext, stream_name: str, bitrate: int, time: int) -> Output:
+    stream = next((s for s in streams(media, context) if s.name == stream_name), None)
+    if stream is None:
+        raise NotFound(f"no stream {stream_name!r} in this media set")
     index = bitrate % INDEX_MODULUS
-    if index >= len(levels):
-        raise NotFound(f"no {media_type.value} QualityLevel {index} (Bitrate {bitrate})")
-    numbers, starts = _chunks(chunk_bounds(levels[0]))
+    if index >= len(stream.levels):
+        raise NotFound(f"no {stream_name} QualityLevel {index} (Bitrate {bitrate})")
+    bounds = chunk_bounds(stream.levels[0])
+    numbers, starts = _chunks(bounds)
     position = int(np.searchsorted(starts, time))
     if position >= len(starts) or int(starts[position]) != time:
-        raise NotFound(f"no {media_type.value} chunk starts at {time}")
+        raise NotFound(f"no {stream_name} chunk starts at {time}")
     number = int(numbers[position])
-    level = levels[index]
+    level = stream.levels[index]
+    if stream.media_type is MediaType.SUBTITLE:
+        return _text_fragment(level, number, int(bounds[number - 1]), int(bounds[number]))
     frames = segment_frames(level.track, level.timeline, number, context.max_frames_per_segment)
     ticks = _in_mss_ticks(frames)
-    start = int(ticks.dts[0]) if ticks.count else time  # = chunk_bounds(level)[number - 1]
+    start = max(int(ticks.dts[0]) if ticks.count else time, 0)  # = chunk_bounds(level)[number - 1]
     duration = int(ticks.durations.sum())
-    tfxd = write.box(b"uuid", TFXD_UUID, struct.pack(">B3xQQ", 1, start, duration))
-    plan = fmp4.plan_fragment(number, [fmp4.FragmentTrack(ticks, 0, tfxd, decode_time_box=False)])
+    part = fmp4.FragmentTrack(ticks, 0, _tfxd(start, duration), decode_time_box=False)
+    plan = fmp4.plan_fragment(number, [part])
 
     def render(source: SourceBytes) -> bytes:
         return fmp4.write_fragment(plan, [source.frame_views(frames)])
 
     ranges = merged_ranges([frames], context.read_merge_gap)
-    return MediaSegment(plan.size, mp4_type((level.track,)), level.movie.source, ranges, render)
+    return MediaSegment(plan.size, mp4_type((level.track,)), level.rendition.movie.source, ranges, render)
+
+
+def _tfxd(start: int, duration: int) -> bytes:
+    """TfxdBox ([MS-SSTR] 2.2.4.4): the fragment's absolute time and duration, 64-bit."""
+    return write.box(b"uuid", TFXD_UUID, struct.pack(">B3xQQ", 1, start, duration))
+
+
+def _text_fragment(level: Level, number: int, start: int, end: int) -> Document:
+    """A TTML document for chunk `number` ([start, end) in 100 ns), in a track of that timescale."""
+    track = replace(output_track(level.track, STPP), timescale=TIMESCALE)
+    span = timeline_span_ms(level.timeline, number)
+    tfxd = _tfxd(start, end - start)
+    body = text_fragment(track, presented_cues(level.track, level.timeline), span, number,
+                         PRESENTATION_DELAY_MS, STPP, segment_type=False, traf_extra=tfxd,
+                         decode_time_box=False)
+    return Document(body, "application/mp4", (level.rendition.movie.source,))
 
 
 def _in_mss_ticks(frames: TrackFrames) -> TrackFrames:

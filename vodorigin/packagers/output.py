@@ -26,12 +26,14 @@ class PackagerContext:
     hls_iframes_playlists: bool = True
     dash_manifest_format: str = "segmenttimeline"
     dash_segment_index: bool = False
+    dash_subtitle_format: str = "webvtt"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PackagerContext:
         return cls(SegmentConfig.from_settings(settings), settings.max_frames_per_segment,
                    settings.read_merge_gap, settings.hls_container, settings.max_samples_per_track,
-                   settings.hls_iframes_playlists, settings.dash_manifest_format, settings.dash_segment_index)
+                   settings.hls_iframes_playlists, settings.dash_manifest_format, settings.dash_segment_index,
+                   settings.dash_subtitle_format)
 
 
 @dataclass(frozen=True, slots=True)

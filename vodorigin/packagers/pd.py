@@ -37,7 +37,8 @@ def clipped_file(media: MediaSet, context: PackagerContext) -> FileParts:
     """The clip of media.movies[0] selected by media.clip, as a new MP4."""
     movie = media.movies[0]
     timeline = movie_timeline(movie, context.segments, media.clip)
-    spans = [_TrackSpan(t, timeline, context.max_clip_frames) for t in movie.tracks]
+    tracks = [t for t in movie.tracks if t.media_type is not MediaType.SUBTITLE]  # subtitles: not in clips
+    spans = [_TrackSpan(t, timeline, context.max_clip_frames) for t in tracks]
     spans = [s for s in spans if s.count]
     if not spans:
         raise BadRequest("the clip holds no samples")

@@ -22,7 +22,9 @@ from starlette.responses import JSONResponse, Response
 from vodorigin import __version__
 from vodorigin.cache import CachedResponse, ResponseCache
 from vodorigin.errors import MediaError, VodError
-from vodorigin.media.model import MediaSet, SourceIdentity
+from vodorigin.mapping import urlset
+from vodorigin.media.model import MediaSet, Movie, SourceIdentity
+from vodorigin.media.subtitles import CuesNeeded
 from vodorigin.origin import Origin
 from vodorigin.packagers import dash, hds, hls, mss, pd
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
@@ -53,18 +55,27 @@ def packaged(handle: Callable[[str, MediaSet, PackagerContext], Output]) -> Hand
 
     async def serve(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
                     ) -> Output:
-        media = await origin.media_set(request, sources)
-        if media.sample_count > OFFLOAD_SAMPLES:
-            return await asyncio.to_thread(handle, request.file_name, media, context)
-        return handle(request.file_name, media, context)
+        movies = await origin.movies(sources)
+        try:
+            return await _package(handle, request, movies, origin, context)
+        except CuesNeeded:  # a subtitle segment of an embedded track: read its samples, then again
+            return await _package(handle, request, await origin.with_cues(movies), origin, context)
 
     return serve
 
 
+async def _package(handle: Callable[[str, MediaSet, PackagerContext], Output], request: MediaRequest,
+                   movies: list[Movie], origin: Origin, context: PackagerContext) -> Output:
+    media = origin.check_size(urlset.media_set(request, movies))
+    if media.sample_count > OFFLOAD_SAMPLES:
+        return await asyncio.to_thread(handle, request.file_name, media, context)
+    return handle(request.file_name, media, context)
+
+
 async def serve_pd(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
                    ) -> Output:
-    if request.clip.start_ms or request.clip.end_ms is not None or not request.tracks.empty:
-        return pd.clipped_file(await origin.media_set(request, sources), context)
+    if request.clip.start_ms or request.clip.end_ms is not None or not request.parts[0].tracks.empty:
+        return pd.clipped_file(urlset.media_set(request, await origin.movies(sources)), context)
     return pd.whole_file(sources[0])
 
 

@@ -1,0 +1,52 @@
+"""A media set named by a URL: each part's file with the path parameters written in that part.
+
+* tracks/ keeps the named tracks of the part (types not named are dropped, as in nginx-vod-module);
+* lang/ sets the language of the part's audio and subtitle tracks (a subtitle file has no other
+  source of it), and their label then follows from the language;
+* shift/ delays the part's video, audio or subtitle tracks by some milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from vodorigin.errors import NotFound
+from vodorigin.media.model import MediaSet, MediaType, Movie, Track, select_tracks
+from vodorigin.media.subtitles import shifted_cues
+from vodorigin.timing import rescale
+from vodorigin.urls import MediaRequest, Part
+
+
+def media_set(request: MediaRequest, movies: Sequence[Movie]) -> MediaSet:
+    """The movies of a request's parts (in order), each with its part's parameters applied."""
+    return MediaSet(tuple(apply_part(movie, part) for movie, part in zip(movies, request.parts, strict=True)),
+                    request.clip)
+
+
+def apply_part(movie: Movie, part: Part) -> Movie:
+    tracks = movie.tracks
+    if not part.tracks.empty:
+        tracks = select_tracks(tracks, part.tracks, False)
+        if not tracks:
+            raise NotFound(f"the tracks/ parameter selects no track of {part.path}")
+    if part.language is not None:
+        tracks = tuple(_in_language(t, part.language) for t in tracks)
+    for media_type, delay_ms in part.shifts_ms:
+        tracks = tuple(shifted(t, delay_ms) if t.media_type is media_type else t for t in tracks)
+    return replace(movie, tracks=tracks)
+
+
+def _in_language(track: Track, language: str) -> Track:
+    if track.media_type is MediaType.VIDEO:
+        return track
+    return replace(track, language=language, label="")
+
+
+def shifted(track: Track, delay_ms: int) -> Track:
+    """The track presented delay_ms later: its edit shift, end, key times and cues move with it."""
+    delay = rescale(delay_ms, 1000, track.timescale)
+    keys = track.key_times + delay if track.key_times is not None else None
+    cues = shifted_cues(track.cues, delay_ms) if track.cues is not None else None
+    return replace(track, edit_shift=track.edit_shift + delay, key_times=keys, cues=cues,
+                   presentation_end=track.presentation_end + delay)

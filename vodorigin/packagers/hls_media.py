@@ -1,0 +1,143 @@
+"""HLS media playlists and segments (RFC 8216 4.3.3, 3.2-3.5): MPEG-TS, fMP4 (with its init
+segment) and WebVTT.
+
+A media playlist's segment names repeat its own tokens, so each rendition is self-consistent:
+index-f2-a1.m3u8 lists seg-N-f2-a1.ts. Audio-only and subtitle parts of a set are cut on the
+timeline of the set's video (segmenter.set_timeline), so their segments line up with the video's.
+"""
+
+from __future__ import annotations
+
+from vodorigin.errors import UnsupportedMedia
+from vodorigin.media.frames import ByteRange, SourceBytes, TrackFrames, merged_ranges, segment_frames
+from vodorigin.media.model import MediaSet, MediaType, Movie, Track
+from vodorigin.media.segmenter import Timeline, set_timeline
+from vodorigin.mux import fmp4, mpegts
+from vodorigin.packagers.output import Document, MediaSegment, PackagerContext
+from vodorigin.packagers.shared import FMP4, MPEGTS, choose_rendition, mp4_type
+from vodorigin.packagers.text import presented_cues, timeline_span_ms
+from vodorigin.text import cues_between, webvtt_document
+from vodorigin.timing import MPEG_TS_CLOCK, PRESENTATION_DELAY_MS, rescale
+from vodorigin.urls import FileName
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+TS_TYPE = "video/MP2T"
+VTT_TYPE = "text/vtt"
+HLS_VERSION = {MPEGTS: 3, FMP4: 6}  # decimal EXTINF (RFC 8216 7); EXT-X-MAP without I-frames only: 6
+FMP4_VIDEO = ("hvc1", "hev1", "av01")  # what `auto` packages as fMP4 (TS for H.264)
+# WebVTT cue time 0 is this MPEG-TS time: the presentation delay every segment's timestamps carry
+TIMESTAMP_MAP = PRESENTATION_DELAY_MS * MPEG_TS_CLOCK // 1000
+
+
+def playlist(text: str, media: MediaSet) -> Document:
+    return Document(text.encode(), PLAYLIST_TYPE, tuple(m.source for m in media.movies))
+
+
+def choose_container(tracks: tuple[Track, ...], setting: str, media: MediaSet | None = None) -> str:
+    """mpegts or fmp4 for a rendition: the setting, or with `auto` TS unless a track needs fMP4.
+    An audio-only rendition of a set with video follows the video (fMP4 when any video needs it)."""
+    if setting != "auto":
+        return setting
+    candidates = list(tracks)
+    if media is not None and all(t.media_type is MediaType.AUDIO for t in tracks):
+        candidates += [t for movie in media.movies for t in movie.tracks_of(MediaType.VIDEO)]
+    return FMP4 if any(_needs_fmp4(track) for track in candidates) else MPEGTS
+
+
+def _needs_fmp4(track: Track) -> bool:
+    if track.codec.fourcc in FMP4_VIDEO:
+        return True
+    try:
+        mpegts.stream_format(track.codec)
+    except UnsupportedMedia:
+        return True
+    return False
+
+
+def media_playlist(name: FileName, media: MediaSet, context: PackagerContext) -> Document:
+    movie, tracks = choose_rendition(media, name)
+    timeline = set_timeline(media, movie, context.segments)
+    if tracks[0].media_type is MediaType.SUBTITLE:
+        return playlist(render_media_playlist(timeline, name.tokens, MPEGTS, "vtt"), media)
+    container = choose_container(tracks, context.hls_container, media)
+    return playlist(render_media_playlist(timeline, name.tokens, container), media)
+
+
+def render_media_playlist(timeline: Timeline, tokens: str, container: str = MPEGTS, extension: str = ""
+                          ) -> str:
+    """A VOD media playlist (RFC 8216 4.3.3): every segment with its real duration."""
+    durations = [f"{d / timeline.timescale:.3f}" for d in timeline.durations().tolist()]
+    suffix = f"-{tokens}" if tokens else ""
+    lines = vod_playlist_head(HLS_VERSION[container], durations)
+    extension = extension or "ts"
+    if container == FMP4:
+        lines.append(f'#EXT-X-MAP:URI="init{suffix}.mp4"')
+        extension = "m4s"
+    for number, duration in enumerate(durations, start=1):
+        lines.append(f"#EXTINF:{duration},")
+        lines.append(f"seg-{number}{suffix}.{extension}")
+    lines.append("#EXT-X-ENDLIST")
+    return "\n".join(lines) + "\n"
+
+
+def vod_playlist_head(version: int, durations: list[str]) -> list[str]:
+    """The tags opening a VOD media playlist; TARGETDURATION is the longest EXTINF rounded (4.3.3.1)."""
+    target = max((int(float(d) + 0.5) for d in durations), default=1)
+    return ["#EXTM3U", f"#EXT-X-VERSION:{version}", f"#EXT-X-TARGETDURATION:{max(target, 1)}",
+            "#EXT-X-MEDIA-SEQUENCE:1", "#EXT-X-PLAYLIST-TYPE:VOD"]
+
+
+def init_segment(name: FileName, media: MediaSet) -> Document:
+    movie, tracks = choose_rendition(media, name)
+    return Document(fmp4.init_segment(list(tracks)), mp4_type(tracks), (movie.source,))
+
+
+def _segment_frames(name: FileName, media: MediaSet, context: PackagerContext
+                    ) -> tuple[Movie, list[TrackFrames], list[ByteRange]]:
+    assert name.number is not None
+    movie, tracks = choose_rendition(media, name)
+    timeline = set_timeline(media, movie, context.segments)
+    frames = [segment_frames(t, timeline, name.number, context.max_frames_per_segment) for t in tracks]
+    return movie, frames, merged_ranges(frames, context.read_merge_gap)
+
+
+def ts_segment(name: FileName, media: MediaSet, context: PackagerContext) -> MediaSegment:
+    movie, frames, ranges = _segment_frames(name, media, context)
+    plan = mpegts.plan_segment(name.number or 1, frames)
+
+    def render(source: SourceBytes) -> bytes:
+        return mpegts.write_segment(plan, [source.frame_views(f) for f in frames])
+
+    return MediaSegment(plan.size, TS_TYPE, movie.source, ranges, render)
+
+
+def fmp4_segment(name: FileName, media: MediaSet, context: PackagerContext) -> MediaSegment:
+    movie, frames, ranges = _segment_frames(name, media, context)
+    plan = fragment_plan(name.number or 1, frames)
+
+    def render(source: SourceBytes) -> bytes:
+        return fmp4.write_fragment(plan, [source.frame_views(f) for f in frames])
+
+    content_type = mp4_type(tuple(f.track for f in frames))
+    return MediaSegment(plan.size, content_type, movie.source, ranges, render)
+
+
+def fragment_plan(number: int, frames: list[TrackFrames]) -> fmp4.FragmentPlan:
+    """All the rendition's tracks in one fragment; decode times offset by PRESENTATION_DELAY_MS."""
+    parts = [fmp4.FragmentTrack(f, rescale(PRESENTATION_DELAY_MS, 1000, f.track.timescale)) for f in frames]
+    return fmp4.plan_fragment(number, parts)
+
+
+def webvtt_segment(name: FileName, media: MediaSet, context: PackagerContext) -> Document:
+    """A WebVTT segment (RFC 8216 3.5): the cues shown during segment N of the set's timeline,
+    whole (a cue crossing a boundary is in both segments: players keep one), times counted from
+    the start of the presentation, and X-TIMESTAMP-MAP tying cue time 0 to the MPEG-TS time the
+    audio and video segments give it (the presentation delay), so cues land on their frames."""
+    assert name.number is not None
+    movie, tracks = choose_rendition(media, name)
+    if tracks[0].media_type is not MediaType.SUBTITLE or len(tracks) != 1:
+        raise UnsupportedMedia("a WebVTT segment carries one subtitle track (seg-N-t1.vtt)")
+    timeline = set_timeline(media, movie, context.segments)
+    start, end = timeline_span_ms(timeline, name.number)
+    cues = cues_between(presented_cues(tracks[0], timeline), start, end)
+    return Document(webvtt_document(cues, TIMESTAMP_MAP), VTT_TYPE, (movie.source,))
