@@ -1,7 +1,7 @@
 """Golden manifests: what the HLS, DASH, MSS and HDS packagers render for fixed scenarios, reviewed
 when it changes.
 
-Run `VODORIGIN_UPDATE_GOLDEN=1 make test` to rewrite tests/golden/ after a deliberate change, then
+Run `UPDATE_GOLDEN=1 make test` to rewrite tests/golden/ after a deliberate change, then
 review the diff of the golden files like code.
 """
 
@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
-UPDATE = os.environ.get("VODORIGIN_UPDATE_GOLDEN") == "1"
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 SCENARIOS = {
     "hls/bframes_master.m3u8": "/hls/bframes.mp4/master.m3u8",
     "hls/bframes_index.m3u8": "/hls/bframes.mp4/index-v1-a1.m3u8",
@@ -37,11 +37,15 @@ SCENARIOS = {
 
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_playlist_matches_golden(name: str, http: httpx.Client) -> None:
-    response = http.get(SCENARIOS[name])
+    check_golden(name, http.get(SCENARIOS[name]))
+
+
+def check_golden(name: str, response: httpx.Response) -> None:
+    """The response's text equals tests/golden/<name> (UPDATE_GOLDEN=1 rewrites it)."""
     assert response.status_code == 200
     path = GOLDEN / name
     if UPDATE:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(response.text)
-    assert path.exists(), f"no golden file {path}: run with VODORIGIN_UPDATE_GOLDEN=1 and review it"
+    assert path.exists(), f"no golden file {path}: run with UPDATE_GOLDEN=1 and review it"
     assert response.text == path.read_text(), f"{name} changed: review, then update the golden files"

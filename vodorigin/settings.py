@@ -2,10 +2,16 @@
 
 The model is flat so that every setting has one obvious environment name (segment_duration ->
 VODORIGIN_SEGMENT_DURATION). Unknown keys are an error, so a typo in a config never passes silently.
+
+Per protocol, the tables [hls], [dash], [hds] and [mss] override the segmentation, manifest and
+caching-header settings (PROTOCOL_SETTINGS) for that protocol, as nginx-vod-module's per-location
+directives do (environment: VODORIGIN_DASH__SEGMENT_DURATION=4). for_protocol() gives the settings
+one protocol sees; each view is validated on its own, so cross-field rules hold per protocol.
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 import os
 import tomllib
@@ -13,9 +19,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 ENV_PREFIX = "VODORIGIN_"
+PROTOCOL_TABLES = ("hls", "dash", "hds", "mss")
+# What a protocol's table may set: segmentation, manifests and caching headers
+PROTOCOL_SETTINGS = ("segment_duration", "bootstrap_segment_durations", "align_segments_to_key_frames",
+                     "segment_count_policy", "manifest_segment_durations_mode", "manifest_duration_policy",
+                     "expires_manifest", "expires_segment", "gzip_manifests", "last_modified")
+PROTOCOL_ONLY = {"hls": ("hls_container", "hls_iframes_playlists"),
+                 "dash": ("dash_manifest_format", "dash_segment_index", "dash_subtitle_format")}
 
 SegmentCountPolicy = Literal["last_short", "last_long", "last_rounded"]
 DurationsMode = Literal["accurate", "estimate"]
@@ -104,7 +117,9 @@ class Settings(BaseModel):
     expires_manifest: int = Field(300, ge=0)  # seconds: playlists, MPDs
     expires_segment: int = Field(86400, ge=0)  # seconds: segments, fragments, init segments
     expires_progressive: int = Field(86400, ge=0)  # seconds: /pd/
-    gzip_manifests: bool = True  # Content-Encoding: gzip when the client accepts it; never for media
+    gzip_manifests: bool = True  # gzip manifests and WebVTT when the client accepts it; never media
+    last_modified: str = ""  # a fixed Last-Modified for packaged responses (vod_last_modified); "": sources'
+
 
     # origin protection (both off by default)
     origin_secret_header: str = "x-origin-secret"  # the header a CDN adds (CloudFront custom header)
@@ -119,11 +134,22 @@ class Settings(BaseModel):
     shutdown_timeout: int = Field(30, ge=1)  # seconds in-flight responses get to finish on SIGTERM
     access_log: bool = True  # one JSON line per request on the vodorigin.access logger
 
+    # per protocol: tables overriding PROTOCOL_SETTINGS (and the protocol's own) for one protocol
+    hls: dict[str, Any] = {}
+    dash: dict[str, Any] = {}
+    hds: dict[str, Any] = {}
+    mss: dict[str, Any] = {}
+
     @model_validator(mode="after")
-    def _consistent(self) -> Settings:
-        if self.dash_manifest_format == "segmenttemplate" and self.bootstrap_segment_durations:
+    def _consistent(self, info: ValidationInfo) -> Settings:
+        protocol = (info.context or {}).get("protocol", "")
+        if protocol in ("", "dash") and self.dash_manifest_format == "segmenttemplate" and \
+                self.bootstrap_segment_durations:
             raise ValueError("dash_manifest_format = segmenttemplate lists one fixed segment duration: "
                              "it cannot describe bootstrap_segment_durations (use segmenttimeline)")
+        if self.last_modified and _http_date(self.last_modified) is None:
+            raise ValueError(f"last_modified {self.last_modified!r} is not an HTTP date "
+                             "(e.g. 'Sun, 19 Nov 2000 08:52:00 GMT')")
         if self.storage == "http" and not self.http_base_url:
             raise ValueError("storage = http needs http_base_url")
         if self.storage == "s3" and not (self.s3_bucket or self.s3_buckets):
@@ -133,7 +159,23 @@ class Settings(BaseModel):
             if "" in parts or ".." in parts or "." in parts or not target.removeprefix("s3://").split("/")[0]:
                 raise ValueError(f"s3_buckets: {url_prefix!r} = {target!r} is not "
                                  "'media path prefix' = 'bucket[/key prefix]'")
+        for name in PROTOCOL_TABLES:
+            _check_table(name, getattr(self, name))
+        if not protocol and any(getattr(self, name) for name in PROTOCOL_TABLES):
+            for name in PROTOCOL_TABLES:
+                self.for_protocol(name)  # each protocol's view must be valid on its own
         return self
+
+    def for_protocol(self, protocol: str) -> Settings:
+        """The settings one protocol sees: the top level with its table's overrides (none for pd)."""
+        values = self.model_dump()
+        values.update(values.pop(protocol, {}) if protocol in PROTOCOL_TABLES else {})
+        values.update(dict.fromkeys(PROTOCOL_TABLES, {}))
+        return Settings.model_validate(values, context={"protocol": protocol})
+
+    @property
+    def last_modified_time(self) -> float | None:
+        return _http_date(self.last_modified) if self.last_modified else None
 
     @property
     def segment_duration_ms(self) -> int:
@@ -152,22 +194,50 @@ class SettingsError(Exception):
     """A configuration that cannot be loaded; the CLI prints it and exits."""
 
 
+def _check_table(protocol: str, table: dict[str, Any]) -> None:
+    allowed = PROTOCOL_SETTINGS + PROTOCOL_ONLY.get(protocol, ())
+    for key in table:
+        if key not in allowed:
+            raise ValueError(f"[{protocol}] {key}: not a setting a protocol table can override "
+                             f"(these are: {', '.join(allowed)})")
+
+
+def _http_date(value: str) -> float | None:
+    try:
+        return email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+
+
+ENVIRONMENT_ONLY = ("CONFIG_FILE",)  # VODORIGIN_CONFIG_FILE: read by the server's workers, not a setting
+
+
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
+    """VODORIGIN_<NAME> variables, and VODORIGIN_<PROTOCOL>__<NAME> for a protocol's table; a
+    variable that names no setting is an error, as an unknown key in a file is."""
     values: dict[str, Any] = {}
-    for name, field in Settings.model_fields.items():
-        raw = environ.get(ENV_PREFIX + name.upper())
-        if raw is None:
+    for variable, raw in environ.items():
+        if not variable.startswith(ENV_PREFIX) or variable[len(ENV_PREFIX):] in ENVIRONMENT_ONLY:
             continue
-        if "tuple" in str(field.annotation):
-            values[name] = [item for item in raw.replace(" ", "").split(",") if item]
-        elif "dict" in str(field.annotation):
-            try:
-                values[name] = json.loads(raw)  # e.g. VODORIGIN_HTTP_HEADERS='{"x-origin-secret": "..."}'
-            except json.JSONDecodeError as exc:
-                raise SettingsError(f"{ENV_PREFIX}{name.upper()} is not a JSON object: {exc}") from exc
-        else:
-            values[name] = raw
+        table, _, name = variable[len(ENV_PREFIX):].lower().rpartition("__")
+        known = name in Settings.model_fields and name not in PROTOCOL_TABLES
+        if not known or (table and table not in PROTOCOL_TABLES):
+            raise SettingsError(f"{variable} names no setting")
+        target = values.setdefault(table, {}) if table else values
+        target[name] = _environment_value(variable, name, raw)
     return values
+
+
+def _environment_value(variable: str, name: str, raw: str) -> Any:
+    annotation = str(Settings.model_fields[name].annotation)
+    if "tuple" in annotation:
+        return [item for item in raw.replace(" ", "").split(",") if item]
+    if "dict" in annotation:
+        try:
+            return json.loads(raw)  # e.g. VODORIGIN_HTTP_HEADERS='{"x-origin-secret": "..."}'
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"{variable} is not a JSON object: {exc}") from exc
+    return raw
 
 
 def load_settings(
@@ -183,7 +253,11 @@ def load_settings(
             values.update(tomllib.loads(path.read_text()))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"cannot read config {path}: {exc}") from exc
-    values.update(_from_environment(os.environ if environ is None else environ))
+    for name, value in _from_environment(os.environ if environ is None else environ).items():
+        if name in PROTOCOL_TABLES:
+            values[name] = {**values.get(name, {}), **value}
+        else:
+            values[name] = value
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         return Settings(**values)

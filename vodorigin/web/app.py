@@ -32,7 +32,7 @@ from vodorigin.settings import Settings, load_settings
 from vodorigin.storage.factory import storage_for
 from vodorigin.urls import MediaRequest, check_url_path, parse_request_path
 from vodorigin.web.cors import CorsMiddleware
-from vodorigin.web.http_cache import HttpPolicy, compress, request_class
+from vodorigin.web.http_cache import HttpPolicy, compress, compressible, request_class
 from vodorigin.web.observe import ObserveMiddleware, Observer
 from vodorigin.web.player import player_router
 from vodorigin.web.protect import ProtectionMiddleware
@@ -86,7 +86,8 @@ PROTOCOL_HANDLERS: dict[str, Handler] = {"hls": packaged(hls.handle), "dash": pa
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """What every media endpoint shares."""
+    """What the endpoint of one protocol uses: the shared origin and response cache, and the
+    packaging and HTTP settings of its protocol (settings.for_protocol)."""
 
     origin: Origin
     context: PackagerContext
@@ -97,10 +98,8 @@ class Services:
 
 def create_app(settings: Settings) -> FastAPI:
     origin = Origin(settings, storage_for(settings))
-    services = Services(origin, PackagerContext.from_settings(settings), HttpPolicy.from_settings(settings),
-                        ResponseCache(settings.response_cache_bytes, settings.response_cache_ttl),
-                        settings.response_cache_segments)
-    observer = Observer(origin, services.responses)
+    responses = ResponseCache(settings.response_cache_bytes, settings.response_cache_ttl)
+    observer = Observer(origin, responses)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -148,6 +147,9 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.player_page:
         app.include_router(player_router(settings))
     for protocol, handler in PROTOCOL_HANDLERS.items():
+        view = settings.for_protocol(protocol)
+        services = Services(origin, PackagerContext.from_settings(view), HttpPolicy.from_settings(view),
+                            responses, settings.response_cache_segments)
         app.add_api_route(f"/{protocol}/{{path:path}}", _endpoint(protocol, handler, services),
                           methods=["GET", "HEAD"], name=protocol)
     return app
@@ -164,8 +166,9 @@ def _endpoint(protocol: str, handler: Handler, services: Services
             sources = await origin.sources(media_request.files)
             url_path = request.url.path
             kind = request_class(url_path)
-            validators = Validators.of(sources, url_path)
-            responder = MediaResponder(services.policy, kind, validators, request.headers)
+            validators = Validators.of(sources, url_path, services.policy.last_modified)
+            text = compressible(url_path)
+            responder = MediaResponder(services.policy, kind, validators, request.headers, text)
             if (not_modified := responder.not_modified()) is not None:
                 request.state.cache = "not-modified"
                 return not_modified
@@ -174,7 +177,7 @@ def _endpoint(protocol: str, handler: Handler, services: Services
             request.state.cache = "hit" if content is not None else "-"  # "-": not a cacheable response
             if content is None:
                 content = await _build(await handler(media_request, sources, origin, services.context),
-                                       kind, request.method, services)
+                                       text, request.method, services)
                 if isinstance(content, CachedResponse):
                     services.responses.put(key, content)
                     request.state.cache = "miss"
@@ -189,11 +192,11 @@ def _endpoint(protocol: str, handler: Handler, services: Services
     return endpoint
 
 
-async def _build(output: Output, kind: str, method: str, services: Services) -> Content:
+async def _build(output: Output, text: bool, method: str, services: Services) -> Content:
     """A packager's output as response content: documents (and, when configured, rendered segments)
-    become cacheable bodies, manifests with their gzip form; the rest stays lazy."""
+    become cacheable bodies, manifests and WebVTT with their gzip form; the rest stays lazy."""
     if isinstance(output, Document):
-        gzipped = compress(output.body) if kind == "manifest" and services.policy.gzip_manifests else None
+        gzipped = compress(output.body) if text and services.policy.gzip_manifests else None
         return CachedResponse(output.body, output.content_type, gzipped)
     if isinstance(output, MediaSegment) and services.cache_segments and method == "GET":
         return CachedResponse(await render(output, services.origin), output.content_type)

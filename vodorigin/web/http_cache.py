@@ -25,6 +25,7 @@ from vodorigin.settings import Settings
 from vodorigin.urls import PROTOCOLS
 
 MANIFEST_EXTENSIONS = ("m3u8", "mpd", "f4m")
+TEXT_EXTENSIONS = ("vtt",)  # subtitles: text, gzipped like manifests, cached like segments
 GZIP_LEVEL = 6
 
 
@@ -36,20 +37,28 @@ def request_class(path: str) -> str:
     if parts[0] == "pd":
         return "progressive"
     name = parts[-1]
-    if name.rsplit(".", 1)[-1] in MANIFEST_EXTENSIONS or name == "manifest":
+    if name.rsplit(".", 1)[-1] in MANIFEST_EXTENSIONS or name == "manifest" or name.startswith("manifest-"):
         return "manifest"
     return "segment"
+
+
+def compressible(path: str) -> bool:
+    """Manifests and WebVTT: the text responses gzip serves (nginx-vod-module deployments gzip
+    m3u8, f4m, mpd, xml and vtt)."""
+    return request_class(path) == "manifest" or path.rsplit(".", 1)[-1] in TEXT_EXTENSIONS
 
 
 @dataclass(frozen=True, slots=True)
 class HttpPolicy:
     max_age: Mapping[str, int]  # seconds, by request class
     gzip_manifests: bool
+    last_modified: float | None = None  # a fixed Last-Modified (settings.last_modified), else the sources'
 
     @classmethod
     def from_settings(cls, settings: Settings) -> HttpPolicy:
         return cls({"manifest": settings.expires_manifest, "segment": settings.expires_segment,
-                    "progressive": settings.expires_progressive}, settings.gzip_manifests)
+                    "progressive": settings.expires_progressive}, settings.gzip_manifests,
+                   settings.last_modified_time)
 
     def caching_headers(self, request_class: str, now: float | None = None) -> dict[str, str]:
         seconds = self.max_age.get(request_class, 0)

@@ -40,25 +40,27 @@ class Validators:
     last_modified: float
 
     @classmethod
-    def of(cls, sources: tuple[SourceIdentity, ...], url_path: str) -> Validators:
+    def of(cls, sources: tuple[SourceIdentity, ...], url_path: str, last_modified: float | None = None
+           ) -> Validators:
+        """last_modified: a fixed date to announce (vod_last_modified), else the newest source's."""
         digest = hashlib.sha1(url_path.encode())
         for source in sources:
             digest.update(f"{source.path}\0{source.size}\0{source.etag}".encode())
-        return cls(f'"{digest.hexdigest()[:32]}"', max(s.mtime for s in sources))
+        return cls(f'"{digest.hexdigest()[:32]}"', last_modified or max(s.mtime for s in sources))
 
 
 class MediaResponder:
     """Builds the responses of one request class under the application's HTTP policy."""
 
     def __init__(self, policy: HttpPolicy, request_class: str, validators: Validators,
-                 request_headers: Mapping[str, str]) -> None:
+                 request_headers: Mapping[str, str], compressible_class: bool) -> None:
         self.request_class = request_class
         self.validators = validators
         self.request_headers = request_headers
         self.headers = {"etag": validators.etag,
                         "last-modified": email.utils.formatdate(validators.last_modified, usegmt=True),
                         "accept-ranges": "bytes", **policy.caching_headers(request_class)}
-        self.compressible = request_class == "manifest" and policy.gzip_manifests
+        self.compressible = compressible_class and policy.gzip_manifests
         if self.compressible:
             self.headers["vary"] = "Accept-Encoding"
 
