@@ -60,15 +60,21 @@ class _Figures(Generic[T]):
 
 
 class ByteBoundedCache(_Figures[T]):
-    """An LRU cache whose size is the sum of its values' `nbytes`, with single-flight loads."""
+    """An LRU cache whose size is the sum of its values' sizes (size_of), with single-flight loads;
+    with a ttl, entries also expire that many seconds after they were loaded."""
 
-    def __init__(self, max_bytes: int, size_of: Callable[[T], int]) -> None:
+    def __init__(self, max_bytes: int, size_of: Callable[[T], int], ttl: float | None = None) -> None:
         super().__init__(max_bytes)
-        self._cache = _CountingLRU(maxsize=max(max_bytes, 1), getsizeof=size_of)
+        maxsize = max(max_bytes, 1)
+        self._cache = _CountingLRU(maxsize=maxsize, getsizeof=size_of) if ttl is None else \
+            _CountingTTL(maxsize=maxsize, ttl=ttl, getsizeof=size_of)
         self._size_of = size_of
         self._loading: dict[Hashable, asyncio.Future[T]] = {}
 
-    async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
+    async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[T]],
+                          keep: Callable[[T], bool] = lambda _: True) -> T:
+        """The cached value, or load() it once for every concurrent caller; keep(value) False: serve
+        it without caching it (a mapping that says "cache": false)."""
         cached = self._cache.get(key)
         if cached is not None:
             self.hits += 1
@@ -89,7 +95,7 @@ class ByteBoundedCache(_Figures[T]):
         finally:
             self._loading.pop(key, None)
         future.set_result(value)
-        if 0 < self._size_of(value) <= self.max_bytes:
+        if 0 < self._size_of(value) <= self.max_bytes and keep(value):
             self._cache[key] = value
         return value
 

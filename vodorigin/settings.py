@@ -64,6 +64,13 @@ class Settings(BaseModel):
     s3_session_token: str = ""
     s3_profile: str = ""
 
+    # mapped mode: the URL names a mapping (nginx-vod-module's JSON media set), which names the files
+    mode: Literal["files", "mapped"] = "files"
+    mapping_url: str = ""  # mapped: a media-set path P is <mapping_url>/P; "": a JSON file P in storage
+    mapping_cache_bytes: int = Field(16 * 1024 * 1024, ge=0)  # parsed mappings kept, bounded by bytes
+    mapping_cache_ttl: float = Field(60.0, gt=0)  # seconds a mapping is used before it is asked again
+    max_mapping_size: int = Field(1024 * 1024, ge=1024)  # bytes of a mapping response
+
     # upstream reads (http, s3)
     upstream_timeout: float = Field(10.0, gt=0)  # seconds for one read, retries included
     upstream_retries: int = Field(3, ge=0)  # extra attempts on 5xx, throttling, dropped connections

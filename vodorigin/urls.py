@@ -35,6 +35,8 @@ _QUALITY_LEVELS = re.compile(r"^QualityLevels\(\d{1,12}\)\Z", re.ASCII)
 _TRACK_TOKEN = re.compile(r"^([vat])(\d{1,3})\Z", re.ASCII)
 _SHIFT_TOKEN = re.compile(r"^([vas])(\d{1,9})\Z", re.ASCII)
 _FILE_INDEX_TOKEN = re.compile(r"^f(\d{1,3})\Z", re.ASCII)
+_CLIP_INDEX_TOKEN = re.compile(r"^c(\d{1,3})\Z", re.ASCII)  # a clip of a mapped playlist
+_SEQUENCE_TOKEN = re.compile(r"^s([A-Za-z0-9_]{1,32})\Z", re.ASCII)  # a mapped sequence by its id
 _LANGUAGE_TOKEN = re.compile(r"^l([a-z]{2,3})\Z", re.ASCII)
 _NUMBER = re.compile(r"^\d{1,11}\Z", re.ASCII)  # path parameter values and segment numbers
 _FILE_NAME = re.compile(r"^(?P<kind>[a-zA-Z]+)(?:-(?P<tokens>[^.]*))?(?:\.(?P<extension>[a-z0-9]{1,5}))?\Z",
@@ -52,16 +54,32 @@ class FileName:
     tracks: TrackSpec = TrackSpec()
     language: str | None = None  # l<lang>, as a BCP 47 tag
     tokens: str = ""  # the token text after the kind, as written (reused in child URLs)
+    sequence_id: str | None = None  # s<id>: a mapped sequence by its id
+    clip_index: int | None = None  # c<n>, 1-based: a clip of a mapped playlist
 
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One file of the media set with the path parameters that apply to it."""
+    """One file of the media set with what applies to it: path parameters (tracks/, lang/,
+    shift/), or a mapped sequence's language, label, default flag and id."""
 
     path: str  # relative path of the file, path parameters removed
     tracks: TrackSpec = TrackSpec()  # tracks/
     language: str | None = None  # lang/, a BCP 47 tag
     shifts_ms: tuple[tuple[MediaType, int], ...] = ()  # shift/
+    label: str | None = None
+    default: bool | None = None
+    sequence_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaylistClip:
+    """One clip of a mapped playlist: a part per sequence, the range of the files it plays, and
+    where it starts on the playlist's timeline."""
+
+    parts: tuple[Part, ...]
+    clip: Clip
+    offset_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +89,14 @@ class MediaRequest:
     file_name: str  # the last path component ("" for /pd/, where the file is the set)
     clip: Clip = Clip()
     is_urlset: bool = False
+    playlist: tuple[PlaylistClip, ...] = ()  # a mapped playlist of several clips
+    discontinuity: bool = True  # the playlist's clips differ in media parameters
 
     @property
     def files(self) -> tuple[str, ...]:
-        return tuple(part.path for part in self.parts)
+        """Every file the request reads, each once, in order."""
+        paths = [part.path for part in self.parts] + [p.path for c in self.playlist for p in c.parts]
+        return tuple(dict.fromkeys(paths))
 
 
 def check_url_path(path: str, raw_path: bytes) -> None:
@@ -217,6 +239,7 @@ def parse_file_name(name: str, numbered: bool = False) -> FileName:
     match = _FILE_NAME.match(name)
     if match is None:
         raise BadRequest(f"invalid file name {name!r}")
+    kind, extension = match["kind"], match["extension"] or ""
     token_text = match["tokens"] or ""
     tokens = token_text.split("-") if token_text else []
     number = None
@@ -224,17 +247,22 @@ def parse_file_name(name: str, numbered: bool = False) -> FileName:
         if not tokens or not _NUMBER.match(tokens[0]) or len(tokens[0]) > 9 or int(tokens[0]) < 1:
             raise BadRequest(f"{name!r}: expected a segment number from 1")
         number = int(tokens.pop(0))
-    file_index, language = None, None
+    file_index = clip_index = None
+    language = sequence_id = None
     track_tokens: list[str] = []
     for token in tokens:
         if _TRACK_TOKEN.match(token):
             track_tokens.append(token)
-        elif _FILE_INDEX_TOKEN.match(token) and file_index is None and int(token[1:]) >= 1:
-            file_index = int(token[1:])
+        elif (match := _FILE_INDEX_TOKEN.match(token)) and file_index is None and int(match[1]) >= 1:
+            file_index = int(match[1])
+        elif (match := _CLIP_INDEX_TOKEN.match(token)) and clip_index is None and int(match[1]) >= 1:
+            clip_index = int(match[1])
         elif _LANGUAGE_TOKEN.match(token) and language is None:
             language = _language(token[1:], name)
+        elif (match := _SEQUENCE_TOKEN.match(token)) and sequence_id is None:
+            sequence_id = match[1]
         else:
             raise BadRequest(f"{name!r}: unexpected token {token!r}")
     tracks = parse_track_spec("-".join(track_tokens)) if track_tokens else TrackSpec()
     rest = token_text.split("-", 1)[1] if numbered and "-" in token_text else ("" if numbered else token_text)
-    return FileName(match["kind"], match["extension"] or "", number, file_index, tracks, language, rest)
+    return FileName(kind, extension, number, file_index, tracks, language, rest, sequence_id, clip_index)

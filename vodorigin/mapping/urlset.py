@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 
 from vodorigin.errors import NotFound
@@ -18,10 +18,18 @@ from vodorigin.timing import rescale
 from vodorigin.urls import MediaRequest, Part
 
 
-def media_set(request: MediaRequest, movies: Sequence[Movie]) -> MediaSet:
-    """The movies of a request's parts (in order), each with its part's parameters applied."""
-    return MediaSet(tuple(apply_part(movie, part) for movie, part in zip(movies, request.parts, strict=True)),
-                    request.clip)
+def media_set(request: MediaRequest, movies: Mapping[str, Movie]) -> MediaSet:
+    """The movies of a request's parts (by path), each with what applies to its part; a mapped
+    playlist as the sets of its clips, one after another."""
+    media = MediaSet(_movies(request.parts, movies), request.clip)
+    if not request.playlist:
+        return media
+    clips = tuple(MediaSet(_movies(c.parts, movies), c.clip, c.offset_ms) for c in request.playlist)
+    return replace(media, clips=clips, discontinuity=request.discontinuity)
+
+
+def _movies(parts: tuple[Part, ...], movies: Mapping[str, Movie]) -> tuple[Movie, ...]:
+    return tuple(apply_part(movies[part.path], part) for part in parts)
 
 
 def apply_part(movie: Movie, part: Part) -> Movie:
@@ -30,17 +38,22 @@ def apply_part(movie: Movie, part: Part) -> Movie:
         tracks = select_tracks(tracks, part.tracks, False)
         if not tracks:
             raise NotFound(f"the tracks/ parameter selects no track of {part.path}")
-    if part.language is not None:
-        tracks = tuple(_in_language(t, part.language) for t in tracks)
+    if part.language is not None or part.label is not None or part.default is not None:
+        tracks = tuple(_described(t, part) for t in tracks)
     for media_type, delay_ms in part.shifts_ms:
         tracks = tuple(shifted(t, delay_ms) if t.media_type is media_type else t for t in tracks)
-    return replace(movie, tracks=tracks)
+    return replace(movie, tracks=tracks, sequence_id=part.sequence_id)
 
 
-def _in_language(track: Track, language: str) -> Track:
+def _described(track: Track, part: Part) -> Track:
+    """A language (then the label follows from it), a label or a default flag given for a part
+    apply to its audio and subtitle tracks."""
     if track.media_type is MediaType.VIDEO:
         return track
-    return replace(track, language=language, label="")
+    language = part.language or track.language
+    label = part.label if part.label is not None else ("" if part.language is not None else track.label)
+    default = part.default if part.default is not None else track.default
+    return replace(track, language=language, label=label, default=default)
 
 
 def shifted(track: Track, delay_ms: int) -> Track:

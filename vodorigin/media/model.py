@@ -132,6 +132,7 @@ class Movie:
     timescale: int  # mvhd
     tracks: tuple[Track, ...]
     skipped: tuple[str, ...] = ()  # why tracks were left out (unknown handler or codec)
+    sequence_id: str = ""  # the id of the mapped sequence it plays in (s<id> file-name tokens)
 
     def tracks_of(self, media_type: MediaType) -> tuple[Track, ...]:
         return tuple(t for t in self.tracks if t.media_type == media_type)
@@ -187,11 +188,22 @@ class Clip:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class MediaSet:
-    """What one request addresses: the files of a urlset (one for a plain path), and a clip."""
+    """What one request addresses: the files of a urlset (one for a plain path) or of a mapping's
+    sequences, and a clip.
+
+    A mapped playlist of several clips is a MediaSet whose `clips` are the sets of each clip (the
+    top level then describes the clip manifests use); offset_ms is where a set starts on the
+    presentation timeline (0, or the sum of the durations before a clip of a playlist), and
+    discontinuity says whether the clips' media parameters differ.
+    """
 
     movies: tuple[Movie, ...]
     clip: Clip = field(default_factory=Clip)
+    offset_ms: int = 0
+    clips: tuple[MediaSet, ...] = ()
+    discontinuity: bool = True
 
     @property
     def sample_count(self) -> int:
-        return sum(t.samples.count for movie in self.movies for t in movie.tracks)
+        sets = self.clips or (self,)
+        return sum(t.samples.count for media in sets for movie in media.movies for t in movie.tracks)

@@ -34,7 +34,7 @@ from vodorigin.media.segmenter import SegmentConfig, Timeline, set_timeline
 from vodorigin.mp4.codecs import dolby_channel_mask
 from vodorigin.mux import fmp4
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
-from vodorigin.packagers.renditions import Rendition, codec_family, defaults, in_language, renditions
+from vodorigin.packagers.renditions import Rendition, codec_family, defaults, narrowed, renditions
 from vodorigin.packagers.shared import (
     FMP4,
     choose_rendition,
@@ -67,7 +67,7 @@ class _Set:
 
 def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
     name = parse_file_name(file_name, numbered=file_name.startswith("fragment-"))
-    media = in_language(media, name.language)
+    media = narrowed(media, name)
     route = (name.kind, name.extension)
     if route == ("manifest", "mpd"):
         if name.file_index is not None or not name.tracks.empty:

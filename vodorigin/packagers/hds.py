@@ -33,7 +33,7 @@ from vodorigin.media.segmenter import Timeline, set_timeline
 from vodorigin.mp4 import write
 from vodorigin.mux import flv
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
-from vodorigin.packagers.renditions import renditions
+from vodorigin.packagers.renditions import narrowed, part_tokens, renditions
 from vodorigin.packagers.shared import FMP4, choose_rendition, frame_rate, segment_bitrates
 from vodorigin.urls import parse_file_name
 
@@ -45,9 +45,12 @@ _FRAGMENT = re.compile(r"^frag(?:-(?P<tokens>[a-z0-9-]*?))?-Seg(?P<segment>\d{1,
 
 
 def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
-    if file_name == "manifest.f4m":
+    if file_name.startswith("manifest") and file_name.endswith(".f4m"):
+        name = parse_file_name(file_name)
+        if name.kind != "manifest" or name.file_index is not None or not name.tracks.empty:
+            raise BadRequest(f"unknown HDS file name {file_name!r}")
         sources = tuple(m.source for m in media.movies)
-        return Document(render_manifest(media, context), MANIFEST_TYPE, sources)
+        return Document(render_manifest(narrowed(media, name), context), MANIFEST_TYPE, sources)
     match = _FRAGMENT.match(file_name)
     if match is None:
         raise BadRequest(f"unknown HDS file name {file_name!r}")
@@ -120,6 +123,7 @@ class _Entry:
     and, for an alternate audio track, its language and label."""
 
     number: int
+    movie: Movie
     tracks: tuple[Track, ...]
     timeline: Timeline
     alternate: bool = False
@@ -137,12 +141,13 @@ def _entries(media: MediaSet, context: PackagerContext) -> list[_Entry]:
             continue
         timeline = set_timeline(media, movie, context.segments)
         for tracks in [(video, *audio) for video in videos] or [tuple(audio)]:
-            entries.append(_Entry(number, tracks, timeline))
+            entries.append(_Entry(number, movie, tracks, timeline))
             muxed.update(id(t) for t in tracks)
     for rendition in renditions(media, MediaType.AUDIO):
         if id(rendition.track) not in muxed and entries:
             timeline = set_timeline(media, rendition.movie, context.segments)
-            entries.append(_Entry(rendition.file, (rendition.track,), timeline, alternate=True))
+            alternate = _Entry(rendition.file, rendition.movie, (rendition.track,), timeline, alternate=True)
+            entries.append(alternate)
     return entries
 
 
@@ -163,7 +168,7 @@ def render_manifest(media: MediaSet, context: PackagerContext) -> bytes:
         info.text = base64.b64encode(bootstrap(entry.timeline)).decode()
         _, average = segment_bitrates(entry.tracks, entry.timeline, FMP4)
         element = etree.SubElement(root, "media", bitrate=str(max(average // 1000, 1)),
-                                   url=f"frag-{_tokens(entry.number, len(media.movies), entry.tracks)}-",
+                                   url=f"frag-{part_tokens(media, entry.number, entry.movie, entry.tracks)}-",
                                    bootstrapInfoId=bootstrap_id)
         video = next((t for t in entry.tracks if t.media_type is MediaType.VIDEO), None)
         if video is not None:
@@ -177,11 +182,6 @@ def render_manifest(media: MediaSet, context: PackagerContext) -> bytes:
         metadata = on_metadata(entry.tracks, entry.timeline, average)
         etree.SubElement(element, "metadata").text = base64.b64encode(metadata).decode()
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
-
-
-def _tokens(number: int, files: int, tracks: tuple[Track, ...]) -> str:
-    parts = [f"f{number}"] if files > 1 else []
-    return "-".join([*parts, *(t.key for t in tracks)])
 
 
 def on_metadata(tracks: tuple[Track, ...], timeline: Timeline, bitrate: int) -> bytes:

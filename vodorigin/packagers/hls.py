@@ -22,7 +22,7 @@ from vodorigin.packagers.hls_media import (
     webvtt_segment,
 )
 from vodorigin.packagers.output import Output, PackagerContext
-from vodorigin.packagers.renditions import in_language
+from vodorigin.packagers.renditions import narrowed
 from vodorigin.urls import parse_file_name
 
 __all__ = ["handle", "render_master_playlist", "render_media_playlist"]
@@ -31,7 +31,7 @@ __all__ = ["handle", "render_master_playlist", "render_media_playlist"]
 def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
     """Route an HLS file name to its renderer."""
     name = parse_file_name(file_name, numbered=file_name.startswith("seg-"))
-    media = in_language(media, name.language)
+    media = narrowed(media, name)
     route = (name.kind, name.extension)
     if route == ("master", "m3u8"):
         if name.file_index is not None or not name.tracks.empty:

@@ -17,6 +17,7 @@ from vodorigin.media.segmenter import Timeline, movie_timeline
 from vodorigin.mux import mpegts
 from vodorigin.packagers.hls_media import choose_container, fragment_plan, vod_playlist_head
 from vodorigin.packagers.output import PackagerContext
+from vodorigin.packagers.renditions import part_tokens
 from vodorigin.packagers.shared import FMP4, MPEGTS, choose_rendition
 from vodorigin.timing import rescale
 from vodorigin.urls import FileName
@@ -89,7 +90,7 @@ def iframes_playlist(name: FileName, media: MediaSet, context: PackagerContext) 
     container = choose_container((video,), context.hls_container)
     entries = iframes(video, timeline, container, context)
     durations = [f"{d:.3f}" for d in _iframe_durations(entries, video, timeline)]
-    tokens = "-".join(([f"f{name.file_index}"] if name.file_index else []) + [video.key])
+    tokens = part_tokens(media, name.file_index or 1, movie, (video,))
     lines = [*vod_playlist_head(IFRAMES_VERSION[container], durations), "#EXT-X-I-FRAMES-ONLY"]
     extension = "ts"
     if container == FMP4:
@@ -114,9 +115,9 @@ def iframe_stream_infs(media: MediaSet, context: PackagerContext) -> list[str]:
             entries = iframes(video, timeline, container, context)
             durations = _iframe_durations(entries, video, timeline)
             rates = [e.length * 8 / d for e, d in zip(entries, durations, strict=True) if d > 0]
-            tokens = ([f"f{file_number}"] if len(media.movies) > 1 else []) + [video.key]
+            tokens = part_tokens(media, file_number, movie, (video,))
             attributes = [f"BANDWIDTH={int(max(rates, default=0))}",
                           f"RESOLUTION={video.codec.width}x{video.codec.height}",
-                          f'CODECS="{video.codec.codec_string}"', f'URI="iframes-{"-".join(tokens)}.m3u8"']
+                          f'CODECS="{video.codec.codec_string}"', f'URI="iframes-{tokens}.m3u8"']
             lines.append("#EXT-X-I-FRAME-STREAM-INF:" + ",".join(attributes))
     return lines

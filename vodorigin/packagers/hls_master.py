@@ -19,7 +19,7 @@ from vodorigin.media.segmenter import set_timeline
 from vodorigin.packagers.hls_iframes import iframe_stream_infs
 from vodorigin.packagers.hls_media import HLS_VERSION, choose_container
 from vodorigin.packagers.output import PackagerContext
-from vodorigin.packagers.renditions import Rendition, codec_family, defaults, in_language, quoted, renditions
+from vodorigin.packagers.renditions import Rendition, codec_family, defaults, part_tokens, quoted, renditions
 from vodorigin.packagers.shared import frame_rate, segment_bitrates
 
 SUBTITLE_GROUP = "subs"
@@ -40,8 +40,7 @@ class _Rates:
         return segment_bitrates(tracks, timeline, self.container(tracks))
 
 
-def render_master_playlist(media: MediaSet, context: PackagerContext, language: str | None = None) -> str:
-    media = in_language(media, language)
+def render_master_playlist(media: MediaSet, context: PackagerContext) -> str:
     rates = _Rates(media, context)
     videos = renditions(media, MediaType.VIDEO)
     audios = renditions(media, MediaType.AUDIO)
@@ -140,9 +139,8 @@ def _muxed_variants(media: MediaSet, rates: _Rates, subtitles: bool) -> tuple[li
             peak, average = rates.of(rendition, tracks)
             video = tracks[0] if tracks[0].media_type is MediaType.VIDEO else None
             codecs = [t.codec.codec_string for t in tracks if t is not video]
-            tokens = ([f"f{file_number}"] if len(media.movies) > 1 else []) + [t.key for t in tracks]
             lines += [_stream_inf(_stream_attributes(peak, average, video, codecs), None, subtitles),
-                      f"index-{'-'.join(tokens)}.m3u8"]
+                      f"index-{part_tokens(media, file_number, movie, tracks)}.m3u8"]
             containers.append(rates.container(tracks))
     return lines, containers
 

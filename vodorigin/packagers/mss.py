@@ -41,11 +41,11 @@ from vodorigin.media.segmenter import Timeline, set_timeline
 from vodorigin.mp4 import write
 from vodorigin.mux import fmp4
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
-from vodorigin.packagers.renditions import Rendition, codec_family, in_language, renditions
+from vodorigin.packagers.renditions import Rendition, codec_family, narrowed, renditions
 from vodorigin.packagers.shared import FMP4, mp4_type, segment_bitrates
 from vodorigin.packagers.text import STPP, output_track, presented_cues, text_fragment, timeline_span_ms
 from vodorigin.timing import PRESENTATION_DELAY_MS, rescale, rescale_array
-from vodorigin.urls import parse_file_name
+from vodorigin.urls import FileName, parse_file_name
 
 MANIFEST_TYPE = "text/xml"
 TIMESCALE = 10_000_000
@@ -64,7 +64,7 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
         name = parse_file_name(file_name)
         if name.extension or name.file_index is not None or not name.tracks.empty:
             raise BadRequest("a Smooth manifest lists every track: only an l<lang> token applies to it")
-        body = render_manifest(media, context, name.language)
+        body = render_manifest(media, context, name)
         return Document(body, MANIFEST_TYPE, tuple(m.source for m in media.movies))
     match = _FRAGMENT.match(file_name)
     if match is None:
@@ -153,12 +153,13 @@ def _bitrate(level: Level, index: int) -> int:
     return max(average // INDEX_MODULUS, 1) * INDEX_MODULUS + index
 
 
-def render_manifest(media: MediaSet, context: PackagerContext, language: str | None = None) -> bytes:
+def render_manifest(media: MediaSet, context: PackagerContext, name: FileName | None = None) -> bytes:
     listed = streams(media, context)
-    if language is not None:  # names come from the whole set, so fragment URLs stay the same
-        kept = {id(r.track) for kind in (MediaType.AUDIO, MediaType.SUBTITLE)
-                for r in renditions(in_language(media, language), kind)}
-        listed = [s for s in listed if s.media_type is MediaType.VIDEO or id(s.levels[0].track) in kept]
+    if name is not None and (name.language or name.sequence_id):
+        # names come from the whole set, so a fragment URL names the same stream whatever the filter
+        left = narrowed(media, name)
+        kept = {(m.source.path, t.track_id) for m in left.movies for t in m.tracks}
+        listed = [s for s in listed if _key(s.levels[0]) in kept]
     if not any(s.media_type is not MediaType.SUBTITLE for s in listed):
         raise NotFound("no video or audio track to stream")
     bounds = {stream.name: chunk_bounds(stream.levels[0]) for stream in listed}
@@ -168,6 +169,10 @@ def render_manifest(media: MediaSet, context: PackagerContext, language: str | N
     for stream in listed:
         _stream_element(root, stream, bounds[stream.name])
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
+
+
+def _key(level: Level) -> tuple[str, int]:
+    return level.rendition.movie.source.path, level.track.track_id
 
 
 def _stream_element(root: etree._Element, stream: Stream, bounds: np.ndarray) -> None:

@@ -12,6 +12,7 @@ which groups, with which labels, and which is the default.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from vodorigin.errors import NotFound
 from vodorigin.media.languages import same_language
 from vodorigin.media.model import MediaSet, MediaType, Movie, Track
+from vodorigin.urls import FileName
 
 AUDIO_DUPLICATE_RATIO = 0.1  # bit rates closer than 10% with the same language, label and codec
 
@@ -32,8 +34,30 @@ class Rendition:
     track: Track
 
     def tokens(self, media: MediaSet) -> str:
-        """The file-name tokens naming it: "a2", or "f3-a2" when the set has several parts."""
-        return f"f{self.file}-{self.track.key}" if len(media.movies) > 1 else self.track.key
+        return part_tokens(media, self.file, self.movie, (self.track,))
+
+
+def part_tokens(media: MediaSet, file: int, movie: Movie, tracks: Iterable[Track]) -> str:
+    """The file-name tokens naming tracks of a part: "v1-a2"; "f3-v1-a2" when the set has several
+    parts; "sen-a2" for a mapped sequence with an id (its index may change with a filter)."""
+    prefix = [f"s{movie.sequence_id}"] if movie.sequence_id else [f"f{file}"] if len(media.movies) > 1 else []
+    return "-".join([*prefix, *(t.key for t in tracks)])
+
+
+def narrowed(media: MediaSet, name: FileName) -> MediaSet:
+    """The set a file name's l<lang> and s<id> tokens leave."""
+    return in_language(in_sequence(media, name.sequence_id), name.language)
+
+
+def in_sequence(media: MediaSet, sequence_id: str | None) -> MediaSet:
+    """Only the mapped sequence with that id (s<id>), in every clip of a playlist."""
+    if sequence_id is None:
+        return media
+    movies = tuple(m for m in media.movies if m.sequence_id == sequence_id)
+    if not movies:
+        raise NotFound(f"no sequence {sequence_id!r} in this media set")
+    clips = tuple(in_sequence(clip, sequence_id) for clip in media.clips)
+    return replace(media, movies=movies, clips=clips)
 
 
 def in_language(media: MediaSet, language: str | None) -> MediaSet:
@@ -45,7 +69,7 @@ def in_language(media: MediaSet, language: str | None) -> MediaSet:
                    for movie in media.movies)
     if not any(t.media_type is not MediaType.VIDEO for movie in movies for t in movie.tracks):
         raise NotFound(f"no audio or subtitle track in language {language!r}")
-    return replace(media, movies=movies)
+    return replace(media, movies=movies, clips=tuple(in_language(clip, language) for clip in media.clips))
 
 
 def renditions(media: MediaSet, media_type: MediaType) -> list[Rendition]:

@@ -20,11 +20,9 @@ def mp4_type(tracks: tuple[Track, ...]) -> str:
 
 
 def choose_rendition(media: MediaSet, name: FileName) -> tuple[Movie, tuple[Track, ...]]:
-    """The file (f<n>, default 1) and tracks (default v1 + a1) a file name addresses."""
-    index = name.file_index or 1
-    if index > len(media.movies):
-        raise NotFound(f"file f{index} is not in the set (it has {len(media.movies)})")
-    movie = media.movies[index - 1]
+    """The file (f<n> or a mapped sequence's s<id>, default the first) and tracks (default v1 + a1)
+    a file name addresses."""
+    movie = _movie(media, name)
     tracks = select_tracks(movie.tracks, name.tracks, default_first=True)
     if not tracks:
         raise NotFound("no such track")
@@ -35,6 +33,18 @@ def has_samples(track: Track, timeline: Timeline) -> bool:
     """Whether any sample of the track falls in the timeline (a clip may miss a shorter track)."""
     cuts = cut_indexes(track, timeline)
     return int(cuts[-1]) > int(cuts[0])
+
+
+def _movie(media: MediaSet, name: FileName) -> Movie:
+    if name.sequence_id is not None:
+        found = [m for m in media.movies if m.sequence_id == name.sequence_id]
+        if not found:
+            raise NotFound(f"no sequence {name.sequence_id!r} in this media set")
+        return found[0]
+    index = name.file_index or 1
+    if index > len(media.movies):
+        raise NotFound(f"file f{index} is not in the set (it has {len(media.movies)})")
+    return media.movies[index - 1]
 
 
 def segment_bitrates(tracks: tuple[Track, ...], timeline: Timeline, container: str) -> tuple[int, int]:

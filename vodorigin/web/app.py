@@ -23,6 +23,7 @@ from vodorigin import __version__
 from vodorigin.cache import CachedResponse, ResponseCache
 from vodorigin.errors import MediaError, VodError
 from vodorigin.mapping import urlset
+from vodorigin.mapping.source import MappingSource
 from vodorigin.media.model import MediaSet, Movie, SourceIdentity
 from vodorigin.media.subtitles import CuesNeeded
 from vodorigin.origin import Origin
@@ -66,7 +67,7 @@ def packaged(handle: Callable[[str, MediaSet, PackagerContext], Output]) -> Hand
 
 async def _package(handle: Callable[[str, MediaSet, PackagerContext], Output], request: MediaRequest,
                    movies: list[Movie], origin: Origin, context: PackagerContext) -> Output:
-    media = origin.check_size(urlset.media_set(request, movies))
+    media = origin.check_size(urlset.media_set(request, {m.source.path: m for m in movies}))
     if media.sample_count > OFFLOAD_SAMPLES:
         return await asyncio.to_thread(handle, request.file_name, media, context)
     return handle(request.file_name, media, context)
@@ -75,7 +76,8 @@ async def _package(handle: Callable[[str, MediaSet, PackagerContext], Output], r
 async def serve_pd(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
                    ) -> Output:
     if request.clip.start_ms or request.clip.end_ms is not None or not request.parts[0].tracks.empty:
-        return pd.clipped_file(urlset.media_set(request, await origin.movies(sources)), context)
+        movies = {m.source.path: m for m in await origin.movies(sources)}
+        return pd.clipped_file(urlset.media_set(request, movies), context)
     return pd.whole_file(sources[0])
 
 
@@ -94,17 +96,21 @@ class Services:
     policy: HttpPolicy
     responses: ResponseCache
     cache_segments: bool
+    mappings: MappingSource | None  # mapped mode
 
 
 def create_app(settings: Settings) -> FastAPI:
     origin = Origin(settings, storage_for(settings))
     responses = ResponseCache(settings.response_cache_bytes, settings.response_cache_ttl)
     observer = Observer(origin, responses)
+    mappings = MappingSource(settings, origin.storage) if settings.mode == "mapped" else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         await origin.storage.close()
+        if mappings is not None:
+            await mappings.close()
 
     app = FastAPI(title="vodorigin", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
@@ -149,7 +155,7 @@ def create_app(settings: Settings) -> FastAPI:
     for protocol, handler in PROTOCOL_HANDLERS.items():
         view = settings.for_protocol(protocol)
         services = Services(origin, PackagerContext.from_settings(view), HttpPolicy.from_settings(view),
-                            responses, settings.response_cache_segments)
+                            responses, settings.response_cache_segments, mappings)
         app.add_api_route(f"/{protocol}/{{path:path}}", _endpoint(protocol, handler, services),
                           methods=["GET", "HEAD"], name=protocol)
     return app
@@ -163,16 +169,19 @@ def _endpoint(protocol: str, handler: Handler, services: Services
         try:
             check_url_path(request.scope["path"], request.scope.get("raw_path") or b"")
             media_request = parse_request_path(protocol, path, origin.settings.max_urlset_parts)
+            mappings: tuple[SourceIdentity, ...] = ()
+            if services.mappings is not None and protocol != "pd":
+                media_request, mappings = await services.mappings.resolve(media_request)
             sources = await origin.sources(media_request.files)
             url_path = request.url.path
             kind = request_class(url_path)
-            validators = Validators.of(sources, url_path, services.policy.last_modified)
+            validators = Validators.of(sources + mappings, url_path, services.policy.last_modified)
             text = compressible(url_path)
             responder = MediaResponder(services.policy, kind, validators, request.headers, text)
             if (not_modified := responder.not_modified()) is not None:
                 request.state.cache = "not-modified"
                 return not_modified
-            key = (url_path, sources)
+            key = (url_path, sources + mappings)
             content: Content | None = services.responses.get(key) if kind != "progressive" else None
             request.state.cache = "hit" if content is not None else "-"  # "-": not a cacheable response
             if content is None:
