@@ -1,6 +1,6 @@
 """Microsoft Smooth Streaming ([MS-SSTR]): a SmoothStreamingMedia manifest and fMP4 fragments.
 
-URLs (REFERENCE.md): `manifest`, and `QualityLevels(<bitrate>)/Fragments(<video|audio>=<time>)`
+URLs (REFERENCE.md): `manifest[-l<lang>]`, and `QualityLevels(<bitrate>)/Fragments(<stream>=<time>)`
 as the StreamIndex Url template builds them.
 
 * Times are 100 ns ticks (TimeScale 10,000,000, [MS-SSTR] 2.2.2.1), and so are the fragments'
@@ -54,8 +54,8 @@ TFXD_UUID = bytes.fromhex("6d1d9b0542d544e680e2141daff757b2")  # [MS-SSTR] 2.2.4
 VIDEO_FOURCC = {"avc1": "H264", "avc3": "H264", "hvc1": "HVC1", "hev1": "HVC1"}
 AAC_FOURCC = {2: "AACL", 5: "AACH", 29: "AACH"}  # object types: LC, SBR (HE), PS (HE v2)
 AUDIO_TAG_AAC = 255  # WAVE_FORMAT_RAW_AAC1
-_FRAGMENT = re.compile(r"^QualityLevels\((\d{1,12})\)/"
-                       r"Fragments\((video|audio|(?:audio|text)_[a-z0-9-]{1,20})=(\d{1,20})\)\Z", re.ASCII)
+_FRAGMENT = re.compile(r"^QualityLevels\((\d{1,12})\)/Fragments\("
+                       r"(video|audio|(?:audio|text)_[A-Za-z0-9_-]{1,48})=(\d{1,20})\)\Z", re.ASCII)
 TEXT_BITRATE = 1000  # a text QualityLevel's nominal Bitrate (its index is 0)
 
 
