@@ -73,14 +73,14 @@ def bench_metadata(settings: Settings) -> None:
     def cold_index() -> None:
         origin = Origin(settings, LocalStorage(MEDIA))  # new caches: a cold request
         movie = asyncio.run(origin.movie("long_360p.mp4"))
-        hls.render_media_playlist(movie_timeline(movie, context.segments), "v1-a1")
+        hls.render_media_playlist([movie_timeline(movie, context.segments)], "v1-a1")
 
     cold = timed(cold_index, 7)
     row("cold index.m3u8 (read + parse moov + render)", f"{statistics.median(cold) * 1000:.1f} ms",
         "target <= 50 ms; C reference 11 ms")
     origin = Origin(settings, LocalStorage(MEDIA))
     movie = asyncio.run(origin.movie("long_360p.mp4"))
-    warm = timed(lambda: hls.render_media_playlist(movie_timeline(movie, context.segments), "v1-a1"), 50)
+    warm = timed(lambda: hls.render_media_playlist([movie_timeline(movie, context.segments)], "v1-a1"), 50)
     row("index.m3u8 from cached metadata", f"{statistics.median(warm) * 1000:.2f} ms", "target <= 5 ms")
 
     master = timed(lambda: hls.render_master_playlist(MediaSet((movie,)), context), 20)
@@ -138,12 +138,13 @@ async def _bench_fmp4(settings: Settings, name: str) -> None:
     produced, seconds = 0, 0.0
     for number in numbers:
         start = time.perf_counter()
-        segment = dash.fragment(f"fragment-{number}-v1.m4s", media, context)
+        segment = dash.handle(f"fragment-{number}-v1.m4s", media, context)
+        assert isinstance(segment, MediaSegment)
         source = await origin.read_ranges(movie.source, segment.ranges)
         produced += len(segment.render(source))
         seconds += time.perf_counter() - start
     row("fMP4 plan + read + mux", f"{produced / seconds / 1e6:.0f} MB/s", "target >= 600 MB/s; C ~1 GB/s")
-    mpd = timed(lambda: dash.render_manifest(media, context), 20)
+    mpd = timed(lambda: dash.handle("manifest.mpd", media, context), 20)
     row("manifest.mpd from cached metadata", f"{statistics.median(mpd) * 1000:.2f} ms", "2-hour file")
 
 

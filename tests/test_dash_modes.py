@@ -163,5 +163,5 @@ def test_sar_comes_from_pasp(tmp_path: Path) -> None:
     movie = load_movie(target.name, tmp_path)
     assert "{}:{}".format(*movie.tracks[0].codec.pixel_aspect) == expected == "3:4"
     context = PackagerContext.from_settings(Settings())
-    mpd = etree.fromstring(dash.render_manifest(MediaSet((movie,), Clip()), context))
+    mpd = etree.fromstring(dash.handle("manifest.mpd", MediaSet((movie,), Clip()), context).body)  # type: ignore[union-attr]
     assert mpd.find(".//d:Representation", NS).get("sar") == expected

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from lxml import etree
 
+from tests.boxread import boxes
 from tests.conftest import FIXTURES, MEDIA_FILES, ffprobe_json, require_tools
 
 F4M = "{http://ns.adobe.com/f4m/1.0}"
@@ -20,18 +21,6 @@ FLV_HEADER = b"FLV\x01\x05\x00\x00\x00\x09" + bytes(4)
 # one audio track per file here; alternate audio entries are checked in test_languages.py
 H264_SETS = {name: [name] for name in MEDIA_FILES if name not in ("hevc.mp4", "multi_audio.mp4")}
 H264_SETS["clip_,180p,360p,.mp4.urlset"] = ["clip_180p.mp4", "clip_360p.mp4"]
-
-
-def boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
-    """(type, payload start, box end) of the boxes of data[start:end] (32-bit sizes)."""
-    end = len(data) if end is None else end
-    found = []
-    while start < end:
-        size, kind = struct.unpack_from(">I4s", data, start)
-        assert size >= 8 and start + size <= end
-        found.append((kind, start + 8, start + size))
-        start += size
-    return found
 
 
 def cstring(data: bytes, pos: int) -> int:

@@ -20,6 +20,7 @@ import pytest
 import webvtt
 from lxml import etree
 
+from tests.boxread import boxes, trun_sizes
 from tests.conftest import (
     FIXTURES,
     LIVE_SETTINGS,
@@ -295,7 +296,7 @@ def test_mss_second_language_fragments_hold_its_samples(http: httpx.Client) -> N
     for chunk in english.findall("c"):
         url = english.get("Url").replace("{bitrate}", level.get("Bitrate"))
         response = http.get(f"/mss/multi_audio.mp4/{url.replace('{start time}', chunk.get('t'))}")
-        sizes += _trun_sizes(response.content)
+        sizes += trun_sizes(response.content)
     entries = ("-show_entries", "packet=stream_index,size")
     packets = ffprobe_json(FIXTURES / "multi_audio.mp4", *entries)["packets"]
     assert sizes == [int(p["size"]) for p in packets if p["stream_index"] == 2]
@@ -378,47 +379,20 @@ def _first_pts(ts: bytes) -> int:
     return min(int(p["pts"]) for p in packets)
 
 
-def _boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
-    """(type, payload start, end) of the boxes in data[start:end] (test-side, 32-bit sizes)."""
-    end = len(data) if end is None else end
-    found = []
-    while start + 8 <= end:
-        size, kind = struct.unpack_from(">I4s", data, start)
-        found.append((kind, start + 8, start + size))
-        start += size
-    return found
-
-
-def _trun_sizes(fragment: bytes) -> list[int]:
-    moof = next(b for b in _boxes(fragment) if b[0] == b"moof")
-    traf = next(b for b in _boxes(fragment, moof[1], moof[2]) if b[0] == b"traf")
-    trun = next(b for b in _boxes(fragment, traf[1], traf[2]) if b[0] == b"trun")
-    flags = int.from_bytes(fragment[trun[1] + 1 : trun[1] + 4], "big")
-    count = struct.unpack_from(">I", fragment, trun[1] + 4)[0]
-    fields = [bit for bit in (0x100, 0x200, 0x400, 0x800) if flags & bit]
-    position = trun[1] + 8 + (4 if flags & 1 else 0) + (4 if flags & 4 else 0)
-    sizes = []
-    for _ in range(count):
-        values = dict(zip(fields, struct.unpack_from(f">{len(fields)}I", fragment, position), strict=True))
-        sizes.append(values[0x200])
-        position += 4 * len(fields)
-    return sizes
-
-
 def _text_samples(fragment: bytes, kind: str) -> set[tuple[int, int, str]]:
     """The cues a text fragment shows, as (start ms, end ms, text) of presentation time."""
-    boxes = _boxes(fragment)
-    mdat = next(b for b in boxes if b[0] == b"mdat")
-    moof = next(b for b in boxes if b[0] == b"moof")
-    traf = next(b for b in _boxes(fragment, moof[1], moof[2]) if b[0] == b"traf")
-    inner = {b[0]: b for b in _boxes(fragment, traf[1], traf[2])}
+    top = boxes(fragment)
+    mdat = next(b for b in top if b[0] == b"mdat")
+    moof = next(b for b in top if b[0] == b"moof")
+    traf = next(b for b in boxes(fragment, moof[1], moof[2]) if b[0] == b"traf")
+    inner = {b[0]: b for b in boxes(fragment, traf[1], traf[2])}
     timescale = 1000 if b"tfdt" in inner else 10_000_000
     if b"tfdt" in inner:
         base = struct.unpack_from(">Q", fragment, inner[b"tfdt"][1] + 4)[0]
     else:  # Smooth Streaming: tfxd (uuid) holds the time
         base = struct.unpack_from(">Q", fragment, inner[b"uuid"][1] + 20)[0]
     durations = _trun_durations(fragment, inner[b"trun"])
-    sizes = _trun_sizes(fragment)
+    sizes = trun_sizes(fragment)
     found: set[tuple[int, int, str]] = set()
     position, time = mdat[1], base
     for duration, size in zip(durations, sizes, strict=True):
@@ -431,9 +405,9 @@ def _text_samples(fragment: bytes, kind: str) -> set[tuple[int, int, str]]:
         else:
             start = round(time * 1000 / timescale) - PRESENTATION_DELAY_MS
             end = round((time + duration) * 1000 / timescale) - PRESENTATION_DELAY_MS
-            for cue in _boxes(sample):
+            for cue in boxes(sample):
                 if cue[0] == b"vttc":
-                    payload = next(b for b in _boxes(sample, cue[1], cue[2]) if b[0] == b"payl")
+                    payload = next(b for b in boxes(sample, cue[1], cue[2]) if b[0] == b"payl")
                     found.add((start, end, plain(sample[payload[1] : payload[2]].decode())))
         position += size
         time += duration

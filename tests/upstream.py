@@ -5,7 +5,7 @@ The first path component picks the behaviour: ok (honours Range), secret (ok onl
 x-origin-secret header), slow (answers after 30 s), flaky (500 on the first request for each Range,
 then ok), reset (drops the connection), short (promises more bytes than it sends), norange (200 with
 the whole object), gone (416), denied (403); documents added to `documents` are served whole at
-their path (a mapping service's JSON).
+their path (a mapping service's JSON), and paths in `statuses` answer that status.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ class FaultServer:
         self.loop = asyncio.new_event_loop()
         self.requests: Counter[str] = Counter()
         self.documents: dict[str, bytes] = {}  # path -> body, served whole (200)
+        self.statuses: dict[str, int] = {}  # path -> an error status it answers
         self.body_bytes_sent: Counter[str] = Counter()
         self.started = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -75,6 +76,8 @@ class FaultServer:
                        writer: asyncio.StreamWriter) -> bool:
         mode, _, name = target.lstrip("/").partition("/")
         self.requests[f"{method} {target} {headers.get('range', '')}"] += 1
+        if target in self.statuses:
+            return self._send(writer, self.statuses[target], {}, b"failed")
         if target in self.documents:
             return self._send(writer, 200, {"content-type": "application/json"}, self.documents[target])
         path = FIXTURES / name

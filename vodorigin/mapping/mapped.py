@@ -144,7 +144,7 @@ def mapped_request(mapped: MappedSet, protocol: str, file_name: str, url_clip: C
                                    "the same clipFrom and end with `durations` (no clipTo)")
         parts = tuple(_part(s, c) for s, c in zip(mapped.sequences, clips, strict=True))
         start = clips[0].clip_from
-        playlist.append(PlaylistClip(parts, Clip(start, start + duration), offset))
+        playlist.append(PlaylistClip(parts, Clip(start, start + duration, key_frame_after=True), offset))
         offset += duration
     reference = playlist[mapped.reference_clip]
     return MediaRequest(protocol, reference.parts, file_name, reference.clip, True, tuple(playlist),

@@ -12,6 +12,7 @@ import numpy as np
 
 from vodorigin.errors import LimitExceeded
 from vodorigin.media.model import Track
+from vodorigin.media.samples import SampleTable
 from vodorigin.media.segmenter import Timeline
 from vodorigin.timing import rescale, rescale_array
 
@@ -44,9 +45,12 @@ def sample_indexes_at(track: Track, times: np.ndarray, timeline: Timeline) -> np
     """Index of the first sample of `track` in a segment starting at each of `times` (timeline ticks).
 
     Video is cut on its sync samples (the reference track's cuts are its own key frames); other
-    tracks, and a clipTo end, at the first sample whose decode time is at or after the cut. The
+    tracks, and a clipTo end, at the first sample whose decode time is at or after the cut (video
+    at a key frame there when one comes first in decode order, so that a clip ending on a key frame
+    holds exactly the frames shown before it). The
     timeline's start (when not clipped) and its open end take every sample, audio priming and
-    trailing frames included.
+    trailing frames included. At a clipped end, audio keeps only the frames that end by it, so
+    that a clip never outlasts its end (the next clip of a playlist starts there).
     """
     samples = track.samples
     times = np.asarray(times, dtype=np.int64)
@@ -55,13 +59,24 @@ def sample_indexes_at(track: Track, times: np.ndarray, timeline: Timeline) -> np
     if track.key_times is not None:  # video
         positions = np.searchsorted(track.key_times, presentation, side="left")
         by_key_frame = np.append(samples.sync_indexes(), samples.count)[positions]
-        indexes = np.where(times < timeline.end, by_key_frame, by_decode_time)
+        indexes = np.where(times < timeline.end, by_key_frame, np.minimum(by_key_frame, by_decode_time))
     else:
         indexes = by_decode_time
     indexes = np.where(times <= 0, 0, indexes)
     if timeline.open_end:
         indexes = np.where(times >= timeline.end, samples.count, indexes)
+    elif track.key_times is None:
+        end = rescale(timeline.end, timeline.timescale, track.timescale) - track.edit_shift
+        indexes = np.where(times >= timeline.end, _ending_by(samples, end), indexes)
     return indexes.astype(np.int64)
+
+
+def _ending_by(samples: SampleTable, limit: int) -> int:
+    """How many samples end at or before decode time `limit` (sample i ends where i + 1 starts)."""
+    starting_by = int(np.searchsorted(samples.dts, limit, side="right"))
+    if starting_by == samples.count and samples.end_dts <= limit:
+        return starting_by
+    return max(starting_by - 1, 0)
 
 
 def sample_index_at(track: Track, time: int, timeline: Timeline) -> int:
@@ -98,7 +113,7 @@ def frames_by_index(track: Track, timeline: Timeline, first: int, last: int, max
     dts = samples.dts[first:last]
     next_dts = samples.dts[last] if last < samples.count else samples.end_dts
     durations = np.diff(dts, append=next_dts)
-    origin = rescale(timeline.start, timeline.timescale, track.timescale) - track.edit_shift
+    origin = rescale(timeline.zero, timeline.timescale, track.timescale) - track.edit_shift
     return TrackFrames(
         track=track,
         first=first,

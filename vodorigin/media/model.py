@@ -180,10 +180,15 @@ def select_tracks(tracks: tuple[Track, ...], spec: TrackSpec, default_first: boo
 
 @dataclass(frozen=True, slots=True)
 class Clip:
-    """A time range of the media in milliseconds (clipFrom / clipTo); end None = to the end."""
+    """A time range of the media in milliseconds (clipFrom / clipTo); end None = to the end.
+
+    Video starts on a key frame: the last one at or before start_ms, or with key_frame_after (a
+    clip of a mapped playlist, as nginx-vod-module cuts them) the first one at or after it, so that
+    the clip never outlasts its end."""
 
     start_ms: int = 0
     end_ms: int | None = None
+    key_frame_after: bool = False
 
 
 @dataclass(frozen=True, slots=True, eq=False)

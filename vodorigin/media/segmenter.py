@@ -12,11 +12,11 @@ Segment N is a function of the metadata, the settings and N alone: manifests and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from vodorigin.errors import BadRequest, LimitExceeded, NotFound
+from vodorigin.errors import BadRequest, LimitExceeded, MediaError, NotFound
 from vodorigin.media.model import Clip, MediaSet, MediaType, Movie, Track
 from vodorigin.settings import Settings
 from vodorigin.timing import rescale, rescale_array
@@ -52,12 +52,19 @@ class Timeline:
     cuts[i]..cuts[i+1] is segment i (0-based; URLs number from 1). `listed` holds the boundaries
     whose differences manifests print: the cuts themselves in accurate mode, nominal ones in
     estimate mode. `open_end` is True when the last cut is the end of the media (not a clipTo).
+    `offset` is where the start sits on the presentation timeline (a later clip of a mapped
+    playlist), so output times count from `zero`: the tick that is presentation time 0.
     """
 
     timescale: int
     cuts: np.ndarray
     listed: np.ndarray
     open_end: bool = True
+    offset: int = 0
+
+    @property
+    def zero(self) -> int:
+        return int(self.cuts[0]) - self.offset
 
     @property
     def count(self) -> int:
@@ -160,10 +167,11 @@ def set_timeline(media: MediaSet, movie: Movie, config: SegmentConfig) -> Timeli
         if reference is None:
             raise NotFound("the media set has no video or audio to cut segments on")
         movie = reference
-    return movie_timeline(movie, config, media.clip)
+    return movie_timeline(movie, config, media.clip, media.offset_ms)
 
 
-def movie_timeline(movie: Movie, config: SegmentConfig, clip: Clip | None = None) -> Timeline:
+def movie_timeline(movie: Movie, config: SegmentConfig, clip: Clip | None = None, offset_ms: int = 0
+                   ) -> Timeline:
     """The segment timeline of one file, on its reference track's timescale.
 
     It depends on the file and the settings only (never on which tracks a URL selects), so that
@@ -180,12 +188,16 @@ def movie_timeline(movie: Movie, config: SegmentConfig, clip: Clip | None = None
     open_end = True
     if clip is not None and (clip.start_ms or clip.end_ms is not None):
         start, end, open_end = _clip_range(clip, key_times, timescale, end)
-    return segment_timeline(key_times, timescale, start, end, config, open_end)
+    timeline = segment_timeline(key_times, timescale, start, end, config, open_end)
+    return replace(timeline, offset=rescale(offset_ms, 1000, timescale)) if offset_ms else timeline
 
 
 def _clip_range(clip: Clip, key_times: np.ndarray | None, timescale: int, end: int) -> tuple[int, int, bool]:
     start = rescale(clip.start_ms, 1000, timescale)
-    if key_times is not None and len(key_times):
+    if key_times is not None and len(key_times) and clip.key_frame_after:
+        after = int(np.searchsorted(key_times, start, side="left"))
+        start = int(key_times[after]) if after < len(key_times) else end
+    elif key_times is not None and len(key_times):
         before = int(np.searchsorted(key_times, start, side="right")) - 1
         start = int(key_times[before]) if before >= 0 else 0
     open_end = True
@@ -194,5 +206,6 @@ def _clip_range(clip: Clip, key_times: np.ndarray | None, timescale: int, end: i
         if clip_end < end:
             end, open_end = clip_end, False
     if start >= end:
-        raise BadRequest(f"clip {clip.start_ms}-{clip.end_ms} ms selects no media")
+        failure = MediaError if clip.key_frame_after else BadRequest  # a mapping's fault, or the URL's
+        raise failure(f"clip {clip.start_ms}-{clip.end_ms} ms selects no media")
     return max(start, 0), end, open_end

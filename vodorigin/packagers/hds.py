@@ -33,14 +33,15 @@ from vodorigin.media.segmenter import Timeline, set_timeline
 from vodorigin.mp4 import write
 from vodorigin.mux import flv
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
+from vodorigin.packagers.playlist import clip_sets, locate, placed, playlist_rates
 from vodorigin.packagers.renditions import narrowed, part_tokens, renditions
-from vodorigin.packagers.shared import FMP4, choose_rendition, frame_rate, segment_bitrates
+from vodorigin.packagers.shared import FMP4, frame_rate
 from vodorigin.urls import parse_file_name
 
 MANIFEST_TYPE = "video/f4m"
 FRAGMENT_TYPE = "video/f4f"
 F4M_NAMESPACE = "http://ns.adobe.com/f4m/1.0"
-_FRAGMENT = re.compile(r"^frag(?:-(?P<tokens>[a-z0-9-]*?))?-Seg(?P<segment>\d{1,9})"
+_FRAGMENT = re.compile(r"^frag(?:-(?P<tokens>[A-Za-z0-9_-]*?))?-Seg(?P<segment>\d{1,9})"
                        r"-Frag(?P<fragment>\d{1,9})\Z", re.ASCII)
 
 
@@ -58,9 +59,8 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
         raise NotFound("HDS fragments are all in segment 1 (Seg1)")
     tokens = f"-{match['tokens']}" if match["tokens"] else ""
     name = parse_file_name(f"frag-{int(match['fragment'])}{tokens}.f4f", numbered=True)
-    movie, tracks = choose_rendition(media, name)
-    timeline = set_timeline(media, movie, context.segments)
-    return fragment(movie, tracks, timeline, name.number or 1, context)
+    clip, number = locate(placed(media, name, context.segments), name.number or 1)
+    return fragment(clip.movie, clip.tracks, clip.timeline, number, context)
 
 
 def fragment(movie: Movie, tracks: tuple[Track, ...], timeline: Timeline, number: int,
@@ -93,15 +93,17 @@ def _afra(key_frames: list[tuple[int, int]], tags_start: int) -> bytes:
     return write.full_box(b"afra", 0, 0, struct.pack(">BII", 0, 1000, len(key_frames)) + entries)
 
 
-def fragment_times(timeline: Timeline) -> tuple[np.ndarray, np.ndarray]:
-    """(start, duration) of every fragment in milliseconds, delay included: the timeline's cuts."""
-    bounds = flv.milliseconds(timeline.cuts - timeline.start, timeline.timescale)
-    return bounds[:-1], np.diff(bounds)
+def fragment_times(timelines: list[Timeline]) -> tuple[np.ndarray, np.ndarray]:
+    """(start, duration) of every fragment in milliseconds, delay included: the timelines' cuts,
+    one clip after another in a playlist (a fragment reaches the next one's start)."""
+    bounds = [flv.milliseconds(t.cuts - t.zero, t.timescale) for t in timelines]
+    starts = np.concatenate([b[:-1] for b in bounds])
+    return starts, np.diff(np.append(starts, bounds[-1][-1]))
 
 
-def bootstrap(timeline: Timeline) -> bytes:
+def bootstrap(timelines: list[Timeline]) -> bytes:
     """The abst box: one segment of every fragment, and the fragment run table."""
-    starts, durations = fragment_times(timeline)
+    starts, durations = fragment_times(timelines)
     runs: list[tuple[int, int, int]] = []
     for number, (start, duration) in enumerate(zip(starts.tolist(), durations.tolist(), strict=True), 1):
         if runs and runs[-1][2] == duration:
@@ -125,8 +127,12 @@ class _Entry:
     number: int
     movie: Movie
     tracks: tuple[Track, ...]
-    timeline: Timeline
+    timelines: list[Timeline]  # one per clip of a playlist
     alternate: bool = False
+
+    @property
+    def duration(self) -> float:
+        return sum((t.end - t.start) / t.timescale for t in self.timelines)
 
 
 def _entries(media: MediaSet, context: PackagerContext) -> list[_Entry]:
@@ -139,16 +145,21 @@ def _entries(media: MediaSet, context: PackagerContext) -> list[_Entry]:
         videos = movie.tracks_of(MediaType.VIDEO)
         if not videos and not audio or not videos and entries:
             continue
-        timeline = set_timeline(media, movie, context.segments)
+        timelines = _timelines(media, number, context)
         for tracks in [(video, *audio) for video in videos] or [tuple(audio)]:
-            entries.append(_Entry(number, movie, tracks, timeline))
+            entries.append(_Entry(number, movie, tracks, timelines))
             muxed.update(id(t) for t in tracks)
     for rendition in renditions(media, MediaType.AUDIO):
         if id(rendition.track) not in muxed and entries:
-            timeline = set_timeline(media, rendition.movie, context.segments)
-            alternate = _Entry(rendition.file, rendition.movie, (rendition.track,), timeline, alternate=True)
+            timelines = _timelines(media, rendition.file, context)
+            alternate = _Entry(rendition.file, rendition.movie, (rendition.track,), timelines, alternate=True)
             entries.append(alternate)
     return entries
+
+
+def _timelines(media: MediaSet, number: int, context: PackagerContext) -> list[Timeline]:
+    """The timelines of part `number`, one per clip of a playlist."""
+    return [set_timeline(clip, clip.movies[number - 1], context.segments) for clip in clip_sets(media)]
 
 
 def render_manifest(media: MediaSet, context: PackagerContext) -> bytes:
@@ -156,17 +167,16 @@ def render_manifest(media: MediaSet, context: PackagerContext) -> bytes:
     entries = _entries(media, context)
     if not entries:
         raise NotFound("no video or audio track to stream")
-    durations = [(e.timeline.end - e.timeline.start) / e.timeline.timescale for e in entries]
     etree.SubElement(root, "id").text = media.movies[0].source.path.rsplit("/", 1)[-1]
-    etree.SubElement(root, "duration").text = f"{max(durations):.3f}"
+    etree.SubElement(root, "duration").text = f"{max(e.duration for e in entries):.3f}"
     etree.SubElement(root, "streamType").text = "recorded"
     for index, entry in enumerate(entries, start=1):
         for track in entry.tracks:
             flv.check_codec(track)
         bootstrap_id = f"bootstrap{index}"
         info = etree.SubElement(root, "bootstrapInfo", profile="named", id=bootstrap_id)
-        info.text = base64.b64encode(bootstrap(entry.timeline)).decode()
-        _, average = segment_bitrates(entry.tracks, entry.timeline, FMP4)
+        info.text = base64.b64encode(bootstrap(entry.timelines)).decode()
+        _, average = playlist_rates(media, entry.number, entry.tracks, context.segments, FMP4)
         element = etree.SubElement(root, "media", bitrate=str(max(average // 1000, 1)),
                                    url=f"frag-{part_tokens(media, entry.number, entry.movie, entry.tracks)}-",
                                    bootstrapInfoId=bootstrap_id)
@@ -179,14 +189,13 @@ def render_manifest(media: MediaSet, context: PackagerContext) -> bytes:
             element.attrib.update({"type": "audio", "alternate": "true", "label": audio.display_label})
             if audio.language != "und":
                 element.set("lang", audio.language)
-        metadata = on_metadata(entry.tracks, entry.timeline, average)
+        metadata = on_metadata(entry.tracks, entry.duration, average)
         etree.SubElement(element, "metadata").text = base64.b64encode(metadata).decode()
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
 
 
-def on_metadata(tracks: tuple[Track, ...], timeline: Timeline, bitrate: int) -> bytes:
+def on_metadata(tracks: tuple[Track, ...], duration: float, bitrate: int) -> bytes:
     """The AMF0 onMetaData script data (FLV specification E.5): a string, then an ECMA array."""
-    duration = (timeline.end - timeline.start) / timeline.timescale
     values: list[tuple[str, float | bool]] = [("duration", duration)]
     for track in tracks:
         if track.media_type is MediaType.VIDEO:

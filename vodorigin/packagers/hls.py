@@ -42,7 +42,7 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
     if route == ("iframes", "m3u8"):
         return playlist(iframes_playlist(name, media, context), media)
     if route == ("init", "mp4"):
-        return init_segment(name, media)
+        return init_segment(name, media, context)
     if route == ("seg", "ts"):
         return ts_segment(name, media, context)
     if route == ("seg", "m4s"):

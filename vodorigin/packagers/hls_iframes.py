@@ -68,7 +68,7 @@ def iframes(video: Track, timeline: Timeline, container: str, context: PackagerC
 
 def _iframe_durations(entries: list[IFrame], video: Track, timeline: Timeline) -> list[float]:
     """Seconds from each I-frame to the next one (the last one: to the end of the timeline)."""
-    end = rescale(timeline.end - timeline.start, timeline.timescale, video.timescale)
+    end = rescale(timeline.end - timeline.zero, timeline.timescale, video.timescale)
     times = [e.time for e in entries] + [max(end, entries[-1].time if entries else 0)]
     return [(b - a) / video.timescale for a, b in zip(times, times[1:], strict=False)]
 
@@ -83,8 +83,8 @@ def _iframe_rendition(name: FileName, media: MediaSet) -> tuple[Movie, Track]:
 
 def iframes_playlist(name: FileName, media: MediaSet, context: PackagerContext) -> str:
     """An EXT-X-I-FRAMES-ONLY playlist over the video-only segments seg-N[-f1]-vK.(ts|m4s)."""
-    if not context.hls_iframes_playlists:
-        raise NotFound("I-frame playlists are turned off (hls_iframes_playlists)")
+    if not context.hls_iframes_playlists or media.clips:
+        raise NotFound("I-frame playlists are turned off (hls_iframes_playlists) or the set is a playlist")
     movie, video = _iframe_rendition(name, media)
     timeline = movie_timeline(movie, context.segments, media.clip)
     container = choose_container((video,), context.hls_container)
@@ -104,8 +104,11 @@ def iframes_playlist(name: FileName, media: MediaSet, context: PackagerContext) 
 
 
 def iframe_stream_infs(media: MediaSet, context: PackagerContext) -> list[str]:
-    """One EXT-X-I-FRAME-STREAM-INF per video track; BANDWIDTH is the peak I-frame bit rate."""
-    lines = []
+    """One EXT-X-I-FRAME-STREAM-INF per video track; BANDWIDTH is the peak I-frame bit rate. A
+    mapped playlist of clips has none (as in nginx-vod-module)."""
+    lines: list[str] = []
+    if media.clips:
+        return lines
     for file_number, movie in enumerate(media.movies, start=1):
         if not movie.tracks_of(MediaType.VIDEO):
             continue

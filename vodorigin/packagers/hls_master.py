@@ -15,12 +15,12 @@ Subtitle tracks are EXT-X-MEDIA TYPE=SUBTITLES in one group that every variant n
 from __future__ import annotations
 
 from vodorigin.media.model import MediaSet, MediaType, Track
-from vodorigin.media.segmenter import set_timeline
 from vodorigin.packagers.hls_iframes import iframe_stream_infs
 from vodorigin.packagers.hls_media import HLS_VERSION, choose_container
 from vodorigin.packagers.output import PackagerContext
+from vodorigin.packagers.playlist import playlist_rates
 from vodorigin.packagers.renditions import Rendition, codec_family, defaults, part_tokens, quoted, renditions
-from vodorigin.packagers.shared import frame_rate, segment_bitrates
+from vodorigin.packagers.shared import frame_rate
 
 SUBTITLE_GROUP = "subs"
 
@@ -36,8 +36,9 @@ class _Rates:
         return choose_container(tracks, self.context.hls_container, self.media)
 
     def of(self, rendition: Rendition, tracks: tuple[Track, ...]) -> tuple[int, int]:
-        timeline = set_timeline(self.media, rendition.movie, self.context.segments)
-        return segment_bitrates(tracks, timeline, self.container(tracks))
+        """(peak, average) over the rendition's segments; in a playlist, over every clip's."""
+        container = self.container(tracks)
+        return playlist_rates(self.media, rendition.file, tracks, self.context.segments, container)
 
 
 def render_master_playlist(media: MediaSet, context: PackagerContext) -> str:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from vodorigin.errors import UnsupportedMedia
 from vodorigin.media.frames import ByteRange, SourceBytes, TrackFrames, merged_ranges, segment_frames
 from vodorigin.media.model import MediaSet, MediaType, Movie, Track
-from vodorigin.media.segmenter import Timeline, set_timeline
+from vodorigin.media.segmenter import Timeline
 from vodorigin.mux import fmp4, mpegts
 from vodorigin.packagers.output import Document, MediaSegment, PackagerContext
-from vodorigin.packagers.shared import FMP4, MPEGTS, choose_rendition, mp4_type
+from vodorigin.packagers.playlist import in_clip, locate, placed
+from vodorigin.packagers.shared import FMP4, MPEGTS, mp4_type
 from vodorigin.packagers.text import presented_cues, timeline_span_ms
 from vodorigin.text import cues_between, webvtt_document
 from vodorigin.timing import MPEG_TS_CLOCK, PRESENTATION_DELAY_MS, rescale
@@ -55,27 +56,36 @@ def _needs_fmp4(track: Track) -> bool:
 
 
 def media_playlist(name: FileName, media: MediaSet, context: PackagerContext) -> Document:
-    movie, tracks = choose_rendition(media, name)
-    timeline = set_timeline(media, movie, context.segments)
+    clips = placed(media, name, context.segments)
+    timelines = [clip.timeline for clip in clips]
+    tracks = clips[0].tracks
     if tracks[0].media_type is MediaType.SUBTITLE:
-        return playlist(render_media_playlist(timeline, name.tokens, MPEGTS, "vtt"), media)
-    container = choose_container(tracks, context.hls_container, media)
-    return playlist(render_media_playlist(timeline, name.tokens, container), media)
+        text = render_media_playlist(timelines, name.tokens, MPEGTS, "vtt", media.discontinuity)
+    else:
+        container = choose_container(tracks, context.hls_container, media)
+        text = render_media_playlist(timelines, name.tokens, container, discontinuity=media.discontinuity)
+    return playlist(text, media)
 
 
-def render_media_playlist(timeline: Timeline, tokens: str, container: str = MPEGTS, extension: str = ""
-                          ) -> str:
-    """A VOD media playlist (RFC 8216 4.3.3): every segment with its real duration."""
-    durations = [f"{d / timeline.timescale:.3f}" for d in timeline.durations().tolist()]
+def render_media_playlist(timelines: list[Timeline], tokens: str, container: str = MPEGTS,
+                          extension: str = "", discontinuity: bool = True) -> str:
+    """A VOD media playlist (RFC 8216 4.3.3): every segment with its real duration. A mapped
+    playlist lists its clips one after another, numbering segments through them, with
+    EXT-X-DISCONTINUITY (4.3.2.3) and, for fMP4, the next clip's EXT-X-MAP where they change."""
+    per_clip = [[f"{d / t.timescale:.3f}" for d in t.durations().tolist()] for t in timelines]
     suffix = f"-{tokens}" if tokens else ""
-    lines = vod_playlist_head(HLS_VERSION[container], durations)
-    extension = extension or "ts"
-    if container == FMP4:
-        lines.append(f'#EXT-X-MAP:URI="init{suffix}.mp4"')
-        extension = "m4s"
-    for number, duration in enumerate(durations, start=1):
-        lines.append(f"#EXTINF:{duration},")
-        lines.append(f"seg-{number}{suffix}.{extension}")
+    lines = vod_playlist_head(HLS_VERSION[container], [d for durations in per_clip for d in durations])
+    extension = "m4s" if container == FMP4 else extension or "ts"
+    number = 1
+    for index, durations in enumerate(per_clip):
+        if index and discontinuity:
+            lines.append("#EXT-X-DISCONTINUITY")
+        if container == FMP4 and (index == 0 or discontinuity):
+            clip = f"-c{index + 1}" if len(timelines) > 1 else ""
+            lines.append(f'#EXT-X-MAP:URI="init{clip}{suffix}.mp4"')
+        for duration in durations:
+            lines += [f"#EXTINF:{duration},", f"seg-{number}{suffix}.{extension}"]
+            number += 1
     lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
 
@@ -87,21 +97,22 @@ def vod_playlist_head(version: int, durations: list[str]) -> list[str]:
             "#EXT-X-MEDIA-SEQUENCE:1", "#EXT-X-PLAYLIST-TYPE:VOD"]
 
 
-def init_segment(name: FileName, media: MediaSet) -> Document:
-    movie, tracks = choose_rendition(media, name)
-    return Document(fmp4.init_segment(list(tracks)), mp4_type(tracks), (movie.source,))
+def init_segment(name: FileName, media: MediaSet, context: PackagerContext) -> Document:
+    clip = in_clip(placed(media, name, context.segments), name.clip_index)
+    return Document(fmp4.init_segment(list(clip.tracks)), mp4_type(clip.tracks), (clip.movie.source,))
 
 
 def _segment_frames(name: FileName, media: MediaSet, context: PackagerContext
                     ) -> tuple[Movie, list[TrackFrames], list[ByteRange]]:
+    """The frames of playlist segment N (in the clip that holds it) and the bytes they need."""
     assert name.number is not None
-    movie, tracks = choose_rendition(media, name)
-    timeline = set_timeline(media, movie, context.segments)
-    frames = [segment_frames(t, timeline, name.number, context.max_frames_per_segment) for t in tracks]
-    return movie, frames, merged_ranges(frames, context.read_merge_gap)
+    clip, number = locate(placed(media, name, context.segments), name.number)
+    frames = [segment_frames(t, clip.timeline, number, context.max_frames_per_segment) for t in clip.tracks]
+    return clip.movie, frames, merged_ranges(frames, context.read_merge_gap)
 
 
 def ts_segment(name: FileName, media: MediaSet, context: PackagerContext) -> MediaSegment:
+    """Continuity counters follow the playlist number, so segments stay continuous across clips."""
     movie, frames, ranges = _segment_frames(name, media, context)
     plan = mpegts.plan_segment(name.number or 1, frames)
 
@@ -134,10 +145,9 @@ def webvtt_segment(name: FileName, media: MediaSet, context: PackagerContext) ->
     the start of the presentation, and X-TIMESTAMP-MAP tying cue time 0 to the MPEG-TS time the
     audio and video segments give it (the presentation delay), so cues land on their frames."""
     assert name.number is not None
-    movie, tracks = choose_rendition(media, name)
-    if tracks[0].media_type is not MediaType.SUBTITLE or len(tracks) != 1:
+    clip, number = locate(placed(media, name, context.segments), name.number)
+    if clip.tracks[0].media_type is not MediaType.SUBTITLE or len(clip.tracks) != 1:
         raise UnsupportedMedia("a WebVTT segment carries one subtitle track (seg-N-t1.vtt)")
-    timeline = set_timeline(media, movie, context.segments)
-    start, end = timeline_span_ms(timeline, name.number)
-    cues = cues_between(presented_cues(tracks[0], timeline), start, end)
-    return Document(webvtt_document(cues, TIMESTAMP_MAP), VTT_TYPE, (movie.source,))
+    start, end = timeline_span_ms(clip.timeline, number)
+    cues = cues_between(presented_cues(clip.tracks[0], clip.timeline), start, end)
+    return Document(webvtt_document(cues, TIMESTAMP_MAP), VTT_TYPE, (clip.movie.source,))

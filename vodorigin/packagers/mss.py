@@ -37,12 +37,13 @@ from lxml import etree
 from vodorigin.errors import BadRequest, NotFound, UnsupportedMedia
 from vodorigin.media.frames import SourceBytes, TrackFrames, cut_indexes, merged_ranges, segment_frames
 from vodorigin.media.model import MediaSet, MediaType, Track
-from vodorigin.media.segmenter import Timeline, set_timeline
+from vodorigin.media.segmenter import Timeline
 from vodorigin.mp4 import write
 from vodorigin.mux import fmp4
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
+from vodorigin.packagers.playlist import Placed, clip_rates, locate, part_clips
 from vodorigin.packagers.renditions import Rendition, codec_family, narrowed, renditions
-from vodorigin.packagers.shared import FMP4, mp4_type, segment_bitrates
+from vodorigin.packagers.shared import FMP4, mp4_type
 from vodorigin.packagers.text import STPP, output_track, presented_cues, text_fragment, timeline_span_ms
 from vodorigin.timing import PRESENTATION_DELAY_MS, rescale, rescale_array
 from vodorigin.urls import FileName, parse_file_name
@@ -74,10 +75,11 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
 
 @dataclass(frozen=True, slots=True)
 class Level:
-    """A QualityLevel: one track of one file, on the timeline it is cut on."""
+    """A QualityLevel: one track of one part, clip by clip (one clip but in a mapped playlist),
+    each on the timeline it is cut on."""
 
     rendition: Rendition
-    timeline: Timeline
+    clips: list[Placed]
 
     @property
     def track(self) -> Track:
@@ -107,31 +109,43 @@ def streams(media: MediaSet, context: PackagerContext) -> list[Stream]:
         name = "audio" if len(groups) == 1 else f"audio_{members[0].tokens(media)}"
         found.append(Stream(name, MediaType.AUDIO, _levels(media, context, members)))
     for rendition in renditions(media, MediaType.SUBTITLE):
-        levels = [Level(rendition, set_timeline(media, rendition.movie, context.segments))]
+        levels = _levels(media, context, [rendition])
         found.append(Stream(f"text_{rendition.tokens(media)}", MediaType.SUBTITLE, levels))
     return found
 
 
 def _levels(media: MediaSet, context: PackagerContext, members: list[Rendition]) -> list[Level]:
-    levels = [Level(r, set_timeline(media, r.movie, context.segments)) for r in members]
+    levels = [Level(r, part_clips(media, r.file, (r.track,), context.segments)) for r in members]
     for level in levels:
-        _fourcc(level.track)  # refuse what Smooth cannot describe before listing anything
+        if level.track.media_type is MediaType.SUBTITLE:
+            continue
+        described = _codec_private(level.track)
         if level.track.codec.nal_length_size not in (0, 4):
             raise UnsupportedMedia(f"{level.track.key}: Smooth Streaming needs 4-byte NAL lengths")
+        for clip in level.clips[1:]:
+            if _codec_private(clip.tracks[0]) != described:
+                raise UnsupportedMedia(f"{clip.movie.source.path}: a Smooth QualityLevel has one codec "
+                                       "configuration, and the clips of this playlist differ in theirs")
     return levels
 
 
 def chunk_bounds(level: Level) -> np.ndarray:
-    """Decode times (100 ns, presentation delay included) at every segment cut, plus the end; for
-    text, the timeline's cuts themselves. Never below 0 (an edit list may start media earlier)."""
-    track, timeline = level.track, level.timeline
+    """Decode times (100 ns, presentation delay included) at every segment cut through the clips,
+    plus the end: segment N of the level is [bounds[N - 1], bounds[N])."""
+    parts = [_clip_bounds(clip.tracks[0], clip.timeline) for clip in level.clips]
+    return np.concatenate([bounds[:-1] for bounds in parts] + [parts[-1][-1:]])
+
+
+def _clip_bounds(track: Track, timeline: Timeline) -> np.ndarray:
+    """Decode times at a clip's cuts, plus its end; for text, the timeline's cuts themselves. Never
+    below 0 (an edit list may start media earlier)."""
     if track.media_type is MediaType.SUBTITLE:
         delay = rescale(PRESENTATION_DELAY_MS, 1000, timeline.timescale)
-        return np.maximum(_to_mss(timeline.cuts - timeline.start + delay, timeline.timescale), 0)
+        return np.maximum(_to_mss(timeline.cuts - timeline.zero + delay, timeline.timescale), 0)
     samples = track.samples
     cuts = cut_indexes(track, timeline)
     dts = np.append(samples.dts, samples.end_dts)[cuts]
-    origin = rescale(timeline.start, timeline.timescale, track.timescale) - track.edit_shift
+    origin = rescale(timeline.zero, timeline.timescale, track.timescale) - track.edit_shift
     delay = rescale(PRESENTATION_DELAY_MS, 1000, track.timescale)
     return np.maximum(_to_mss(dts - origin + delay, track.timescale), 0)
 
@@ -149,7 +163,7 @@ def _chunks(bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _bitrate(level: Level, index: int) -> int:
     if level.track.media_type is MediaType.SUBTITLE:
         return TEXT_BITRATE + index
-    _, average = segment_bitrates((level.track,), level.timeline, FMP4)
+    _, average = clip_rates(level.clips, FMP4)
     return max(average // INDEX_MODULUS, 1) * INDEX_MODULUS + index
 
 
@@ -201,18 +215,24 @@ def _stream_element(root: etree._Element, stream: Stream, bounds: np.ndarray) ->
 def _quality_level(level: Level, index: int) -> dict[str, str]:
     codec = level.track.codec
     attributes = {"Index": str(index), "Bitrate": str(_bitrate(level, index)), "FourCC": _fourcc(level.track)}
-    if level.track.media_type is MediaType.SUBTITLE:
-        attributes["CodecPrivateData"] = ""
-        return attributes
     if level.track.media_type is MediaType.VIDEO:
-        private = b"".join(b"\x00\x00\x00\x01" + nal for nal in codec.parameter_sets)
         attributes.update(MaxWidth=str(codec.width), MaxHeight=str(codec.height))
-    else:
-        private = codec.decoder_config
+    elif level.track.media_type is MediaType.AUDIO:
         attributes.update(SamplingRate=str(codec.sample_rate), Channels=str(codec.channels),
                           BitsPerSample="16", PacketSize=str(2 * codec.channels), AudioTag=str(AUDIO_TAG_AAC))
-    attributes["CodecPrivateData"] = private.hex().upper()
+    attributes["CodecPrivateData"] = _codec_private(level.track)
     return attributes
+
+
+def _codec_private(track: Track) -> str:
+    """What a QualityLevel tells of its codec ([MS-SSTR] 2.2.2.5): FourCC and CodecPrivateData (H.264
+    and HEVC parameter sets in Annex B, the AAC AudioSpecificConfig; none for text)."""
+    _fourcc(track)  # refuses what Smooth cannot describe
+    if track.media_type is MediaType.SUBTITLE:
+        return ""
+    if track.media_type is MediaType.VIDEO:
+        return b"".join(b"\x00\x00\x00\x01" + nal for nal in track.codec.parameter_sets).hex().upper()
+    return track.codec.decoder_config.hex().upper()
 
 
 def _fourcc(track: Track) -> str:
@@ -241,9 +261,11 @@ def fragment(media: MediaSet, context: PackagerContext, stream_name: str, bitrat
         raise NotFound(f"no {stream_name} chunk starts at {time}")
     number = int(numbers[position])
     level = stream.levels[index]
+    clip, clip_number = locate(level.clips, number)
+    (track,) = clip.tracks
     if stream.media_type is MediaType.SUBTITLE:
-        return _text_fragment(level, number, int(bounds[number - 1]), int(bounds[number]))
-    frames = segment_frames(level.track, level.timeline, number, context.max_frames_per_segment)
+        return _text_fragment(clip, clip_number, int(bounds[number - 1]), int(bounds[number]))
+    frames = segment_frames(track, clip.timeline, clip_number, context.max_frames_per_segment)
     ticks = _in_mss_ticks(frames)
     start = max(int(ticks.dts[0]) if ticks.count else time, 0)  # = chunk_bounds(level)[number - 1]
     duration = int(ticks.durations.sum())
@@ -254,7 +276,7 @@ def fragment(media: MediaSet, context: PackagerContext, stream_name: str, bitrat
         return fmp4.write_fragment(plan, [source.frame_views(frames)])
 
     ranges = merged_ranges([frames], context.read_merge_gap)
-    return MediaSegment(plan.size, mp4_type((level.track,)), level.rendition.movie.source, ranges, render)
+    return MediaSegment(plan.size, mp4_type((track,)), clip.movie.source, ranges, render)
 
 
 def _tfxd(start: int, duration: int) -> bytes:
@@ -262,15 +284,17 @@ def _tfxd(start: int, duration: int) -> bytes:
     return write.box(b"uuid", TFXD_UUID, struct.pack(">B3xQQ", 1, start, duration))
 
 
-def _text_fragment(level: Level, number: int, start: int, end: int) -> Document:
-    """A TTML document for chunk `number` ([start, end) in 100 ns), in a track of that timescale."""
-    track = replace(output_track(level.track, STPP), timescale=TIMESCALE)
-    span = timeline_span_ms(level.timeline, number)
+def _text_fragment(clip: Placed, number: int, start: int, end: int) -> Document:
+    """A TTML document for the clip's chunk `number` ([start, end) in 100 ns), in a track of that
+    timescale."""
+    (source,) = clip.tracks
+    track = replace(output_track(source, STPP), timescale=TIMESCALE)
+    span = timeline_span_ms(clip.timeline, number)
     tfxd = _tfxd(start, end - start)
-    body = text_fragment(track, presented_cues(level.track, level.timeline), span, number,
+    body = text_fragment(track, presented_cues(source, clip.timeline), span, number,
                          PRESENTATION_DELAY_MS, STPP, segment_type=False, traf_extra=tfxd,
                          decode_time_box=False)
-    return Document(body, "application/mp4", (level.rendition.movie.source,))
+    return Document(body, "application/mp4", (clip.movie.source,))
 
 
 def _in_mss_ticks(frames: TrackFrames) -> TrackFrames:

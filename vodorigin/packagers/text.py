@@ -37,19 +37,20 @@ WVTT, STPP = "wvtt", "stpp"
 def timeline_span_ms(timeline: Timeline, number: int) -> tuple[int, int]:
     """Segment `number` of a timeline in milliseconds of presentation time from its start."""
     start, end = timeline.segment(number)
-    return (rescale(start - timeline.start, timeline.timescale, TEXT_TIMESCALE),
-            rescale(end - timeline.start, timeline.timescale, TEXT_TIMESCALE))
+    return (rescale(start - timeline.zero, timeline.timescale, TEXT_TIMESCALE),
+            rescale(end - timeline.zero, timeline.timescale, TEXT_TIMESCALE))
 
 
 def presented_cues(track: Track, timeline: Timeline) -> list[Cue]:
-    """The track's cues on the timeline's clock: moved so that its start is 0, cut at 0 and at its
-    end when it is clipped (clipTo)."""
-    offset = rescale(timeline.start, timeline.timescale, TEXT_TIMESCALE)
-    length = rescale(timeline.end - timeline.start, timeline.timescale, TEXT_TIMESCALE)
+    """The track's cues on the timeline's clock: moved so that its start is at its offset (0 but
+    for a later clip of a playlist), cut there and at its end when it is clipped (clipTo)."""
+    offset = rescale(timeline.zero, timeline.timescale, TEXT_TIMESCALE)
+    first = rescale(timeline.offset, timeline.timescale, TEXT_TIMESCALE)
+    length = rescale(timeline.end - timeline.zero, timeline.timescale, TEXT_TIMESCALE)
     end = None if timeline.open_end else length
     moved = []
     for cue in cues_of(track):
-        start, stop = max(cue.start_ms - offset, 0), cue.end_ms - offset
+        start, stop = max(cue.start_ms - offset, first), cue.end_ms - offset
         if end is not None:
             stop = min(stop, end)
         if stop > start:

@@ -1,0 +1,264 @@
+"""The DASH MPD (ISO/IEC 23009-1): Periods, AdaptationSets and Representations with their segment
+addressing (see dash.py for the URLs and the modes).
+
+A mapped playlist of clips is one Period per clip when its clips differ (`discontinuity`, as
+nginx-vod-module does: each Period with its own initialization, segments numbered per Period, its
+clip named by a c<n> token), else one Period whose timelines run through every clip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from lxml import etree
+
+from vodorigin.errors import UnsupportedMedia
+from vodorigin.media.frames import cut_indexes
+from vodorigin.media.model import MediaSet, MediaType, Track
+from vodorigin.media.segmenter import SegmentConfig, Timeline, set_timeline
+from vodorigin.mp4.codecs import dolby_channel_mask
+from vodorigin.packagers.output import PackagerContext
+from vodorigin.packagers.playlist import clip_sets, playlist_rates, same_tracks
+from vodorigin.packagers.renditions import Rendition, codec_family, defaults, renditions
+from vodorigin.packagers.shared import FMP4, frame_rate, has_samples
+from vodorigin.packagers.text import output_track
+from vodorigin.timing import PRESENTATION_DELAY_MS, rescale
+
+MPD_NAMESPACE = "urn:mpeg:dash:schema:mpd:2011"
+PROFILE = "urn:mpeg:dash:profile:isoff-live:2011"
+CHANNEL_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
+DOLBY_CHANNEL_SCHEME = "tag:dolby.com,2014:dash:audio_channel_configuration:2011"
+ROLE_SCHEME = "urn:mpeg:dash:role:2011"
+WEBVTT_FILE = "webvtt"
+
+
+@dataclass(frozen=True, slots=True)
+class _Set:
+    """An AdaptationSet to be: its media type and its renditions."""
+
+    media_type: MediaType
+    members: list[Rendition]
+
+
+@dataclass(frozen=True, slots=True)
+class _Period:
+    """What a Period shows (a clip's set, or the whole set), the token naming its clip in URLs
+    ("" or "c2"), and where it starts on the presentation timeline."""
+
+    media: MediaSet
+    clip: str = ""
+    start_ms: int = 0
+
+
+def render_manifest(media: MediaSet, context: PackagerContext, config: SegmentConfig) -> bytes:
+    if media.clips and context.dash_manifest_format == "segmenttemplate":
+        raise UnsupportedMedia("a fixed SegmentTemplate@duration cannot describe a playlist of clips "
+                               "(dash_manifest_format segmenttimeline or segmentlist can)")
+    periods = [_Period(clip, f"c{n}", clip.offset_ms) for n, clip in enumerate(media.clips, start=1)] \
+        if media.clips and media.discontinuity else [_Period(media)]
+    total = _end(media, config)
+    starts = [period.start_ms / 1000 for period in periods]
+    durations = [end - start for start, end in zip(starts, [*starts[1:], total], strict=True)]
+    mpd = etree.Element(f"{{{MPD_NAMESPACE}}}MPD", nsmap={None: MPD_NAMESPACE}, type="static",
+                        profiles=PROFILE, minBufferTime="PT2S", mediaPresentationDuration=_duration(total))
+    for index, (period, start, duration) in enumerate(zip(periods, starts, durations, strict=True)):
+        element = etree.SubElement(mpd, "Period", id=str(index), start=_duration(start))
+        if len(periods) > 1:
+            element.set("duration", _duration(duration))
+        sets = _adaptation_sets(clip_sets(period.media)[0], config)
+        for number, adaptation_set in enumerate(sets, start=1):
+            _adaptation_element(element, number, adaptation_set, period, context, config)
+    return etree.tostring(mpd, xml_declaration=True, encoding="utf-8", pretty_print=True)
+
+
+def _end(media: MediaSet, config: SegmentConfig) -> float:
+    """Seconds from the start at which a set's media ends: its longest timeline, after the offset of
+    a playlist's last clip (the clips before it last what the mapping's `durations` say, a clip
+    ending early leaving a gap before the next)."""
+    last = clip_sets(media)[-1]
+    timed = [m for m in last.movies if m.tracks_of(MediaType.VIDEO) or m.tracks_of(MediaType.AUDIO)]
+    timelines = [set_timeline(last, movie, config) for movie in timed]
+    return last.offset_ms / 1000 + max(((t.end - t.start) / t.timescale for t in timelines), default=0)
+
+
+def _adaptation_sets(media: MediaSet, config: SegmentConfig) -> list[_Set]:
+    """Video by codec family; audio by language, label and codec family; a set per subtitle track.
+    A track without any sample in the clip (a shorter track) is left out."""
+    sets: dict[tuple[object, ...], _Set] = {}
+    for media_type in (MediaType.VIDEO, MediaType.AUDIO, MediaType.SUBTITLE):
+        for rendition in renditions(media, media_type):
+            track = rendition.track
+            if media_type is not MediaType.SUBTITLE and \
+                    not has_samples(track, set_timeline(media, rendition.movie, config)):
+                continue
+            key: tuple[object, ...] = (media_type, codec_family(track))
+            if media_type is MediaType.AUDIO:
+                key += (track.language, track.display_label)
+            elif media_type is MediaType.SUBTITLE:
+                key += (rendition.file, track.track_id)
+            sets.setdefault(key, _Set(media_type, [])).members.append(rendition)
+    return list(sets.values())
+
+
+def _adaptation_element(parent: etree._Element, index: int, adaptation: _Set, period: _Period,
+                        context: PackagerContext, config: SegmentConfig) -> None:
+    media = clip_sets(period.media)[0]
+    media_type, members = adaptation.media_type, adaptation.members
+    first = members[0].track
+    text_file = media_type is MediaType.SUBTITLE and context.dash_subtitle_format == WEBVTT_FILE
+    mime = "text/vtt" if text_file else "application/mp4" if media_type is MediaType.SUBTITLE else \
+        f"{media_type.value}/mp4"
+    element = etree.SubElement(parent, "AdaptationSet", id=str(index), contentType=media_type.value,
+                               mimeType=mime, segmentAlignment="true", startWithSAP="1")
+    if media_type is not MediaType.VIDEO:
+        if first.language != "und":
+            element.set("lang", first.language)
+        if first.known_label:
+            etree.SubElement(element, "Label").text = first.known_label
+        etree.SubElement(element, "Role", schemeIdUri=ROLE_SCHEME, value=_role(adaptation, media))
+    for rendition in members:
+        _representation_element(element, rendition, period, context, config, text_file)
+
+
+def _role(adaptation: _Set, media: MediaSet) -> str:
+    """subtitle for text; for audio, main on the set of the default audio rendition, else alternate."""
+    if adaptation.media_type is MediaType.SUBTITLE:
+        return "subtitle"
+    audios = renditions(media, MediaType.AUDIO)
+    default = audios[defaults(audios).index(True)] if audios else None
+    return "main" if default in adaptation.members else "alternate"
+
+
+def _representation_element(adaptation: etree._Element, rendition: Rendition, period: _Period,
+                            context: PackagerContext, config: SegmentConfig, text_file: bool) -> None:
+    track, rep_id = rendition.track, rendition.tokens(clip_sets(period.media)[0])
+    if track.media_type is MediaType.SUBTITLE:
+        _text_representation(adaptation, rendition, period, context, config, text_file)
+        return
+    peak, _ = playlist_rates(period.media, rendition.file, (track,), config, FMP4)
+    element = etree.SubElement(adaptation, "Representation", id=rep_id, codecs=track.codec.codec_string,
+                               bandwidth=str(peak))
+    if track.media_type is MediaType.VIDEO:
+        element.set("width", str(track.codec.width))
+        element.set("height", str(track.codec.height))
+        element.set("frameRate", f"{frame_rate(track):.3f}".rstrip("0").rstrip("."))
+        element.set("sar", "{}:{}".format(*track.codec.pixel_aspect))
+    else:
+        element.set("audioSamplingRate", str(track.codec.sample_rate))
+        _channel_configuration(element, track)
+    times = _times(period.media, rendition, config, _segment_starts)
+    _segments(element, rep_id, track.timescale, times, period, context)
+
+
+def _channel_configuration(element: etree._Element, track: Track) -> None:
+    """23003-3: the number of channels (6 for 5.1); AC-3/E-AC-3: Dolby's 16-bit channel mask."""
+    mask = dolby_channel_mask(track.codec)
+    if mask is not None:
+        etree.SubElement(element, "AudioChannelConfiguration", schemeIdUri=DOLBY_CHANNEL_SCHEME,
+                         value=f"{mask:04X}")
+    else:
+        etree.SubElement(element, "AudioChannelConfiguration", schemeIdUri=CHANNEL_SCHEME,
+                         value=str(track.codec.channels))
+
+
+def _text_representation(adaptation: etree._Element, rendition: Rendition, period: _Period,
+                         context: PackagerContext, config: SegmentConfig, text_file: bool) -> None:
+    """A WebVTT file (BaseURL sub-<rep>.vtt) or fMP4 text segments cut where the video is."""
+    rep_id, track = rendition.tokens(clip_sets(period.media)[0]), rendition.track
+    text_bytes = sum(len(c.text) + 40 for c in track.cues) if track.cues is not None else \
+        int(track.samples.sizes.sum())  # embedded cues are read for segments only, not for the MPD
+    seconds = max(_end(period.media, config) - period.start_ms / 1000, 1.0)
+    bandwidth = max(int(text_bytes * 8 / seconds), 1)
+    element = etree.SubElement(adaptation, "Representation", id=rep_id, bandwidth=str(bandwidth))
+    if text_file:
+        clip = f"{period.clip}-" if period.clip else ""
+        etree.SubElement(element, "BaseURL").text = f"sub-{clip}{rep_id}.vtt"
+        return
+    element.set("codecs", output_track(rendition.track, context.dash_subtitle_format).codec.codec_string)
+    _segments(element, rep_id, 1000, _times(period.media, rendition, config, _text_starts), period, context)
+
+
+def _text_starts(track: Track, timeline: Timeline) -> tuple[list[int], int]:
+    """Text segments in ms, cut where the timeline is (where the video is)."""
+    starts = [rescale(c - timeline.zero, timeline.timescale, 1000) for c in timeline.cuts.tolist()]
+    return starts[:-1], starts[-1]
+
+
+def _times(media: MediaSet, rendition: Rendition, config: SegmentConfig,
+           starts_of: Callable[[Track, Timeline], tuple[list[int], int]]) -> tuple[list[int], int]:
+    """The segment starts and the end of a representation, through every clip of a playlist."""
+    starts: list[int] = []
+    end = 0
+    for clip in clip_sets(media):
+        movie = clip.movies[rendition.file - 1]
+        (track,) = same_tracks(movie, (rendition.track,))
+        clip_starts, end = starts_of(track, set_timeline(clip, movie, config))
+        starts += clip_starts
+    return starts, end
+
+
+def _segment_starts(track: Track, timeline: Timeline) -> tuple[list[int], int]:
+    """Each segment's earliest presentation time and the end, in the track's ticks from the timeline
+    start (as the fragments' decode times count them): video segments start at the timeline's cuts
+    (key frames), audio segments at their first frame."""
+    origin = rescale(timeline.zero, timeline.timescale, track.timescale)
+    if track.media_type is MediaType.VIDEO:
+        cuts = timeline.cuts[:-1].tolist()
+        starts = [rescale(c, timeline.timescale, track.timescale) - origin for c in cuts]
+    else:
+        first_samples = cut_indexes(track, timeline)[:-1]
+        dts = np.append(track.samples.dts, track.samples.end_dts)  # a segment past the last sample
+        starts = (dts[first_samples] + track.edit_shift - origin).tolist()
+    end = track.presentation_end if timeline.open_end else rescale(timeline.end, timeline.timescale,
+                                                                    track.timescale)
+    return starts, end - origin
+
+
+def _segments(element: etree._Element, rep_id: str, timescale: int, times: tuple[list[int], int],
+              period: _Period, context: PackagerContext) -> None:
+    """The segment addressing of a Representation. Media times carry the presentation delay (and a
+    Period of a later clip its start), which presentationTimeOffset takes away."""
+    delay = rescale(PRESENTATION_DELAY_MS, 1000, timescale)
+    offset = rescale(PRESENTATION_DELAY_MS + period.start_ms, 1000, timescale)
+    timing = {"timescale": str(timescale), "presentationTimeOffset": str(offset)}
+    clip = f"-{period.clip}" if period.clip else ""
+    if context.dash_manifest_format == "segmentlist":  # startNumber is left at its default, 1
+        segments = etree.SubElement(element, "SegmentList", timing)
+        etree.SubElement(segments, "Initialization", sourceURL=f"init{clip}-{rep_id}.mp4")
+        count = _segment_timeline(segments, times, delay)
+        for number in range(1, count + 1):
+            etree.SubElement(segments, "SegmentURL", media=f"fragment-{number}{clip}-{rep_id}.m4s")
+        return
+    template = etree.SubElement(element, "SegmentTemplate", {
+        **timing, "startNumber": "1", "initialization": f"init{clip}-$RepresentationID$.mp4",
+        "media": f"fragment-$Number${clip}-$RepresentationID$.m4s"})
+    if context.dash_manifest_format == "segmenttemplate":
+        template.set("duration", str(rescale(context.segments.segment_duration_ms, 1000, timescale)))
+    else:
+        _segment_timeline(template, times, delay)
+
+
+def _segment_timeline(parent: etree._Element, times: tuple[list[int], int], delay: int) -> int:
+    """S elements (5.3.9.6): each segment's earliest presentation time and duration, run-length
+    coded; segments after the end of a shorter track are not listed. Returns the segment count."""
+    starts, end = times
+    durations = [b - a for a, b in zip(starts, [*starts[1:], end], strict=True)]
+    while durations and durations[-1] <= 0:
+        durations.pop()
+    element = etree.SubElement(parent, "SegmentTimeline")
+    previous: etree._Element | None = None
+    for duration in durations:
+        if previous is not None and int(previous.get("d", "0")) == duration:
+            previous.set("r", str(int(previous.get("r", "0")) + 1))
+            continue
+        previous = etree.SubElement(element, "S")
+        if len(element) == 1:
+            previous.set("t", str(starts[0] + delay))
+        previous.set("d", str(duration))
+    return len(durations)
+
+
+def _duration(seconds: float) -> str:
+    return f"PT{seconds:.3f}S"
