@@ -398,8 +398,10 @@ def _text_samples(fragment: bytes, kind: str) -> set[tuple[int, int, str]]:
     for duration, size in zip(durations, sizes, strict=True):
         sample = fragment[position : position + size]
         if kind == "stpp":
+            # TTML times are media times (DASH), or count from the sample's start in Smooth
+            origin = 0 if b"tfdt" in inner else round(time * 1000 / timescale)
             for p in etree.fromstring(sample).iter(f"{TTML}p"):
-                begin, end = ms(p.get("begin")), ms(p.get("end"))
+                begin, end = ms(p.get("begin")) + origin, ms(p.get("end")) + origin
                 text = plain(" ".join(p.itertext()))
                 found.add((begin - PRESENTATION_DELAY_MS, end - PRESENTATION_DELAY_MS, text))
         else:

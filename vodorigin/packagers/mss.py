@@ -15,7 +15,8 @@ as the StreamIndex Url template builds them.
   language, label and codec family (packagers/renditions.py), with Language (BCP 47) and the
   label as Name when there are several (named "audio_<rep>" so a fragment URL names the same
   stream whatever the manifest's l<lang> filter); one per subtitle track, Type text, Subtype SUBT,
-  FourCC TTML: TTML documents in fMP4, as dash.js's Smooth support plays them. A StreamIndex lists
+  FourCC TTML: TTML documents in fMP4 timed from the fragment's start, as dash.js's Smooth support
+  reads them (nginx-vod-module writes presentation times there). A StreamIndex lists
   the chunks of its first QualityLevel; a fragment time names a chunk of that list (any other time
   is a 404) and is served from the same segment number of the QualityLevel asked for.
 * Which QualityLevel a URL names: the Bitrate we list is the average bit rate rounded down to a
@@ -293,7 +294,7 @@ def _text_fragment(clip: Placed, number: int, start: int, end: int) -> Document:
     tfxd = _tfxd(start, end - start)
     body = text_fragment(track, presented_cues(source, clip.timeline), span, number,
                          PRESENTATION_DELAY_MS, STPP, segment_type=False, traf_extra=tfxd,
-                         decode_time_box=False)
+                         decode_time_box=False, sample_relative=True)
     return Document(body, "application/mp4", (clip.movie.source,))
 
 

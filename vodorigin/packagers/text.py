@@ -23,6 +23,7 @@ from vodorigin.text import (
     STPP_CODEC,
     WVTT_CODEC,
     Cue,
+    cues_between,
     stpp_sample,
     stpp_sample_entry,
     wvtt_sample_entry,
@@ -70,18 +71,22 @@ def output_track(track: Track, kind: str) -> Track:
 
 def text_fragment(track: Track, cues: Sequence[Cue], span_ms: tuple[int, int], number: int,
                   delay_ms: int, kind: str, segment_type: bool = True, traf_extra: bytes = b"",
-                  decode_time_box: bool = True) -> bytes:
+                  decode_time_box: bool = True, sample_relative: bool = False) -> bytes:
     """Fragment `number` of a text track covering span_ms = [start, end) of presentation time:
     samples tiling the span (wvtt) or one TTML document (stpp), in the track's timescale, decode
     times delay_ms later than presentation times (the presentation delay every track carries).
 
     TTML times are on the track's media timeline (the sample's decode time base, ISO/IEC
-    14496-30), so an stpp document's cues carry the delay too; WebVTT cues take their times from
-    their sample."""
+    14496-30), so an stpp document's cues carry the delay too; with `sample_relative` (Smooth
+    Streaming, whose clients time a fragment's TTML from the fragment's start, as dash.js's Smooth
+    support does) they count from the sample's start. WebVTT cues take their times from their
+    sample."""
     start, end = span_ms
     if kind == STPP:
-        moved = shifted_cues(cues, delay_ms)
-        document = stpp_sample(moved, start + delay_ms, end + delay_ms, track.language)
+        origin = start if sample_relative else -delay_ms
+        inside = [replace(c, start_ms=max(c.start_ms, start), end_ms=min(c.end_ms, end))
+                  for c in cues_between(cues, start, end)]
+        document = stpp_sample(shifted_cues(inside, -origin), start - origin, end - origin, track.language)
         samples = [(start, end - start, document)] if end > start else []
     else:
         samples = wvtt_samples(cues, start, end)

@@ -1,17 +1,27 @@
 // vodorigin's player page: hls.js for HLS, dash.js for DASH and Smooth Streaming, the <video>
 // element itself for progressive download. Everything it shows is also on window.vod, which the
-// browser tests read: errors, events, renditions, the current one, and a way to switch.
+// browser tests read: errors, events, renditions, audio and subtitle tracks, the ones playing, and
+// ways to switch.
 "use strict";
 
 const video = document.getElementById("video");
+const NO_TRACKS = {       // what each engine replaces
+  levels: () => [],        // [{index, bitrate, width, height}]
+  current: () => -1,       // index of the rendition playing
+  switchTo: () => {},
+  audioTracks: () => [],   // [{label, lang}]
+  currentAudio: () => -1,
+  setAudio: () => {},
+  textTracks: () => [],    // [{label, lang}]
+  currentText: () => -1,   // -1: subtitles off
+  setText: () => {},       // an index, or -1 for off
+};
 const vod = {
   engine: null,      // "hls", "dash", "mss" or "native"
   errors: [],        // {engine, type, details, fatal}
   events: [],        // short strings, newest last
   player: null,      // the Hls or dash.js MediaPlayer instance
-  levels: () => [],  // [{index, bitrate, width, height}]
-  current: () => -1, // index of the rendition playing
-  switchTo: () => {},
+  ...NO_TRACKS,
 };
 window.vod = vod;
 
@@ -40,6 +50,7 @@ function reset() {
   if (vod.player && vod.player.destroy) vod.player.destroy();
   if (vod.player && vod.player.reset) vod.player.reset();
   vod.player = null;
+  Object.assign(vod, NO_TRACKS);
   vod.errors.length = 0;
   vod.events.length = 0;
   video.removeAttribute("src");
@@ -57,6 +68,15 @@ function playHls(url) {
   vod.current = () => hls.currentLevel;
   // nextLevel switches (and stays, ABR off) from the next fragment without flushing the buffer
   vod.switchTo = (index) => { hls.nextLevel = index; };
+  const track = (t) => ({label: t.name, lang: t.lang || ""});
+  vod.audioTracks = () => hls.audioTracks.map(track);
+  vod.currentAudio = () => hls.audioTrack;
+  vod.setAudio = (index) => { hls.audioTrack = index; };
+  vod.textTracks = () => hls.subtitleTracks.map(track);
+  vod.currentText = () => (hls.subtitleDisplay ? hls.subtitleTrack : -1);
+  vod.setText = (index) => { hls.subtitleTrack = index; hls.subtitleDisplay = index >= 0; };
+  hls.on(Hls.Events.AUDIO_TRACK_SWITCHED, (_, data) => note(`audio ${data.id}`));
+  hls.on(Hls.Events.SUBTITLE_TRACK_SWITCH, (_, data) => note(`subtitles ${data.id}`));
   hls.loadSource(url);
   hls.attachMedia(video);
 }
@@ -64,8 +84,12 @@ function playHls(url) {
 function playDash(url) {
   const player = dashjs.MediaPlayer().create();
   vod.player = player;
-  // keep what was played in the buffer, so the page shows every buffered range
-  player.updateSettings({streaming: {buffer: {bufferToKeep: 600, bufferPruningInterval: 600}}});
+  // keep what was played in the buffer, so the page shows every buffered range; start on the
+  // manifest's audio (not the language last chosen, which dash.js would remember), subtitles
+  // off, as hls.js does
+  player.updateSettings({streaming: {buffer: {bufferToKeep: 600, bufferPruningInterval: 600},
+                                     lastMediaSettingsCachingInfo: {enabled: false},
+                                     text: {defaultEnabled: false}}});
   if (new URLSearchParams(location.search).get("debug")) player.updateSettings({debug: {logLevel: 5}});
   const events = dashjs.MediaPlayer.events;
   player.on(events.ERROR, (e) => {
@@ -88,7 +112,22 @@ function playDash(url) {
     player.updateSettings({streaming: {abr: {autoSwitchBitrate: {video: false}}}});
     player.setRepresentationForTypeByIndex("video", index, false);
   };
+  const track = (t) => ({label: (t.labels && t.labels.length && t.labels[0].text) || "", lang: t.lang || ""});
+  const audio = () => player.getTracksFor("audio") || [];
+  vod.audioTracks = () => audio().map(track);
+  vod.currentAudio = () => {
+    const current = player.getCurrentTrackFor("audio");
+    return current ? audio().findIndex((t) => t.id === current.id && t.index === current.index) : -1;
+  };
+  vod.setAudio = (index) => player.setCurrentTrack(audio()[index]);
+  vod.textTracks = () => (player.getTracksFor("text") || []).map(track);
+  vod.currentText = () => (player.isTextEnabled() ? player.getCurrentTextTrackIndex() : -1);
+  vod.setText = (index) => player.setTextTrack(index);  // -1 turns text off, any other index on
+  player.on(events.TRACK_CHANGE_RENDERED, (e) => {
+    if (e.mediaType !== "video") note(`${e.mediaType} ${e.newMediaInfo && e.newMediaInfo.lang}`);
+  });
   player.initialize(video, url, true);
+  player.attachTTMLRenderingDiv(document.getElementById("captions"));  // TTML (stpp, Smooth) is drawn there
 }
 
 function load(url, engine) {
@@ -97,7 +136,7 @@ function load(url, engine) {
   note(`load ${url} with ${vod.engine}`);
   if (vod.engine === "hls") playHls(url);
   else if (vod.engine === "dash" || vod.engine === "mss") playDash(url);
-  else { vod.levels = () => []; vod.current = () => -1; video.src = url; }
+  else video.src = url;
   const rate = Number(new URLSearchParams(location.search).get("rate") || 1);
   video.addEventListener("playing", () => { video.playbackRate = rate; }, {once: true});
   video.play().catch((e) => note(`play() waits: ${e.message}`));
@@ -119,6 +158,27 @@ function ranges(list) {
 }
 vod.buffered = () => ranges(video.buffered);
 
+// A list of choices with a button each, rebuilt when its texts change; the current one in bold.
+function choices(id, entries, current) {
+  const list = document.getElementById(id);
+  const texts = entries.map((entry) => entry.text).join("\n");
+  if (list.dataset.texts !== texts) {
+    list.dataset.texts = texts;
+    list.replaceChildren(...entries.map((entry) => {
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.textContent = entry.action;
+      button.onclick = entry.pick;
+      item.append(`${entry.text} `, button);
+      return item;
+    }));
+  }
+  entries.forEach((entry, position) =>
+    list.children[position].classList.toggle("current", entry.index === current));
+}
+
+const trackName = (track) => [track.label, track.lang && `(${track.lang})`].filter(Boolean).join(" ") || "?";
+
 function render() {
   const quality = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : {};
   document.getElementById("status").textContent =
@@ -127,20 +187,15 @@ function render() {
     `audio bytes ${video.webkitAudioDecodedByteCount || 0}  rate ${video.playbackRate}`;
   document.getElementById("buffered").textContent =
     vod.buffered().map(([a, b]) => `${a.toFixed(2)}-${b.toFixed(2)}`).join(", ") || "nothing";
-  const list = document.getElementById("levels");
-  const levels = vod.levels();
-  const current = vod.current();
-  if (list.childElementCount !== levels.length) {
-    list.replaceChildren(...levels.map((level) => {
-      const item = document.createElement("li");
-      const button = document.createElement("button");
-      button.textContent = "switch";
-      button.onclick = () => vod.switchTo(level.index);
-      item.append(`${level.width || "?"}x${level.height || "?"} ${Math.round(level.bitrate / 1000)} kb/s `, button);
-      return item;
-    }));
-  }
-  [...list.children].forEach((item, index) => item.classList.toggle("current", index === current));
+  choices("levels", vod.levels().map((level) => ({index: level.index, action: "switch",
+    text: `${level.width || "?"}x${level.height || "?"} ${Math.round(level.bitrate / 1000)} kb/s`,
+    pick: () => vod.switchTo(level.index)})), vod.current());
+  choices("audio", vod.audioTracks().map((track, index) => ({index, action: "listen",
+    text: trackName(track), pick: () => vod.setAudio(index)})), vod.currentAudio());
+  const texts = vod.textTracks();
+  const offAndTexts = texts.length ? [{label: "off"}, ...texts] : [];  // "off" is index -1
+  choices("subtitles", offAndTexts.map((track, position) => ({index: position - 1, action: "show",
+    text: trackName(track), pick: () => vod.setText(position - 1)})), vod.currentText());
 }
 setInterval(render, 250);
 
