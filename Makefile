@@ -4,7 +4,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CONFIG ?= configs/local.toml
 
-.PHONY: run test bench fixtures lint setup setup-test
+.PHONY: run test bench fixtures lint setup setup-test fuzz fuzz-replay
 
 setup:
 	@scripts/setup.sh
@@ -25,6 +25,17 @@ test: setup-test
 ## bench: throughput and latency figures (generates its media under bench/media, not committed)
 bench: setup-test
 	$(PY) -m bench.run
+
+## fuzz: mutate the fixtures against every protocol for FUZZ_SECONDS (make test runs 60 s of the
+## fixed-seed sequence); new findings are minimized into tests/fuzz/crashers/
+FUZZ_SECONDS ?= 600
+FUZZ_SEED ?= 0
+fuzz: setup-test
+	$(PY) -m tests.fuzz.run --seconds $(FUZZ_SECONDS) --seed $(FUZZ_SEED)
+
+## fuzz-replay: exercise every committed crasher again (exit 1 while any still gives a finding)
+fuzz-replay: setup-test
+	$(PY) -m tests.fuzz.run --replay tests/fuzz/crashers
 
 ## fixtures: regenerate the committed test media (commands in fixtures/README.md)
 fixtures: setup-test

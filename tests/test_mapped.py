@@ -21,6 +21,8 @@ from pathlib import Path
 import httpx
 import m3u8
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from tests.boxread import boxes, trun_sizes
@@ -34,6 +36,9 @@ from tests.conftest import (
 )
 from tests.test_hds import FLV_HEADER, decode_abst, fragment_list
 from tests.upstream import FaultServer
+from vodorigin.errors import VodError
+from vodorigin.mapping.mapped import mapped_request, parse_mapping
+from vodorigin.media.model import Clip
 from vodorigin.settings import Settings
 
 MPD = {"d": "urn:mpeg:dash:schema:mpd:2011"}
@@ -66,6 +71,7 @@ MAPPINGS: dict[str, dict[str, object]] = {
     "filters": {"sequences": [{"clips": [
         {"type": "rateFilter", "rate": 2, "source": source("bframes.mp4")}]}]},
     "wrong": {"sequences": [{"language": 5, "clips": [source("bframes.mp4")]}]},
+    "badid": {"sequences": [{"id": "en-us", "clips": [source("bframes.mp4")]}]},  # not an s<id> token
     "missing": {"sequences": [{"clips": [source("no_such_file.mp4")]}]},
     "mismatch": {"durations": [10000, 8000], "sequences": [{"clips": [source("bframes.mp4")]}]},
 }
@@ -488,6 +494,7 @@ def test_mappings_are_cached(mapped: httpx.Client, service: FaultServer) -> None
     ("/hls/m/broken.json/master.m3u8", 422, "not JSON"),
     ("/hls/m/filters.json/master.m3u8", 415, "rateFilter"),
     ("/hls/m/wrong.json/master.m3u8", 422, "language"),
+    ("/hls/m/badid.json/master.m3u8", 422, ".id"),
     ("/hls/m/mismatch.json/master.m3u8", 422, "durations"),
     ("/hls/m/missing.json/master.m3u8", 404, ""),
     ("/hls/m/unknown.json/master.m3u8", 404, ""),  # the mapping service's 404
@@ -506,3 +513,48 @@ def test_json_in_storage_failures(stored: httpx.Client) -> None:
     assert stored.get("/hls/maps/none.json/master.m3u8").status_code == 404
     assert stored.get("/hls/maps/outside.json/master.m3u8").status_code == 400
     assert stored.get("/hls/maps/playlist.json/master.m3u8").status_code == 200
+
+
+# ---- the mapping parser against hostile JSON ----
+
+SCALARS = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False)
+           | st.text(max_size=12))
+JSON_VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    max_leaves=20)
+FIELDS = ["sequences", "durations", "discontinuity", "clipFrom", "clipTo", "referenceClipIndex", "clips",
+          "type", "path", "tracks", "language", "label", "default", "id", "cache", "playlistType"]
+
+
+def _replace_somewhere(document: object, field: str, value: object, depth: int) -> object:
+    """The document with `field` set to `value` in the first object at or below `depth`."""
+    if isinstance(document, dict):
+        if depth == 0:
+            return {**document, field: value}
+        return {k: _replace_somewhere(v, field, value, depth - 1) for k, v in document.items()}
+    if isinstance(document, list):
+        return [_replace_somewhere(v, field, value, depth) for v in document]
+    return document
+
+
+@settings(max_examples=300, deadline=None)
+@given(base=st.sampled_from(["single", "languages", "playlist", "continuous"]),
+       field=st.sampled_from(FIELDS), value=JSON_VALUES, depth=st.integers(0, 3))
+def test_mapping_parser_refuses_what_it_cannot_read(base: str, field: str, value: object, depth: int) -> None:
+    """Any field of a valid mapping set to any JSON value: a mapping, or a clear 4xx error."""
+    document = _replace_somewhere(MAPPINGS[base], field, value, depth)
+    try:
+        mapped = parse_mapping(json.dumps(document).encode(), "fuzz", 32, 48 * 3600 * 1000)
+        mapped_request(mapped, "hls", "master.m3u8", Clip())
+    except VodError as error:
+        assert 400 <= error.status < 500, error
+
+
+@settings(max_examples=200, deadline=None)
+@given(document=JSON_VALUES)
+def test_mapping_parser_refuses_any_json(document: object) -> None:
+    try:
+        parse_mapping(json.dumps(document).encode(), "fuzz", 32, 48 * 3600 * 1000)
+    except VodError as error:
+        assert 400 <= error.status < 500, error

@@ -20,6 +20,7 @@ range is a 422 naming it.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,8 @@ SET_FIELDS = {"sequences", "id", "durations", "discontinuity", "clipFrom", "clip
 SEQUENCE_FIELDS = {"clips", "id", "language", "label", "default"}
 CLIP_FIELDS = {"type", "path", "tracks", "clipFrom", "clipTo", "id"}
 MAX_CLIPS = 128  # entries of `durations`, as nginx-vod-module
+MAX_LABEL = 256  # characters
+SEQUENCE_ID = re.compile(r"[A-Za-z0-9_]{1,32}", re.ASCII)  # as the s<id> token reads it (urls.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,9 +102,15 @@ def _sequence(value: object, where: str, clips: int, max_duration_ms: int) -> Ma
         if language == UNDETERMINED:
             raise MediaError(f"mapping: {where}.language {sequence['language']!r} is not an ISO 639 code")
     label = _string(sequence["label"], f"{where}.label") if "label" in sequence else None
+    if label is not None and len(label) > MAX_LABEL:
+        raise MediaError(f"mapping: {where}.label is longer than {MAX_LABEL} characters")
     default = _boolean(sequence["default"], f"{where}.default") if "default" in sequence else None
     parsed = tuple(_source(c, f"{where}.clips[{i}]", max_duration_ms) for i, c in enumerate(raw_clips))
-    return MappedSequence(_string(sequence.get("id", ""), f"{where}.id"), language, label, default, parsed)
+    identifier = _string(sequence.get("id", ""), f"{where}.id")
+    if identifier and not SEQUENCE_ID.fullmatch(identifier):
+        raise MediaError(f"mapping: {where}.id {identifier[:40]!r} cannot be a file-name token "
+                         "(1 to 32 letters, digits or _)")
+    return MappedSequence(identifier, language, label, default, parsed)
 
 
 def _source(value: object, where: str, max_duration_ms: int) -> MappedClip:

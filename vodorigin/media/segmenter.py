@@ -183,6 +183,8 @@ def movie_timeline(movie: Movie, config: SegmentConfig, clip: Clip | None = None
     ends = [rescale(t.presentation_end, t.timescale, timescale) for t in movie.tracks
             if t.media_type is not MediaType.SUBTITLE]
     end = max(ends) if config.duration_policy == "max" else min(ends)
+    if end <= 0:  # an edit list that starts after every sample, or samples of no duration
+        raise MediaError(f"{movie.source.path}: no media to present")
     key_times = reference.key_times
     start = 0
     open_end = True

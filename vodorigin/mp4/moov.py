@@ -250,5 +250,7 @@ def _edit_shift(moov: bytes, edts: Box, movie_timescale: int, timescale: int) ->
         if media_time == -1:
             delay += duration
             continue
+        if media_time < 0:  # -1 (an empty edit) is the only negative value 8.6.6 allows
+            raise MediaError(f"elst: media_time {media_time}")
         return delay * timescale // movie_timescale - media_time
     return 0

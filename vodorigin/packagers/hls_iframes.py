@@ -46,6 +46,8 @@ def iframes(video: Track, timeline: Timeline, container: str, context: PackagerC
       segment given by EXT-X-MAP (a key frame inside a fragment cannot be addressed without its moof).
     """
     cuts = cut_indexes(video, timeline)
+    if cuts[-1] == cuts[0]:  # no video frame in the clip
+        return []
     whole = frames_by_index(video, timeline, int(cuts[0]), int(cuts[-1]), context.max_clip_frames)
     local_cuts = (cuts - cuts[0]).tolist()
     segments = np.repeat(np.arange(1, timeline.count + 1), np.diff(cuts))  # segment of each frame
@@ -89,6 +91,8 @@ def iframes_playlist(name: FileName, media: MediaSet, context: PackagerContext) 
     timeline = movie_timeline(movie, context.segments, media.clip)
     container = choose_container((video,), context.hls_container)
     entries = iframes(video, timeline, container, context)
+    if not entries:
+        raise NotFound("no key frame in this clip")
     durations = [f"{d:.3f}" for d in _iframe_durations(entries, video, timeline)]
     tokens = part_tokens(media, name.file_index or 1, movie, (video,))
     lines = [*vod_playlist_head(IFRAMES_VERSION[container], durations), "#EXT-X-I-FRAMES-ONLY"]
@@ -116,6 +120,8 @@ def iframe_stream_infs(media: MediaSet, context: PackagerContext) -> list[str]:
         for video in movie.tracks_of(MediaType.VIDEO):
             container = choose_container((video,), context.hls_container)
             entries = iframes(video, timeline, container, context)
+            if not entries:  # no key frame in the clip
+                continue
             durations = _iframe_durations(entries, video, timeline)
             rates = [e.length * 8 / d for e, d in zip(entries, durations, strict=True) if d > 0]
             tokens = part_tokens(media, file_number, movie, (video,))
