@@ -12,11 +12,15 @@ import m3u8
 import pytest
 
 from tests.conftest import FIXTURES, MEDIA_FILES, LiveServer, load_movie, require_tools
+from vodorigin.mapping.urlset import media_set
 from vodorigin.media.frames import segment_frames
 from vodorigin.media.model import MediaType
 from vodorigin.media.segmenter import SegmentConfig, movie_timeline
 from vodorigin.mux import mpegts
+from vodorigin.packagers import hls_iframes
+from vodorigin.packagers.output import PackagerContext
 from vodorigin.settings import Settings
+from vodorigin.urls import parse_file_name, parse_request_path
 
 URLSET = "clip_,180p,360p,.mp4.urlset"
 # mov reads a fragment cut after its first sample and says so: the one message allowed
@@ -121,3 +125,20 @@ def test_iframe_playlists_can_be_turned_off() -> None:
         master = http.get("/hls/bframes.mp4/master.m3u8").text
         assert "I-FRAME" not in master and "#EXT-X-STREAM-INF" in master
         assert http.get("/hls/bframes.mp4/iframes-v1.m3u8").status_code == 404
+
+
+@pytest.mark.parametrize("container", ["mpegts", "fmp4"])
+def test_iframes_located_in_batches_are_the_same(container: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long titles are located a batch of segments at a time: batches of a few frames give the
+    same playlist (and master) as one batch."""
+    settings = Settings(media_root=str(FIXTURES), segment_duration=2.0, hls_container=container)
+    context = PackagerContext.from_settings(settings)
+    request = parse_request_path("hls", f"{URLSET}/iframes-f2-v1.m3u8")
+    movies = {name: load_movie(name) for name in ("clip_180p.mp4", "clip_360p.mp4")}
+    media = media_set(request, movies)
+    whole = hls_iframes.iframes_playlist(parse_file_name("iframes-f2-v1.m3u8"), media, context)
+    master = hls_iframes.iframe_stream_infs(media, context)
+    monkeypatch.setattr(hls_iframes, "BATCH_FRAMES", 100)  # 2 s segments of 30 fps: a batch is 1-2
+    assert hls_iframes.iframes_playlist(parse_file_name("iframes-f2-v1.m3u8"), media, context) == whole
+    assert hls_iframes.iframe_stream_infs(media, context) == master
+    assert whole.count("#EXTINF") >= 15

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from cachetools import TTLCache
+
 from vodorigin.cache import ByteBoundedCache
 from vodorigin.errors import LimitExceeded, MediaError
 from vodorigin.media.frames import ByteRange, SourceBytes, merged_ranges_of
@@ -21,6 +23,9 @@ from vodorigin.text import MAX_INPUT_BYTES, detect_format
 
 STREAM_CHUNK = 1024 * 1024  # progressive download reads the source in pieces of this size
 LARGE_MOOV = 512 * 1024  # parse moovs larger than this in a worker thread
+LARGE_TEXT = 64 * 1024  # and subtitle files or embedded cue samples of more bytes than this
+REFUSALS_KEPT = 4096  # files refused (422, 413, 415) remembered by identity, so that a hostile file
+REFUSAL_TTL = 300.0  # costs its parse once in this many seconds, not on every request
 
 
 class Origin:
@@ -35,6 +40,7 @@ class Origin:
         self.metadata: ByteBoundedCache[Movie] = ByteBoundedCache(
             settings.metadata_cache_bytes, lambda movie: movie.nbytes
         )
+        self.refusals: TTLCache[tuple[object, ...], MediaError] = TTLCache(REFUSALS_KEPT, REFUSAL_TTL)
 
     async def sources(self, paths: tuple[str, ...]) -> tuple[SourceIdentity, ...]:
         """The current identity (size, mtime, etag) of each file, one stat each."""
@@ -46,7 +52,14 @@ class Origin:
 
     async def movie_of(self, source: SourceIdentity) -> Movie:
         key = (source.path, source.size, source.mtime, source.etag)
-        return await self.metadata.get_or_load(key, lambda: self._load_movie(source))
+        refused = self.refusals.get(key)
+        if refused is not None:
+            raise type(refused)(refused.message)
+        try:
+            return await self.metadata.get_or_load(key, lambda: self._load_movie(source))
+        except MediaError as error:  # the file's own fault (not its storage's): the same next time
+            self.refusals[key] = error
+            raise
 
     async def _load_movie(self, source: SourceIdentity) -> Movie:
         """An MP4's moov, located in bounded reads and parsed; or a sidecar subtitle file (told by
@@ -72,6 +85,8 @@ class Origin:
                                 f"(at most {MAX_INPUT_BYTES})")
         data = head if len(head) == source.size else await self.read(source, 0, source.size)
         try:
+            if len(data) > LARGE_TEXT:
+                return await asyncio.to_thread(sidecar_movie, source, data)
             return sidecar_movie(source, data)
         except MediaError as error:
             raise type(error)(f"{source.path}: {error.message}") from error
@@ -88,7 +103,11 @@ class Origin:
             for track in [t for t in movie.tracks if needs_cues(t)]:
                 ranges = merged_ranges_of(embedded_cue_ranges(track), self.settings.read_merge_gap)
                 data = await self.read_ranges(movie.source, ranges)
-                movie = with_cues(movie, track.track_id, embedded_cues(track, data))
+                if sum(r.length for r in ranges) > LARGE_TEXT:
+                    cues = await asyncio.to_thread(embedded_cues, track, data)
+                else:
+                    cues = embedded_cues(track, data)
+                movie = with_cues(movie, track.track_id, cues)
             source = movie.source
             self.metadata.replace((source.path, source.size, source.mtime, source.etag), movie)
             loaded.append(movie)

@@ -8,6 +8,7 @@ Times are integer ticks in the track's timescale; see timing.py.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -210,5 +211,12 @@ class MediaSet:
 
     @property
     def sample_count(self) -> int:
-        sets = self.clips or (self,)
-        return sum(t.samples.count for media in sets for movie in media.movies for t in movie.tracks)
+        return sum(t.samples.count for t in self._tracks())
+
+    @property
+    def cue_count(self) -> int:
+        """Cues of sidecar subtitle files (and of embedded tracks once read)."""
+        return sum(len(t.cues) for t in self._tracks() if t.cues is not None)
+
+    def _tracks(self) -> Iterator[Track]:
+        return (t for media in self.clips or (self,) for movie in media.movies for t in movie.tracks)

@@ -6,6 +6,7 @@ Byte ranges come from the planned layout of the segments, so no media is read to
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,18 +26,27 @@ from vodorigin.urls import FileName
 IFRAMES_VERSION = {MPEGTS: 4, FMP4: 6}  # EXT-X-I-FRAMES-ONLY and EXT-X-BYTERANGE: 4
 
 
+BATCH_FRAMES = 65_536  # frames located at a time: the memory of a long title's playlist stays bounded
+LINES_AT_ONCE = 8192  # I-frames rendered at a time
+
+
 @dataclass(frozen=True, slots=True)
-class IFrame:
-    """A key frame's bytes inside the video-only segment `segment` (1-based)."""
+class IFrames:
+    """Where each key frame lies in the video-only segments: one entry per I-frame."""
 
-    segment: int
-    offset: int
-    length: int
-    time: int  # presentation time in ticks of the track, from the timeline start
+    segments: np.ndarray  # the segment holding it (1-based)
+    offsets: np.ndarray  # its first byte in that segment
+    lengths: np.ndarray  # its bytes
+    times: np.ndarray  # presentation time in ticks of the track, from the timeline start
+
+    @property
+    def count(self) -> int:
+        return len(self.segments)
 
 
-def iframes(video: Track, timeline: Timeline, container: str, context: PackagerContext) -> list[IFrame]:
-    """The I-frames of a video track, located from the planned layout of its video-only segments.
+def iframes(video: Track, timeline: Timeline, container: str, context: PackagerContext) -> IFrames:
+    """The I-frames of a video track, located from the planned layout of its video-only segments,
+    a batch of segments at a time.
 
     RFC 8216 4.3.3.6: a byte range must not include the Media Initialization Section, which is
     either EXT-X-MAP or the bytes from the start of the resource to its first I-frame.
@@ -45,34 +55,60 @@ def iframes(video: Track, timeline: Timeline, container: str, context: PackagerC
     * fMP4: the key frame opening each fragment: the moof, the mdat header and that frame, the init
       segment given by EXT-X-MAP (a key frame inside a fragment cannot be addressed without its moof).
     """
-    cuts = cut_indexes(video, timeline)
+    cuts = cut_indexes(video, timeline).tolist()
     if cuts[-1] == cuts[0]:  # no video frame in the clip
-        return []
-    whole = frames_by_index(video, timeline, int(cuts[0]), int(cuts[-1]), context.max_clip_frames)
-    local_cuts = (cuts - cuts[0]).tolist()
-    segments = np.repeat(np.arange(1, timeline.count + 1), np.diff(cuts))  # segment of each frame
-    if container == MPEGTS:
-        packets = mpegts.video_only_packets(whole, local_cuts)
-        running = np.cumsum(packets) - packets  # packets before each frame, from the track's start
-        starts = mpegts.PSI_PACKETS + running - running[np.array(local_cuts[:-1])][segments - 1]
-        keys = np.flatnonzero(whole.sync)
-        size = mpegts.PACKET_SIZE
-        columns = (segments[keys], starts[keys], packets[keys], whole.pts[keys])
-        return [IFrame(int(n), size * int(s), size * int(p), int(t))
-                for n, s, p, t in zip(*columns, strict=True)]
-    entries = []
-    for number, (start, stop) in enumerate(zip(local_cuts, local_cuts[1:], strict=False), start=1):
-        if stop > start and whole.sync[start]:
-            head = len(fragment_plan(number, [whole.part(start, stop)]).head)
-            entries.append(IFrame(number, 0, head + int(whole.sizes[start]), int(whole.pts[start])))
-    return entries
+        return IFrames(*(np.zeros(0, dtype=np.int64) for _ in range(4)))
+    locate = _ts_iframes if container == MPEGTS else _fmp4_iframes
+    found = [locate(video, timeline, cuts, first, last, context) for first, last in _batches(cuts)]
+    return IFrames(*(np.concatenate([batch[n] for batch in found]).astype(np.int64) for n in range(4)))
 
 
-def _iframe_durations(entries: list[IFrame], video: Track, timeline: Timeline) -> list[float]:
+def _batches(cuts: list[int]) -> list[tuple[int, int]]:
+    """Runs of whole segments [first, last) (0-based) of at most BATCH_FRAMES frames each (or one
+    segment, when it alone has more)."""
+    runs, first = [], 0
+    for segment in range(1, len(cuts) - 1):
+        if cuts[segment + 1] - cuts[first] > BATCH_FRAMES:
+            runs.append((first, segment))
+            first = segment
+    runs.append((first, len(cuts) - 1))
+    return runs
+
+
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _ts_iframes(video: Track, timeline: Timeline, cuts: list[int], first: int, last: int,
+                context: PackagerContext) -> Columns:
+    frames = frames_by_index(video, timeline, cuts[first], cuts[last], context.max_clip_frames)
+    local_cuts = [cut - cuts[first] for cut in cuts[first : last + 1]]
+    segments = np.repeat(np.arange(first + 1, last + 1), np.diff(local_cuts))  # segment of each frame
+    packets = mpegts.video_only_packets(frames, local_cuts)
+    running = np.cumsum(packets) - packets  # packets before each frame, from the batch's start
+    starts = mpegts.PSI_PACKETS + running - running[np.array(local_cuts[:-1])][segments - first - 1]
+    keys = np.flatnonzero(frames.sync)
+    size = mpegts.PACKET_SIZE
+    return segments[keys], size * starts[keys], size * packets[keys], frames.pts[keys]
+
+
+def _fmp4_iframes(video: Track, timeline: Timeline, cuts: list[int], first: int, last: int,
+                  context: PackagerContext) -> Columns:
+    frames = frames_by_index(video, timeline, cuts[first], cuts[last], context.max_clip_frames)
+    rows = []
+    for number in range(first + 1, last + 1):
+        start, stop = cuts[number - 1] - cuts[first], cuts[number] - cuts[first]
+        if stop > start and frames.sync[start]:
+            head = len(fragment_plan(number, [frames.part(start, stop)]).head)
+            rows.append((number, 0, head + int(frames.sizes[start]), int(frames.pts[start])))
+    columns = np.array(rows, dtype=np.int64).reshape(-1, 4).T
+    return columns[0], columns[1], columns[2], columns[3]
+
+
+def _iframe_durations(entries: IFrames, video: Track, timeline: Timeline) -> np.ndarray:
     """Seconds from each I-frame to the next one (the last one: to the end of the timeline)."""
     end = rescale(timeline.end - timeline.zero, timeline.timescale, video.timescale)
-    times = [e.time for e in entries] + [max(end, entries[-1].time if entries else 0)]
-    return [(b - a) / video.timescale for a, b in zip(times, times[1:], strict=False)]
+    last = int(entries.times[-1]) if entries.count else 0
+    return np.diff(entries.times, append=max(end, last)) / video.timescale
 
 
 def _iframe_rendition(name: FileName, media: MediaSet) -> tuple[Movie, Track]:
@@ -91,20 +127,26 @@ def iframes_playlist(name: FileName, media: MediaSet, context: PackagerContext) 
     timeline = movie_timeline(movie, context.segments, media.clip)
     container = choose_container((video,), context.hls_container)
     entries = iframes(video, timeline, container, context)
-    if not entries:
+    if not entries.count:
         raise NotFound("no key frame in this clip")
-    durations = [f"{d:.3f}" for d in _iframe_durations(entries, video, timeline)]
+    durations = _iframe_durations(entries, video, timeline)
     tokens = part_tokens(media, name.file_index or 1, movie, (video,))
-    lines = [*vod_playlist_head(IFRAMES_VERSION[container], durations), "#EXT-X-I-FRAMES-ONLY"]
+    head = vod_playlist_head(IFRAMES_VERSION[container], [f"{d:.3f}" for d in (durations.max(),)])
+    text = io.StringIO()
+    text.write("\n".join([*head, "#EXT-X-I-FRAMES-ONLY"]) + "\n")
     extension = "ts"
     if container == FMP4:
-        lines.append(f'#EXT-X-MAP:URI="init-{tokens}.mp4"')
+        text.write(f'#EXT-X-MAP:URI="init-{tokens}.mp4"\n')
         extension = "m4s"
-    for entry, duration in zip(entries, durations, strict=True):
-        lines += [f"#EXTINF:{duration},", f"#EXT-X-BYTERANGE:{entry.length}@{entry.offset}",
-                  f"seg-{entry.segment}-{tokens}.{extension}"]
-    lines.append("#EXT-X-ENDLIST")
-    return "\n".join(lines) + "\n"
+    for at in range(0, entries.count, LINES_AT_ONCE):
+        window = slice(at, at + LINES_AT_ONCE)
+        for segment, offset, length, duration in zip(
+                entries.segments[window].tolist(), entries.offsets[window].tolist(),
+                entries.lengths[window].tolist(), durations[window].tolist(), strict=True):
+            text.write(f"#EXTINF:{duration:.3f},\n#EXT-X-BYTERANGE:{length}@{offset}\n"
+                       f"seg-{segment}-{tokens}.{extension}\n")
+    text.write("#EXT-X-ENDLIST\n")
+    return text.getvalue()
 
 
 def iframe_stream_infs(media: MediaSet, context: PackagerContext) -> list[str]:
@@ -120,12 +162,13 @@ def iframe_stream_infs(media: MediaSet, context: PackagerContext) -> list[str]:
         for video in movie.tracks_of(MediaType.VIDEO):
             container = choose_container((video,), context.hls_container)
             entries = iframes(video, timeline, container, context)
-            if not entries:  # no key frame in the clip
+            if not entries.count:  # no key frame in the clip
                 continue
             durations = _iframe_durations(entries, video, timeline)
-            rates = [e.length * 8 / d for e, d in zip(entries, durations, strict=True) if d > 0]
+            timed = durations > 0
+            peak = float((entries.lengths[timed] * 8 / durations[timed]).max()) if timed.any() else 0.0
             tokens = part_tokens(media, file_number, movie, (video,))
-            attributes = [f"BANDWIDTH={int(max(rates, default=0))}",
+            attributes = [f"BANDWIDTH={int(peak)}",
                           f"RESOLUTION={video.codec.width}x{video.codec.height}",
                           f'CODECS="{video.codec.codec_string}"', f'URI="iframes-{tokens}.m3u8"']
             lines.append("#EXT-X-I-FRAME-STREAM-INF:" + ",".join(attributes))

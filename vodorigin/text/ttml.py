@@ -34,7 +34,7 @@ from math import floor
 from lxml import etree
 
 from vodorigin.errors import LimitExceeded, MediaError, UnsupportedMedia
-from vodorigin.text.cues import Cue, check_count, make_cue
+from vodorigin.text.cues import MAX_CUES, Cue, check_count, make_cue
 from vodorigin.text.markup import NO_STYLE, Run
 
 TT_NAMESPACES = ("http://www.w3.org/ns/ttml", "http://www.w3.org/2006/10/ttaf1",
@@ -105,6 +105,8 @@ def parse_ttml(data: bytes) -> list[Cue]:
     document = _Document(_rates(root), styles, _top_regions(root, head, styles))
     if body is None:
         return []
+    if sum(1 for element in body.iter() if _local(element) == "p") > MAX_CUES:  # before any timing work
+        raise LimitExceeded(f"TTML: more than {MAX_CUES} paragraphs (subtitle cues) in one document")
     scope = _Scope(Fraction(0), None, NO_STYLE, "", root.get(f"{{{XML_NS}}}space") == "preserve")
     cues: list[Cue] = []
     work = 0

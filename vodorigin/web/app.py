@@ -42,6 +42,8 @@ from vodorigin.web.responses import Content, MediaResponder, Validators, error_r
 log = logging.getLogger("vodorigin")
 CONFIG_ENVIRONMENT = "VODORIGIN_CONFIG_FILE"
 OFFLOAD_SAMPLES = 100_000  # media sets with more samples are packaged off the event loop (README: limits)
+LARGE_BODY = 256 * 1024  # manifests longer than this are gzipped off the event loop
+OFFLOAD_CUES = 2_000  # or with more subtitle cues (about 25 µs each where 100,000 samples take 12 ms)
 # Faults no media should cause, but which hostile input might still reach: a 422 with a log line
 # (the fuzz tests treat them as bugs), never a 500.
 PACKAGING_FAULTS = (struct.error, ArithmeticError, LookupError, ValueError)
@@ -68,7 +70,7 @@ def packaged(handle: Callable[[str, MediaSet, PackagerContext], Output]) -> Hand
 async def _package(handle: Callable[[str, MediaSet, PackagerContext], Output], request: MediaRequest,
                    movies: list[Movie], origin: Origin, context: PackagerContext) -> Output:
     media = origin.check_size(urlset.media_set(request, {m.source.path: m for m in movies}))
-    if media.sample_count > OFFLOAD_SAMPLES:
+    if media.sample_count > OFFLOAD_SAMPLES or media.cue_count > OFFLOAD_CUES:
         return await asyncio.to_thread(handle, request.file_name, media, context)
     return handle(request.file_name, media, context)
 
@@ -205,7 +207,10 @@ async def _build(output: Output, text: bool, method: str, services: Services) ->
     """A packager's output as response content: documents (and, when configured, rendered segments)
     become cacheable bodies, manifests and WebVTT with their gzip form; the rest stays lazy."""
     if isinstance(output, Document):
-        gzipped = compress(output.body) if text and services.policy.gzip_manifests else None
+        gzipped = None
+        if text and services.policy.gzip_manifests:
+            large = len(output.body) > LARGE_BODY
+            gzipped = await asyncio.to_thread(compress, output.body) if large else compress(output.body)
         return CachedResponse(output.body, output.content_type, gzipped)
     if isinstance(output, MediaSegment) and services.cache_segments and method == "GET":
         return CachedResponse(await render(output, services.origin), output.content_type)
