@@ -18,18 +18,25 @@ def boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[byt
     return found
 
 
-def trun_sizes(fragment: bytes) -> list[int]:
-    """The sample sizes of a fragment's first trun (8.8.8)."""
-    moof = next(b for b in boxes(fragment) if b[0] == b"moof")
-    traf = next(b for b in boxes(fragment, moof[1], moof[2]) if b[0] == b"traf")
-    trun = next(b for b in boxes(fragment, traf[1], traf[2]) if b[0] == b"trun")
+def trun_samples(fragment: bytes, trun: tuple[bytes, int, int] | None = None) -> list[dict[int, int]]:
+    """The per-sample fields of a trun (8.8.8; the fragment's first one by default), each keyed by
+    its flag: 0x100 duration, 0x200 size, 0x400 flags, 0x800 composition offset."""
+    if trun is None:
+        moof = next(b for b in boxes(fragment) if b[0] == b"moof")
+        traf = next(b for b in boxes(fragment, moof[1], moof[2]) if b[0] == b"traf")
+        trun = next(b for b in boxes(fragment, traf[1], traf[2]) if b[0] == b"trun")
     flags = int.from_bytes(fragment[trun[1] + 1 : trun[1] + 4], "big")
     count = struct.unpack_from(">I", fragment, trun[1] + 4)[0]
     fields = [bit for bit in (0x100, 0x200, 0x400, 0x800) if flags & bit]
     position = trun[1] + 8 + (4 if flags & 1 else 0) + (4 if flags & 4 else 0)
-    sizes = []
+    samples = []
     for _ in range(count):
-        values = dict(zip(fields, struct.unpack_from(f">{len(fields)}I", fragment, position), strict=True))
-        sizes.append(values[0x200])
+        values = struct.unpack_from(f">{len(fields)}I", fragment, position)
+        samples.append(dict(zip(fields, values, strict=True)))
         position += 4 * len(fields)
-    return sizes
+    return samples
+
+
+def trun_sizes(fragment: bytes) -> list[int]:
+    """The sample sizes of a fragment's first trun."""
+    return [sample[0x200] for sample in trun_samples(fragment)]

@@ -20,7 +20,7 @@ import pytest
 import webvtt
 from lxml import etree
 
-from tests.boxread import boxes, trun_sizes
+from tests.boxread import boxes, trun_samples, trun_sizes
 from tests.conftest import (
     FIXTURES,
     LIVE_SETTINGS,
@@ -391,7 +391,7 @@ def _text_samples(fragment: bytes, kind: str) -> set[tuple[int, int, str]]:
         base = struct.unpack_from(">Q", fragment, inner[b"tfdt"][1] + 4)[0]
     else:  # Smooth Streaming: tfxd (uuid) holds the time
         base = struct.unpack_from(">Q", fragment, inner[b"uuid"][1] + 20)[0]
-    durations = _trun_durations(fragment, inner[b"trun"])
+    durations = [sample[0x100] for sample in trun_samples(fragment, inner[b"trun"])]
     sizes = trun_sizes(fragment)
     found: set[tuple[int, int, str]] = set()
     position, time = mdat[1], base
@@ -414,18 +414,6 @@ def _text_samples(fragment: bytes, kind: str) -> set[tuple[int, int, str]]:
         position += size
         time += duration
     return found
-
-
-def _trun_durations(fragment: bytes, trun: tuple[bytes, int, int]) -> list[int]:
-    flags = int.from_bytes(fragment[trun[1] + 1 : trun[1] + 4], "big")
-    count = struct.unpack_from(">I", fragment, trun[1] + 4)[0]
-    fields = [bit for bit in (0x100, 0x200, 0x400, 0x800) if flags & bit]
-    position = trun[1] + 8 + (4 if flags & 1 else 0) + (4 if flags & 4 else 0)
-    durations = []
-    for _ in range(count):
-        durations.append(struct.unpack_from(">I", fragment, position)[0])
-        position += 4 * len(fields)
-    return durations
 
 
 def _merge_pieces(pieces: set[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
