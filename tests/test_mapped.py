@@ -15,6 +15,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Iterator
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -32,13 +33,15 @@ from tests.conftest import (
     LiveServer,
     ffmpeg_read_errors,
     ffprobe_json,
+    load_movie,
     require_tools,
 )
 from tests.test_hds import FLV_HEADER, decode_abst, fragment_list
 from tests.upstream import FaultServer
 from vodorigin.errors import VodError
 from vodorigin.mapping.mapped import mapped_request, parse_mapping
-from vodorigin.media.model import Clip
+from vodorigin.media.model import Clip, MediaType
+from vodorigin.mux import fmp4
 from vodorigin.settings import Settings
 
 MPD = {"d": "urn:mpeg:dash:schema:mpd:2011"}
@@ -385,6 +388,17 @@ def test_continuous_playlist_in_every_protocol(mapped: httpx.Client, tmp_path: P
     assert len(mpd.findall("d:Period", MPD)) == 1
     assert mpd.get("mediaPresentationDuration") == "PT18.000S"
     assert "-c1-" not in etree.tostring(mpd).decode()
+    for representation in mpd.iterfind(".//d:Representation", MPD):
+        kind = representation.getparent().get("contentType")
+        template = representation.find("d:SegmentTemplate", MPD)
+        count = sum(int(s.get("r", 0)) + 1 for s in template.iterfind("d:SegmentTimeline/d:S", MPD))
+        rep = representation.get("id")
+        data = mapped.get(f"/dash/m/continuous.json/init-{rep}.mp4").content
+        data += b"".join(mapped.get(f"/dash/m/continuous.json/fragment-{n}-{rep}.m4s").content
+                         for n in range(1, count + 1))
+        ours = probe_bytes(data, tmp_path, f"continuous-{rep}.mp4")
+        assert [p["size"] for p in ours[kind]] == expected[kind], kind
+        check_rising(ours)
 
     manifest = mapped.get("/mss/m/continuous.json/manifest")
     assert manifest.status_code == 200, manifest.text
@@ -392,7 +406,7 @@ def test_continuous_playlist_in_every_protocol(mapped: httpx.Client, tmp_path: P
         kind, level = stream.get("Type"), stream.find("QualityLevel")
         chunks = [(int(c.get("t")), int(c.get("d"))) for c in stream.findall("c")]
         assert all(t + d == following for (t, d), (following, _) in zip(chunks, chunks[1:], strict=False))
-        sizes = []
+        sizes, whole = [], bytearray()
         url = stream.get("Url").replace("{bitrate}", level.get("Bitrate"))
         for t, _ in chunks:
             path = url.replace("{start time}", str(t))
@@ -400,7 +414,14 @@ def test_continuous_playlist_in_every_protocol(mapped: httpx.Client, tmp_path: P
             tfxd = data.index(TFXD) + 16
             assert data[tfxd] == 1 and int.from_bytes(data[tfxd + 4 : tfxd + 12], "big") == t
             sizes += trun_sizes(data)
+            whole += data
         assert sizes == expected[kind], kind
+        # behind an init with the 100 ns timescale (a Smooth client builds its own), ffmpeg decodes it
+        track = load_movie("clip_180p.mp4").tracks_of(MediaType(kind))[0]
+        path = tmp_path / f"smooth-{kind}.mp4"
+        path.write_bytes(fmp4.init_segment([replace(track, timescale=10_000_000)]) + bytes(whole))
+        ffmpeg_decodes(path)
+        check_rising(probe_bytes(path.read_bytes(), tmp_path, f"smooth-{kind}-copy.mp4"))
 
     root = etree.fromstring(mapped.get("/hds/m/continuous.json/manifest.f4m").content)
     check_hds(mapped, "m/continuous.json", root, expected, tmp_path)
