@@ -16,11 +16,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import LiveServer
+from vodorigin.drm.keys import ContentKey
 from vodorigin.media.frames import merged_ranges, segment_frames
 from vodorigin.media.model import MediaSet, TrackSpec, select_tracks
 from vodorigin.media.segmenter import movie_timeline
@@ -148,6 +150,37 @@ async def _bench_fmp4(settings: Settings, name: str) -> None:
     row("manifest.mpd from cached metadata", f"{statistics.median(mpd) * 1000:.2f} ms", "2-hour file")
 
 
+def bench_encryption(settings: Settings, name: str) -> None:
+    print(f"Encryption, in process ({name}): the same segments in the clear and encrypted")
+    asyncio.run(_bench_encryption(settings, name))
+
+
+async def _bench_encryption(settings: Settings, name: str) -> None:
+    """TS segments whole in AES-128-CBC (HLS) and video fragments in CENC 'cenc' (DASH), each
+    against the clear segments of the same numbers, read + mux (+ encrypt) timed together."""
+    origin = Origin(settings, LocalStorage(MEDIA))
+    movie = await origin.movie(name)
+    media = MediaSet((movie,))
+    key = ContentKey(bytes(range(16)), bytes(range(16, 32)), served=True)
+    clear = PackagerContext.from_settings(settings)
+    encrypted = replace(clear, hls_encryption_method="aes-128", drm_enabled=True, keys={name: key})
+    numbers = range(1, min(movie_timeline(movie, clear.segments).count, 30) + 1)
+    for label, handle, file_name in (("HLS TS AES-128", hls.handle, "seg-{}-v1-a1.ts"),
+                                     ("DASH video fragment cenc", dash.handle, "fragment-{}-v1.m4s")):
+        rates = {}
+        for kind, context in (("clear", clear), ("encrypted", encrypted)):
+            produced, seconds = 0, 0.0
+            for number in numbers:
+                start = time.perf_counter()
+                segment = handle(file_name.format(number), media, context)
+                assert isinstance(segment, MediaSegment)
+                produced += len(segment.render(await origin.read_ranges(movie.source, segment.ranges)))
+                seconds += time.perf_counter() - start
+            rates[kind] = produced / seconds / 1e6
+        row(label, f"{rates['encrypted']:.0f} MB/s",
+            f"clear {rates['clear']:.0f} MB/s: ratio {rates['encrypted'] / rates['clear']:.2f}")
+
+
 def bench_hds_mss(settings: Settings, name: str) -> None:
     print(f"HDS and MSS, in process ({name})")
     asyncio.run(_bench_hds_mss(settings, name))
@@ -267,6 +300,7 @@ def main() -> None:
     bench_segments(settings, "medium_720p.mp4")
     bench_fmp4(settings, "long_360p.mp4")
     bench_hds_mss(settings, "long_360p.mp4")
+    bench_encryption(settings, "long_360p.mp4")
     bench_block_reads(settings, "long_360p.mp4")
     bench_http(settings)
 

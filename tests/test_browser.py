@@ -10,14 +10,17 @@ fail there. Chromium cannot decode HEVC (or AC-3): those are covered by the ffpr
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,6 +30,7 @@ from playwright.sync_api import Page, sync_playwright
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.conftest import FIXTURES, LIVE_SETTINGS, LiveServer
+from tests.test_drm import drm_info
 from tests.upstream import FaultServer
 from vodorigin.settings import Settings, load_settings
 
@@ -55,7 +59,16 @@ STREAMS = {  # name -> (server, URL): the two HLS containers, the Kaltura deploy
     "mapped-hls-playlist": ("mapped", "/hls/m/playlist.json/master.m3u8"),
     "mapped-dash-playlist": ("mapped", "/dash/m/playlist.json/manifest.mpd"),
     "mapped-mss-continuous": ("mapped", "/mss/m/continuous.json/manifest"),
+    # encryption: HLS AES-128 (keys from secret_key, fetched by hls.js from encryption.key), DASH
+    # Common Encryption with W3C ClearKey (keys from the DRM-info service; the page's clearkey=
+    # parameter names the license server that hands them to the browser's CDM)
+    "hls-aes128-ts": ("encrypted", "/hls/bframes.mp4/master.m3u8"),
+    "hls-aes128-fmp4-urlset": ("encrypted-fmp4", f"/hls/{URLSET}/master.m3u8"),
+    "dash-cenc-clearkey": ("encrypted", "/dash/bframes.mp4/manifest.mpd"),
+    "dash-cenc-clearkey-urlset": ("encrypted", f"/dash/{URLSET}/manifest.mpd"),
 }
+DRM_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
+DRM_KID = bytes.fromhex("0123456789abcdef0123456789abcdef")
 MAPPINGS = {
     "playlist": {"durations": [10000, 12000], "sequences": [{"clips": [
         {"type": "source", "path": "bframes.mp4"},
@@ -103,9 +116,72 @@ def servers() -> Iterator[dict[str, LiveServer]]:
         kaltura = load_settings(KALTURA, {"http_base_url": f"{upstream.base}/ok", "host": "127.0.0.1",
                                           "workers": 1, **player}, environ={})
         mapped = player_settings("mpegts", mode="mapped", mapping_url=upstream.base)
+        for name in ("bframes.mp4", "clip_180p.mp4", "clip_360p.mp4"):
+            upstream.documents[f"/drm/{name}"] = drm_info(DRM_KEY, DRM_KID)
+        encryption = {"secret_key": "secret-$vod_filepath", "hls_encryption_method": "aes-128",
+                      "drm_info_url": f"{upstream.base}/drm", "dash": {"drm_enabled": True}}
         with LiveServer(player_settings("mpegts")) as ts, LiveServer(player_settings("fmp4")) as fmp4, \
-                LiveServer(kaltura) as kaltura_server, LiveServer(mapped) as mapped_server:
-            yield {"mpegts": ts, "fmp4": fmp4, "kaltura": kaltura_server, "mapped": mapped_server}
+                LiveServer(kaltura) as kaltura_server, LiveServer(mapped) as mapped_server, \
+                LiveServer(player_settings("mpegts", **encryption)) as encrypted, \
+                LiveServer(player_settings("fmp4", **encryption)) as encrypted_fmp4, \
+                ClearKeyServer({DRM_KID: DRM_KEY}) as license_server:
+            servers = {"mpegts": ts, "fmp4": fmp4, "kaltura": kaltura_server, "mapped": mapped_server,
+                       "encrypted": encrypted, "encrypted-fmp4": encrypted_fmp4}
+            yield servers | {"license": license_server}  # type: ignore[dict-item]
+
+
+class ClearKeyServer:
+    """A W3C ClearKey license server on 127.0.0.1 (EME's JSON Web Key Set): a POST of
+    {"kids": [...]} gets the keys of those ids. Counts the licenses it hands out."""
+
+    def __init__(self, keys: dict[bytes, bytes]) -> None:
+        self.keys = keys
+        self.licenses = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_OPTIONS(self) -> None:  # noqa: N802 - the CORS preflight of the page's request
+                self._answer(204, b"")
+
+            def do_POST(self) -> None:  # noqa: N802
+                request = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
+                keys = [{"kty": "oct", "kid": kid, "k": _b64url(owner.keys[_unb64url(kid)])}
+                        for kid in request.get("kids", []) if _unb64url(kid) in owner.keys]
+                owner.licenses += bool(keys)
+                self._answer(200, json.dumps({"keys": keys, "type": "temporary"}).encode())
+
+            def _answer(self, status: int, body: bytes) -> None:
+                self.send_response(status)
+                headers = (("Access-Control-Allow-Origin", "*"), ("Access-Control-Allow-Headers", "*"),
+                           ("Access-Control-Allow-Methods", "POST, OPTIONS"),
+                           ("Content-Type", "application/json"), ("Content-Length", str(len(body))))
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> ClearKeyServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 @dataclass
@@ -138,9 +214,9 @@ def wait_for(page: Page, condition: Callable[[dict[str, Any]], bool], seconds: f
         time.sleep(0.2)
 
 
-def watch(page: Page, base: str, url: str) -> Report:
+def watch(page: Page, base: str, url: str, query: str = "") -> Report:
     report = Report()
-    page.goto(f"{base}/player/?url={quote(url)}&rate=4")
+    page.goto(f"{base}/player/?url={quote(url)}&rate=4{query}")
     current = wait_for(page, lambda s: s["time"] >= 2, 20)
     report.buffered_early = current["buffered"]
     if current["levels"] >= 2 and current["time"] >= 2:
@@ -200,7 +276,11 @@ def problems(report: Report, audio: bool) -> list[str]:
 @pytest.mark.parametrize("name", list(STREAMS))
 def test_players_play_our_streams(name: str, browser_page: Page, servers: dict[str, LiveServer]) -> None:
     server, url = STREAMS[name]
-    report = watch(browser_page, servers[server].base, url)
+    query = f"&clearkey={quote(servers['license'].base + '/license')}" if "clearkey" in name else ""
+    licenses = servers["license"].licenses  # type: ignore[attr-defined]
+    report = watch(browser_page, servers[server].base, url, query)
+    if "clearkey" in name:
+        assert servers["license"].licenses > licenses, "the browser asked for no license"  # type: ignore[attr-defined]
     assert problems(report, audio="video_only" not in url) == [], report
     if URLSET in url:
         assert report.switched is True

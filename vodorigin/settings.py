@@ -26,8 +26,9 @@ PROTOCOL_TABLES = ("hls", "dash", "hds", "mss")
 # What a protocol's table may set: segmentation, manifests and caching headers
 PROTOCOL_SETTINGS = ("segment_duration", "bootstrap_segment_durations", "align_segments_to_key_frames",
                      "segment_count_policy", "manifest_segment_durations_mode", "manifest_duration_policy",
-                     "expires_manifest", "expires_segment", "gzip_manifests", "last_modified")
-PROTOCOL_ONLY = {"hls": ("hls_container", "hls_iframes_playlists"),
+                     "expires_manifest", "expires_segment", "gzip_manifests", "last_modified", "drm_enabled")
+PROTOCOL_ONLY = {"hls": ("hls_container", "hls_iframes_playlists", "hls_encryption_method",
+                         "hls_encryption_key_uri"),
                  "dash": ("dash_manifest_format", "dash_segment_index", "dash_subtitle_format")}
 
 SegmentCountPolicy = Literal["last_short", "last_long", "last_rounded"]
@@ -71,6 +72,14 @@ class Settings(BaseModel):
     mapping_cache_ttl: float = Field(60.0, gt=0)  # seconds a mapping is used before it is asked again
     max_mapping_size: int = Field(1024 * 1024, ge=1024)  # bytes of a mapping response
 
+    # encryption (README: Encryption); keys from secret_key or from the DRM-info service
+    secret_key: str = ""  # HLS AES-128 keys: MD5 of this, $vod_filepath replaced by the media path
+    drm_enabled: bool = False  # keys from drm_info_url; DASH: Common Encryption (cenc)
+    drm_info_url: str = ""  # GET <drm_info_url>/<media path>: nginx-vod-module's DRM-info JSON
+    drm_info_cache_bytes: int = Field(4 * 1024 * 1024, ge=0)  # DRM answers kept, bounded by bytes
+    drm_info_cache_ttl: float = Field(60.0, gt=0)  # seconds a DRM answer is used before it is asked again
+    max_drm_info_size: int = Field(64 * 1024, ge=1024)  # bytes of a DRM-info response
+
     # upstream reads (http, s3)
     upstream_timeout: float = Field(10.0, gt=0)  # seconds for one read, retries included
     upstream_retries: int = Field(3, ge=0)  # extra attempts on 5xx, throttling, dropped connections
@@ -90,6 +99,8 @@ class Settings(BaseModel):
     # HLS
     hls_container: Literal["auto", "mpegts", "fmp4"] = "auto"  # auto: TS for H.264, fMP4 for HEVC/AV1
     hls_iframes_playlists: bool = True  # EXT-X-I-FRAME-STREAM-INF in the master, iframes-*.m3u8
+    hls_encryption_method: Literal["none", "aes-128"] = "none"  # aes-128: whole segments, AES-128-CBC
+    hls_encryption_key_uri: str = ""  # EXT-X-KEY URI; {path} and {key_id} are replaced; "": encryption.key
 
     # DASH
     dash_manifest_format: Literal["segmenttimeline", "segmenttemplate", "segmentlist"] = "segmenttimeline"
@@ -157,6 +168,15 @@ class Settings(BaseModel):
         if self.last_modified and _http_date(self.last_modified) is None:
             raise ValueError(f"last_modified {self.last_modified!r} is not an HTTP date "
                              "(e.g. 'Sun, 19 Nov 2000 08:52:00 GMT')")
+        keys = self.secret_key or self.drm_enabled
+        if protocol == "hls" and self.hls_encryption_method != "none" and not keys:
+            raise ValueError(f"hls_encryption_method = {self.hls_encryption_method} needs keys: "
+                             "secret_key, or drm_enabled with drm_info_url")
+        if self.drm_enabled and not self.drm_info_url:
+            raise ValueError("drm_enabled needs drm_info_url (the DRM-info service)")
+        if self.drm_enabled and protocol in ("hds", "mss"):
+            raise ValueError(f"[{protocol}] drm_enabled: {protocol.upper()} encryption is not supported yet "
+                             f"(set drm_enabled = false in [{protocol}])")
         if self.storage == "http" and not self.http_base_url:
             raise ValueError("storage = http needs http_base_url")
         if self.storage == "s3" and not (self.s3_bucket or self.s3_buckets):
@@ -168,7 +188,8 @@ class Settings(BaseModel):
                                  "'media path prefix' = 'bucket[/key prefix]'")
         for name in PROTOCOL_TABLES:
             _check_table(name, getattr(self, name))
-        if not protocol and any(getattr(self, name) for name in PROTOCOL_TABLES):
+        encrypting = self.drm_enabled or self.hls_encryption_method != "none"
+        if not protocol and (encrypting or any(getattr(self, name) for name in PROTOCOL_TABLES)):
             for name in PROTOCOL_TABLES:
                 self.for_protocol(name)  # each protocol's view must be valid on its own
         return self

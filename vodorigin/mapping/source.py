@@ -14,18 +14,16 @@ identity (a digest of its bytes), part of every validator and response-cache key
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from dataclasses import dataclass
 
-import httpx
-
 from vodorigin.cache import ByteBoundedCache
-from vodorigin.errors import BadRequest, NotFound, UpstreamError, UpstreamTimeout
+from vodorigin.errors import BadRequest, NotFound, UpstreamError
 from vodorigin.mapping.mapped import MappedSet, mapped_request, parse_mapping
 from vodorigin.media.model import SourceIdentity
 from vodorigin.settings import Settings
 from vodorigin.storage.base import Storage
+from vodorigin.storage.documents import DocumentClient
 from vodorigin.storage.local import check_relative_path
 from vodorigin.urls import MediaRequest
 
@@ -44,7 +42,8 @@ class MappingSource:
         self.url = settings.mapping_url.rstrip("/")
         self.cache: ByteBoundedCache[Mapping] = ByteBoundedCache(
             settings.mapping_cache_bytes, lambda mapping: mapping.size + 1024, settings.mapping_cache_ttl)
-        self._client: httpx.AsyncClient | None = None
+        self.documents = DocumentClient(settings.upstream_timeout, settings.max_mapping_size,
+                                        "the mapping service")
 
     async def resolve(self, request: MediaRequest) -> tuple[MediaRequest, tuple[SourceIdentity, ...]]:
         """The request a mapped URL stands for, and the mapping's identity."""
@@ -74,37 +73,10 @@ class MappingSource:
         return await self.storage.read(source, 0, source.size)
 
     async def _fetch(self, path: str) -> bytes:
-        url = f"{self.url}/{path}"
-        try:
-            async with asyncio.timeout(self.settings.upstream_timeout), \
-                    self.client.stream("GET", url) as response:
-                if response.status_code == 404:
-                    raise NotFound(f"{path}: the mapping service has no such mapping")
-                if response.status_code != 200:
-                    raise UpstreamError(f"{url}: the mapping service answered {response.status_code}")
-                return await self._body(response, url)
-        except (httpx.TimeoutException, TimeoutError):
-            raise UpstreamTimeout(f"{url}: the mapping service did not answer in time") from None
-        except httpx.HTTPError as error:
-            raise UpstreamError(f"{url}: {type(error).__name__}") from None
-
-    async def _body(self, response: httpx.Response, url: str) -> bytes:
-        chunks, received = [], 0
-        async for chunk in response.aiter_bytes():
-            received += len(chunk)
-            if received > self.settings.max_mapping_size:
-                raise UpstreamError(f"{url}: a mapping larger than max_mapping_size "
-                                    f"({self.settings.max_mapping_size} bytes)")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self.settings.upstream_timeout, follow_redirects=False)
-        return self._client
+        data = await self.documents.get(f"{self.url}/{path}")
+        if data is None:
+            raise NotFound(f"{path}: the mapping service has no such mapping")
+        return data
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self.documents.close()

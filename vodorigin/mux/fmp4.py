@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vodorigin.drm import cenc
+from vodorigin.drm.cenc import SampleAux
 from vodorigin.errors import LimitExceeded
 from vodorigin.media.frames import TrackFrames
 from vodorigin.media.model import MediaType, Track
@@ -33,12 +35,13 @@ NON_SYNC_SAMPLE_FLAGS = 0x01010000  # sample_depends_on = 1, sample_is_non_sync_
 BRANDS = (b"iso6", b"cmfc", b"mp41", b"dash")
 
 
-def init_segment(tracks: list[Track]) -> bytes:
-    """ftyp + moov with empty sample tables and mvex/trex (8.8.1, 8.8.3)."""
+def init_segment(tracks: list[Track], moov_extra: bytes = b"") -> bytes:
+    """ftyp + moov with empty sample tables and mvex/trex (8.8.1, 8.8.3); moov_extra ends the moov
+    (the pssh boxes of an encrypted stream, ISO/IEC 23001-7 8.1)."""
     traks = [_init_trak(track) for track in tracks]
     trexes = [write.full_box(b"trex", 0, 0, struct.pack(">IIIII", t.track_id, 1, 0, 0, 0)) for t in tracks]
     moov = write.box(b"moov", write.mvhd(1000, 0, write.next_track_id(t.track_id for t in tracks)), *traks,
-                     write.box(b"mvex", *trexes))
+                     write.box(b"mvex", *trexes), moov_extra)
     return write.ftyp(b"iso6", 0, BRANDS) + moov
 
 
@@ -66,13 +69,15 @@ def _init_trak(track: Track) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class FragmentTrack:
-    """One track's frames in a fragment, the ticks to add to their decode times, and boxes to add
-    to its traf after the trun (Smooth Streaming's tfxd, which also replaces the tfdt there)."""
+    """One track's frames in a fragment, the ticks to add to their decode times, boxes to add to
+    its traf after the trun (Smooth Streaming's tfxd, which also replaces the tfdt there), and for
+    an encrypted track each sample's auxiliary information (saiz, saio, senc: drm/cenc.py)."""
 
     frames: TrackFrames
     decode_offset: int = 0
     traf_extra: bytes = b""
     decode_time_box: bool = True  # tfdt
+    encryption: list[SampleAux] | None = None
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FragmentPlan:
@@ -121,14 +126,16 @@ def _moof(sequence_number: int, tracks: list[FragmentTrack], data_sizes: list[in
     mfhd = write.full_box(b"mfhd", 0, 0, struct.pack(">I", sequence_number))
     mdat_header = len(write.mdat_header(sum(data_sizes)))
     offset = moof_size + mdat_header  # default-base-is-moof: offsets count from the moof's first byte
+    position = 8 + len(mfhd)  # where the next traf starts in the moof
     trafs = []
     for track, size in zip(tracks, data_sizes, strict=True):
-        trafs.append(_traf(track, offset))
+        trafs.append(_traf(track, offset, position))
         offset += size
+        position += len(trafs[-1])
     return write.box(b"moof", mfhd, *trafs)
 
 
-def _traf(fragment: FragmentTrack, data_offset: int) -> bytes:
+def _traf(fragment: FragmentTrack, data_offset: int, position: int = 0) -> bytes:
     """tfhd (8.8.7) + tfdt (8.8.12, 64-bit) + trun (8.8.8, version 1: signed composition offsets)."""
     frames = fragment.frames
     track_id = frames.track.track_id
@@ -142,7 +149,10 @@ def _traf(fragment: FragmentTrack, data_offset: int) -> bytes:
     table[:, 2] = np.where(frames.sync, SYNC_SAMPLE_FLAGS, NON_SYNC_SAMPLE_FLAGS)
     table[:, 3] = (frames.pts - frames.dts).astype(np.int64) & 0xFFFFFFFF  # signed, two's complement
     trun = write.full_box(b"trun", 1, flags, struct.pack(">Ii", frames.count, data_offset), table.tobytes())
-    return write.box(b"traf", tfhd, tfdt if fragment.decode_time_box else b"", trun, fragment.traf_extra)
+    boxes = [tfhd, tfdt if fragment.decode_time_box else b"", trun, fragment.traf_extra]
+    if fragment.encryption is not None:
+        boxes.append(cenc.traf_boxes(fragment.encryption, position + 8 + sum(len(b) for b in boxes)))
+    return write.box(b"traf", *boxes)
 
 
 def write_fragment(plan: FragmentPlan, frame_bytes: list[list[memoryview]]) -> bytes:

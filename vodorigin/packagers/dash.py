@@ -26,8 +26,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from vodorigin.drm import cenc
 from vodorigin.errors import BadRequest
-from vodorigin.media.frames import SourceBytes, merged_ranges, segment_frames
+from vodorigin.media.frames import ByteRange, SourceBytes, TrackFrames, merged_ranges, segment_frames
 from vodorigin.media.model import MediaSet, MediaType
 from vodorigin.media.segmenter import SegmentConfig
 from vodorigin.mux import fmp4
@@ -66,11 +67,19 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
 
 
 def _init(clip: Placed, context: PackagerContext) -> Document:
+    """The init segment; encrypted (drm_enabled), its sample entry is protected (encv/enca with the
+    KID) and its moov ends with the DRM systems' pssh boxes (where dash.js looks for ClearKey's)."""
     (track,) = clip.tracks
-    written = track
+    written, pssh = track, b""
     if track.media_type is MediaType.SUBTITLE:
         written = output_track(track, context.dash_subtitle_format)
-    return Document(fmp4.init_segment([written]), mp4_type((track,)), (clip.movie.source,))
+    elif context.encrypts("dash"):
+        key = context.key(clip.movie.source.path)
+        cenc.check_track(track)
+        entry = cenc.protected_sample_entry(track.codec.sample_entry, key.key_id)
+        written = replace(track, codec=replace(track.codec, sample_entry=entry))
+        pssh = b"".join(system.pssh for system in key.systems)
+    return Document(fmp4.init_segment([written], pssh), mp4_type((track,)), (clip.movie.source,))
 
 
 def segment_config(context: PackagerContext) -> SegmentConfig:
@@ -104,14 +113,35 @@ def fragment(name: FileName, clips: list[Placed], context: PackagerContext) -> O
         return Document(body, "application/mp4", (clip.movie.source,))
     frames = segment_frames(track, clip.timeline, number, context.max_frames_per_segment)
     delay = rescale(PRESENTATION_DELAY_MS, 1000, track.timescale)
+    ranges = merged_ranges([frames], context.read_merge_gap)
+    if context.encrypts("dash"):
+        return _encrypted_fragment(clip, frames, delay, sequence, ranges, context)
     plan = fmp4.plan_fragment(sequence, [fmp4.FragmentTrack(frames, delay)], segment_type=True,
                               segment_index=context.dash_segment_index)
 
     def render(source: SourceBytes) -> bytes:
         return fmp4.write_fragment(plan, [source.frame_views(frames)])
 
-    ranges = merged_ranges([frames], context.read_merge_gap)
     return MediaSegment(plan.size, mp4_type((track,)), clip.movie.source, ranges, render)
+
+
+def _encrypted_fragment(clip: Placed, frames: TrackFrames, delay: int, sequence: int,
+                        ranges: list[ByteRange], context: PackagerContext) -> MediaSegment:
+    """A fragment in Common Encryption ('cenc'): its senc holds each sample's subsamples, which
+    depend on its NAL units, so it is planned once its frames are read (its size is not known
+    before: MediaSegment.size None)."""
+    (track,) = clip.tracks
+    cenc.check_track(track)
+    key, path = context.key(clip.movie.source.path), clip.movie.source.path
+
+    def render(source: SourceBytes) -> bytes:
+        aux, encrypted = cenc.encrypt_samples(key, path, track, frames.first, source.frame_views(frames))
+        part = fmp4.FragmentTrack(frames, delay, encryption=aux)
+        plan = fmp4.plan_fragment(sequence, [part], segment_type=True,
+                                  segment_index=context.dash_segment_index)
+        return fmp4.write_fragment(plan, [[memoryview(sample) for sample in encrypted]])
+
+    return MediaSegment(None, mp4_type((track,)), clip.movie.source, ranges, render)
 
 
 def _webvtt_file(name: FileName, clips: list[Placed]) -> Document:

@@ -8,12 +8,15 @@ clip named by a c<n> token), else one Period whose timelines run through every c
 
 from __future__ import annotations
 
+import base64
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from lxml import etree
 
+from vodorigin.drm.keys import CLEARKEY_SYSTEM_ID, PLAYREADY_SYSTEM_ID, ContentKey, key_id_uuid
 from vodorigin.errors import UnsupportedMedia
 from vodorigin.media.frames import cut_indexes
 from vodorigin.media.model import MediaSet, MediaType, Track
@@ -31,6 +34,10 @@ PROFILE = "urn:mpeg:dash:profile:isoff-live:2011"
 CHANNEL_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
 DOLBY_CHANNEL_SCHEME = "tag:dolby.com,2014:dash:audio_channel_configuration:2011"
 ROLE_SCHEME = "urn:mpeg:dash:role:2011"
+MP4PROTECTION_SCHEME = "urn:mpeg:dash:mp4protection:2011"
+DASHIF_CLEARKEY_SCHEME = "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
+CENC_NAMESPACE = "urn:mpeg:cenc:2013"
+PLAYREADY_NAMESPACE = "urn:microsoft:playready"
 WEBVTT_FILE = "webvtt"
 
 
@@ -61,7 +68,10 @@ def render_manifest(media: MediaSet, context: PackagerContext, config: SegmentCo
     total = _end(media, config)
     starts = [period.start_ms / 1000 for period in periods]
     durations = [end - start for start, end in zip(starts, [*starts[1:], total], strict=True)]
-    mpd = etree.Element(f"{{{MPD_NAMESPACE}}}MPD", nsmap={None: MPD_NAMESPACE}, type="static",
+    namespaces: dict[str | None, str] = {None: MPD_NAMESPACE}
+    if context.encrypts("dash"):
+        namespaces.update(cenc=CENC_NAMESPACE, mspr=PLAYREADY_NAMESPACE)
+    mpd = etree.Element(f"{{{MPD_NAMESPACE}}}MPD", nsmap=namespaces, type="static",
                         profiles=PROFILE, minBufferTime="PT2S", mediaPresentationDuration=_duration(total))
     for index, (period, start, duration) in enumerate(zip(periods, starts, durations, strict=True)):
         element = etree.SubElement(mpd, "Period", id=str(index), start=_duration(start))
@@ -118,8 +128,13 @@ def _adaptation_element(parent: etree._Element, index: int, adaptation: _Set, pe
         if first.known_label:
             etree.SubElement(element, "Label").text = first.known_label
         etree.SubElement(element, "Role", schemeIdUri=ROLE_SCHEME, value=_role(adaptation, media))
+    encrypted = context.encrypts("dash") and media_type is not MediaType.SUBTITLE
+    keys = {context.key(r.movie.source.path).key_id for r in members} if encrypted else set()
+    if len(keys) == 1:  # one key for the set: said once, where players look (DASH-IF IOP 7.7.1)
+        for position, protection in enumerate(_protection(context.key(members[0].movie.source.path))):
+            element.insert(position, protection)
     for rendition in members:
-        _representation_element(element, rendition, period, context, config, text_file)
+        _representation_element(element, rendition, period, context, config, text_file, len(keys) > 1)
 
 
 def _role(adaptation: _Set, media: MediaSet) -> str:
@@ -132,7 +147,8 @@ def _role(adaptation: _Set, media: MediaSet) -> str:
 
 
 def _representation_element(adaptation: etree._Element, rendition: Rendition, period: _Period,
-                            context: PackagerContext, config: SegmentConfig, text_file: bool) -> None:
+                            context: PackagerContext, config: SegmentConfig, text_file: bool,
+                            protect: bool = False) -> None:
     track, rep_id = rendition.track, rendition.tokens(clip_sets(period.media)[0])
     if track.media_type is MediaType.SUBTITLE:
         _text_representation(adaptation, rendition, period, context, config, text_file)
@@ -148,8 +164,37 @@ def _representation_element(adaptation: etree._Element, rendition: Rendition, pe
     else:
         element.set("audioSamplingRate", str(track.codec.sample_rate))
         _channel_configuration(element, track)
+    if protect:  # renditions of the set under different keys: each says its own
+        element.extend(_protection(context.key(rendition.movie.source.path)))
     times = _times(period.media, rendition, config, _segment_starts)
     _segments(element, rep_id, track.timescale, times, period, context)
+
+
+def _protection(key: ContentKey) -> list[etree._Element]:
+    """ContentProtection elements (23009-1 5.8.4.1, DASH-IF IOP 7.7): mp4protection with the
+    scheme and cenc:default_KID (nginx-vod-module leaves the KID off this one), then one per DRM
+    system of the DRM info with its pssh box (and PlayReady's mspr:pro). W3C ClearKey is signalled
+    with DASH-IF's ClearKey scheme (IOP 4.1 7.6.2.4), without a pssh: players derive "keyids" init
+    data from the default KID, and the W3C Common PSSH box is in the init segment. (Given that box
+    in the MPD, dash.js hands it to the CDM as "keyids" init data, which the CDM refuses.)"""
+    kid = {f"{{{CENC_NAMESPACE}}}default_KID": key_id_uuid(key.key_id)}
+    elements = [etree.Element("ContentProtection", schemeIdUri=MP4PROTECTION_SCHEME, value="cenc", **kid)]
+    for system in key.systems:
+        if system.system_id == CLEARKEY_SYSTEM_ID:
+            elements.append(etree.Element("ContentProtection", schemeIdUri=DASHIF_CLEARKEY_SCHEME,
+                                          value="ClearKey1.0", **kid))
+            continue
+        scheme = f"urn:uuid:{uuid.UUID(bytes=system.system_id)}"
+        element = etree.Element("ContentProtection", schemeIdUri=scheme, **kid)
+        etree.SubElement(element, f"{{{CENC_NAMESPACE}}}pssh").text = _base64(system.pssh)
+        if system.system_id == PLAYREADY_SYSTEM_ID:
+            etree.SubElement(element, f"{{{PLAYREADY_NAMESPACE}}}pro").text = _base64(system.data)
+        elements.append(element)
+    return elements
+
+
+def _base64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def _channel_configuration(element: etree._Element, track: Track) -> None:

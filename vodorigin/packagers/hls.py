@@ -11,6 +11,7 @@ from __future__ import annotations
 from vodorigin.errors import BadRequest
 from vodorigin.media.model import MediaSet
 from vodorigin.packagers.hls_iframes import iframes_playlist
+from vodorigin.packagers.hls_keys import key_file
 from vodorigin.packagers.hls_master import render_master_playlist
 from vodorigin.packagers.hls_media import (
     fmp4_segment,
@@ -49,4 +50,6 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
         return fmp4_segment(name, media, context)
     if route == ("seg", "vtt"):
         return webvtt_segment(name, media, context)
+    if route == ("encryption", "key"):
+        return key_file(name, media, context)
     raise BadRequest(f"unknown HLS file name {file_name!r}")

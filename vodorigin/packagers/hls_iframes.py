@@ -121,8 +121,9 @@ def _iframe_rendition(name: FileName, media: MediaSet) -> tuple[Movie, Track]:
 
 def iframes_playlist(name: FileName, media: MediaSet, context: PackagerContext) -> str:
     """An EXT-X-I-FRAMES-ONLY playlist over the video-only segments seg-N[-f1]-vK.(ts|m4s)."""
-    if not context.hls_iframes_playlists or media.clips:
-        raise NotFound("I-frame playlists are turned off (hls_iframes_playlists) or the set is a playlist")
+    if not context.hls_iframes_playlists or media.clips or context.encrypts("hls"):
+        raise NotFound("no I-frame playlists: they are turned off (hls_iframes_playlists), the set is a "
+                       "playlist, or segments are encrypted whole (byte ranges cannot address a frame)")
     movie, video = _iframe_rendition(name, media)
     timeline = movie_timeline(movie, context.segments, media.clip)
     container = choose_container((video,), context.hls_container)
@@ -153,7 +154,7 @@ def iframe_stream_infs(media: MediaSet, context: PackagerContext) -> list[str]:
     """One EXT-X-I-FRAME-STREAM-INF per video track; BANDWIDTH is the peak I-frame bit rate. A
     mapped playlist of clips has none (as in nginx-vod-module)."""
     lines: list[str] = []
-    if media.clips:
+    if media.clips or context.encrypts("hls"):
         return lines
     for file_number, movie in enumerate(media.movies, start=1):
         if not movie.tracks_of(MediaType.VIDEO):

@@ -14,6 +14,7 @@ Subtitle tracks are EXT-X-MEDIA TYPE=SUBTITLES in one group that every variant n
 
 from __future__ import annotations
 
+from vodorigin.drm import aes
 from vodorigin.media.model import MediaSet, MediaType, Track
 from vodorigin.packagers.hls_iframes import iframe_stream_infs
 from vodorigin.packagers.hls_media import HLS_VERSION, choose_container
@@ -38,7 +39,8 @@ class _Rates:
     def of(self, rendition: Rendition, tracks: tuple[Track, ...]) -> tuple[int, int]:
         """(peak, average) over the rendition's segments; in a playlist, over every clip's."""
         container = self.container(tracks)
-        return playlist_rates(self.media, rendition.file, tracks, self.context.segments, container)
+        padding = aes.BLOCK if self.context.encrypts("hls") else 0  # AES-128's PKCS#7 padding
+        return playlist_rates(self.media, rendition.file, tracks, self.context.segments, container, padding)
 
 
 def render_master_playlist(media: MediaSet, context: PackagerContext) -> str:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from vodorigin.errors import UnsupportedMedia
 from vodorigin.media.frames import ByteRange, SourceBytes, TrackFrames, merged_ranges, segment_frames
-from vodorigin.media.model import MediaSet, MediaType, Movie, Track
+from vodorigin.media.model import MediaSet, MediaType, Track
 from vodorigin.media.segmenter import Timeline
 from vodorigin.mux import fmp4, mpegts
+from vodorigin.packagers.hls_keys import encrypted_init, encrypted_segment, encrypting, key_tag
 from vodorigin.packagers.output import Document, MediaSegment, PackagerContext
-from vodorigin.packagers.playlist import in_clip, locate, placed
+from vodorigin.packagers.playlist import Placed, in_clip, locate, placed
 from vodorigin.packagers.shared import FMP4, MPEGTS, mp4_type
 from vodorigin.packagers.text import presented_cues, timeline_span_ms
 from vodorigin.text import cues_between, webvtt_document
@@ -63,23 +64,32 @@ def media_playlist(name: FileName, media: MediaSet, context: PackagerContext) ->
         text = render_media_playlist(timelines, name.tokens, MPEGTS, "vtt", media.discontinuity)
     else:
         container = choose_container(tracks, context.hls_container, media)
-        text = render_media_playlist(timelines, name.tokens, container, discontinuity=media.discontinuity)
+        keys = [key_tag(name, clips, clip, container, context) for clip in clips] \
+            if encrypting(context) else None
+        text = render_media_playlist(timelines, name.tokens, container, discontinuity=media.discontinuity,
+                                     keys=keys)
     return playlist(text, media)
 
 
 def render_media_playlist(timelines: list[Timeline], tokens: str, container: str = MPEGTS,
-                          extension: str = "", discontinuity: bool = True) -> str:
+                          extension: str = "", discontinuity: bool = True, keys: list[str] | None = None
+                          ) -> str:
     """A VOD media playlist (RFC 8216 4.3.3): every segment with its real duration. A mapped
     playlist lists its clips one after another, numbering segments through them, with
-    EXT-X-DISCONTINUITY (4.3.2.3) and, for fMP4, the next clip's EXT-X-MAP where they change."""
+    EXT-X-DISCONTINUITY (4.3.2.3) and, for fMP4, the next clip's EXT-X-MAP where they change.
+    `keys` are each clip's EXT-X-KEY (hls_keys.py), written where the key changes, before the
+    EXT-X-MAP it also covers."""
     per_clip = [[f"{d / t.timescale:.3f}" for d in t.durations().tolist()] for t in timelines]
     suffix = f"-{tokens}" if tokens else ""
     lines = vod_playlist_head(HLS_VERSION[container], [d for durations in per_clip for d in durations])
     extension = "m4s" if container == FMP4 else extension or "ts"
-    number = 1
+    number, current_key = 1, None
     for index, durations in enumerate(per_clip):
         if index and discontinuity:
             lines.append("#EXT-X-DISCONTINUITY")
+        if keys is not None and keys[index] != current_key:
+            current_key = keys[index]
+            lines.append(current_key)
         if container == FMP4 and (index == 0 or discontinuity):
             clip = f"-c{index + 1}" if len(timelines) > 1 else ""
             lines.append(f'#EXT-X-MAP:URI="init{clip}{suffix}.mp4"')
@@ -99,38 +109,41 @@ def vod_playlist_head(version: int, durations: list[str]) -> list[str]:
 
 def init_segment(name: FileName, media: MediaSet, context: PackagerContext) -> Document:
     clip = in_clip(placed(media, name, context.segments), name.clip_index)
-    return Document(fmp4.init_segment(list(clip.tracks)), mp4_type(clip.tracks), (clip.movie.source,))
+    document = Document(fmp4.init_segment(list(clip.tracks)), mp4_type(clip.tracks), (clip.movie.source,))
+    return encrypted_init(document, clip, context)
 
 
 def _segment_frames(name: FileName, media: MediaSet, context: PackagerContext
-                    ) -> tuple[Movie, list[TrackFrames], list[ByteRange]]:
+                    ) -> tuple[Placed, list[TrackFrames], list[ByteRange]]:
     """The frames of playlist segment N (in the clip that holds it) and the bytes they need."""
     assert name.number is not None
     clip, number = locate(placed(media, name, context.segments), name.number)
     frames = [segment_frames(t, clip.timeline, number, context.max_frames_per_segment) for t in clip.tracks]
-    return clip.movie, frames, merged_ranges(frames, context.read_merge_gap)
+    return clip, frames, merged_ranges(frames, context.read_merge_gap)
 
 
 def ts_segment(name: FileName, media: MediaSet, context: PackagerContext) -> MediaSegment:
     """Continuity counters follow the playlist number, so segments stay continuous across clips."""
-    movie, frames, ranges = _segment_frames(name, media, context)
+    clip, frames, ranges = _segment_frames(name, media, context)
     plan = mpegts.plan_segment(name.number or 1, frames)
 
     def render(source: SourceBytes) -> bytes:
         return mpegts.write_segment(plan, [source.frame_views(f) for f in frames])
 
-    return MediaSegment(plan.size, TS_TYPE, movie.source, ranges, render)
+    segment = MediaSegment(plan.size, TS_TYPE, clip.movie.source, ranges, render)
+    return encrypted_segment(segment, clip, name.number or 1, MPEGTS, context)
 
 
 def fmp4_segment(name: FileName, media: MediaSet, context: PackagerContext) -> MediaSegment:
-    movie, frames, ranges = _segment_frames(name, media, context)
+    clip, frames, ranges = _segment_frames(name, media, context)
     plan = fragment_plan(name.number or 1, frames)
 
     def render(source: SourceBytes) -> bytes:
         return fmp4.write_fragment(plan, [source.frame_views(f) for f in frames])
 
     content_type = mp4_type(tuple(f.track for f in frames))
-    return MediaSegment(plan.size, content_type, movie.source, ranges, render)
+    segment = MediaSegment(plan.size, content_type, clip.movie.source, ranges, render)
+    return encrypted_segment(segment, clip, name.number or 1, FMP4, context)
 
 
 def fragment_plan(number: int, frames: list[TrackFrames]) -> fmp4.FragmentPlan:

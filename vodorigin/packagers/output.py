@@ -5,9 +5,10 @@ The web layer turns each into a response; none of these know HTTP.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
+from vodorigin.drm.keys import ContentKey
 from vodorigin.media.frames import ByteRange, SourceBytes
 from vodorigin.media.model import SourceIdentity
 from vodorigin.media.segmenter import SegmentConfig
@@ -27,13 +28,26 @@ class PackagerContext:
     dash_manifest_format: str = "segmenttimeline"
     dash_segment_index: bool = False
     dash_subtitle_format: str = "webvtt"
+    hls_encryption_method: str = "none"
+    hls_encryption_key_uri: str = ""
+    drm_enabled: bool = False
+    keys: Mapping[str, ContentKey] = field(default_factory=dict)  # by media path, for this request
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PackagerContext:
         return cls(SegmentConfig.from_settings(settings), settings.max_frames_per_segment,
                    settings.read_merge_gap, settings.hls_container, settings.max_samples_per_track,
                    settings.hls_iframes_playlists, settings.dash_manifest_format, settings.dash_segment_index,
-                   settings.dash_subtitle_format)
+                   settings.dash_subtitle_format, settings.hls_encryption_method,
+                   settings.hls_encryption_key_uri, settings.drm_enabled)
+
+    def encrypts(self, protocol: str) -> bool:
+        """Whether this protocol's media is encrypted (and needs the keys of its files)."""
+        return self.hls_encryption_method != "none" if protocol == "hls" else \
+            self.drm_enabled and protocol == "dash"
+
+    def key(self, path: str) -> ContentKey:
+        return self.keys[path]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +61,11 @@ class Document:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class MediaSegment:
-    """A segment whose exact size is known; `render` makes its bytes from the ranges read."""
+    """A segment and its exact size (None: known once its frames are read, as an encrypted
+    fragment's, whose subsample map depends on its NAL units); `render` makes its bytes from the
+    ranges read."""
 
-    size: int
+    size: int | None
     content_type: str
     source: SourceIdentity
     ranges: list[ByteRange]

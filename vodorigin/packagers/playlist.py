@@ -83,12 +83,12 @@ def part_clips(media: MediaSet, file: int, tracks: tuple[Track, ...], config: Se
     return found
 
 
-def clip_rates(clips: list[Placed], container: str) -> tuple[int, int]:
+def clip_rates(clips: list[Placed], container: str, padding: int = 0) -> tuple[int, int]:
     """(peak, average) bit rates of tracks over every clip they play in."""
     peaks, bits, seconds = [], 0.0, 0.0
     for clip in clips:
         timeline = clip.timeline
-        peak, average = segment_bitrates(clip.tracks, timeline, container)
+        peak, average = segment_bitrates(clip.tracks, timeline, container, padding)
         length = (timeline.end - timeline.start) / timeline.timescale
         peaks.append(peak)
         bits, seconds = bits + average * length, seconds + length
@@ -96,9 +96,9 @@ def clip_rates(clips: list[Placed], container: str) -> tuple[int, int]:
 
 
 def playlist_rates(media: MediaSet, file: int, tracks: tuple[Track, ...], config: SegmentConfig,
-                   container: str) -> tuple[int, int]:
+                   container: str, padding: int = 0) -> tuple[int, int]:
     """(peak, average) bit rates of a part's tracks over every clip of a playlist (or the set)."""
-    return clip_rates(part_clips(media, file, tracks, config), container)
+    return clip_rates(part_clips(media, file, tracks, config), container, padding)
 
 
 def renamed(name: FileName, number: int) -> FileName:

@@ -47,8 +47,10 @@ def _movie(media: MediaSet, name: FileName) -> Movie:
     return media.movies[index - 1]
 
 
-def segment_bitrates(tracks: tuple[Track, ...], timeline: Timeline, container: str) -> tuple[int, int]:
-    """(peak, average) bits per second of the segments, from an upper bound of their sizes.
+def segment_bitrates(tracks: tuple[Track, ...], timeline: Timeline, container: str, padding: int = 0
+                     ) -> tuple[int, int]:
+    """(peak, average) bits per second of the segments, from an upper bound of their sizes (plus
+    `padding` bytes each: HLS AES-128 adds up to 16).
 
     RFC 8216 4.3.4.2: BANDWIDTH is the peak segment bit rate; AVERAGE-BANDWIDTH the average.
     """
@@ -71,7 +73,7 @@ def segment_bitrates(tracks: tuple[Track, ...], timeline: Timeline, container: s
         sizes += mpegts.segment_overhead_packets(len(tracks)) * mpegts.PACKET_SIZE
     else:
         sizes = fmp4.fragment_size_bound(sizes, frame_counts, len(tracks))
-    bits = sizes * 8
+    bits = (sizes + padding) * 8
     seconds = np.diff(timeline.cuts) / timeline.timescale
     valid = seconds > 0
     if not valid.any():

@@ -13,7 +13,7 @@ import os
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 
 from vodorigin import __version__
 from vodorigin.cache import CachedResponse, ResponseCache
+from vodorigin.drm.source import KeySource
 from vodorigin.errors import MediaError, VodError
 from vodorigin.mapping import urlset
 from vodorigin.mapping.source import MappingSource
@@ -99,6 +100,7 @@ class Services:
     responses: ResponseCache
     cache_segments: bool
     mappings: MappingSource | None  # mapped mode
+    keys: KeySource | None  # encryption
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -106,6 +108,9 @@ def create_app(settings: Settings) -> FastAPI:
     responses = ResponseCache(settings.response_cache_bytes, settings.response_cache_ttl)
     observer = Observer(origin, responses)
     mappings = MappingSource(settings, origin.storage) if settings.mode == "mapped" else None
+    views = {protocol: settings.for_protocol(protocol) for protocol in PROTOCOL_HANDLERS}
+    encrypting = any(PackagerContext.from_settings(view).encrypts(p) for p, view in views.items())
+    keys = KeySource(settings) if encrypting else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +118,8 @@ def create_app(settings: Settings) -> FastAPI:
         await origin.storage.close()
         if mappings is not None:
             await mappings.close()
+        if keys is not None:
+            await keys.close()
 
     app = FastAPI(title="vodorigin", version=__version__, docs_url=None, redoc_url=None,
                   openapi_url=None, lifespan=lifespan)
@@ -155,9 +162,9 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.player_page:
         app.include_router(player_router(settings))
     for protocol, handler in PROTOCOL_HANDLERS.items():
-        view = settings.for_protocol(protocol)
+        view = views[protocol]
         services = Services(origin, PackagerContext.from_settings(view), HttpPolicy.from_settings(view),
-                            responses, settings.response_cache_segments, mappings)
+                            responses, settings.response_cache_segments, mappings, keys)
         app.add_api_route(f"/{protocol}/{{path:path}}", _endpoint(protocol, handler, services),
                           methods=["GET", "HEAD"], name=protocol)
     return app
@@ -175,6 +182,8 @@ def _endpoint(protocol: str, handler: Handler, services: Services
             if services.mappings is not None and protocol != "pd":
                 media_request, mappings = await services.mappings.resolve(media_request)
             sources = await origin.sources(media_request.files)
+            context, keys = await _with_keys(protocol, services, sources)
+            mappings += keys
             url_path = request.url.path
             kind = request_class(url_path)
             validators = Validators.of(sources + mappings, url_path, services.policy.last_modified)
@@ -187,7 +196,7 @@ def _endpoint(protocol: str, handler: Handler, services: Services
             content: Content | None = services.responses.get(key) if kind != "progressive" else None
             request.state.cache = "hit" if content is not None else "-"  # "-": not a cacheable response
             if content is None:
-                content = await _build(await handler(media_request, sources, origin, services.context),
+                content = await _build(await handler(media_request, sources, origin, context),
                                        text, request.method, services)
                 if isinstance(content, CachedResponse):
                     services.responses.put(key, content)
@@ -201,6 +210,19 @@ def _endpoint(protocol: str, handler: Handler, services: Services
             return error_response(MediaError(f"the media could not be packaged ({type(fault).__name__})"))
 
     return endpoint
+
+
+async def _with_keys(protocol: str, services: Services, sources: Sources
+                     ) -> tuple[PackagerContext, tuple[SourceIdentity, ...]]:
+    """The packaging context with the content keys of the request's files when its protocol
+    encrypts, and an identity per key (part of the validators and cache keys, as a changed key
+    changes the bytes)."""
+    context = services.context
+    if services.keys is None or not context.encrypts(protocol):
+        return context, ()
+    keys = await services.keys.keys((source.path for source in sources), context.drm_enabled)
+    identities = tuple(SourceIdentity(f"key:{path}", 16, 0.0, key.identity) for path, key in keys.items())
+    return replace(context, keys=keys), identities
 
 
 async def _build(output: Output, text: bool, method: str, services: Services) -> Content:

@@ -89,7 +89,10 @@ class MediaResponder:
                 body = content.gzipped
                 headers["etag"] = gzip_etag(headers["etag"])
                 headers["content-encoding"] = "gzip"
+        if isinstance(content, MediaSegment) and content.size is None:  # known once rendered
+            body = await render(content, origin)
         size = len(body) if body is not None else content.size
+        assert size is not None
         selected = parse_range(range_header, size)
         first, last = selected if selected else (0, size - 1)
         headers["content-length"] = str(last - first + 1 if size else 0)
@@ -102,7 +105,7 @@ class MediaResponder:
         if isinstance(content, FileParts):
             stream = _stream_parts(content, origin, first, last + 1)
             return StreamingResponse(stream, status, headers=headers, media_type=content.content_type)
-        if isinstance(content, MediaSegment):
+        if body is None and isinstance(content, MediaSegment):
             body = await render(content, origin)
         assert body is not None
         body = body if selected is None else body[first : last + 1]
@@ -114,7 +117,7 @@ OFFLOAD_BYTES = 1 << 20  # segments larger than this are muxed in a worker threa
 
 async def render(segment: MediaSegment, origin: Origin) -> bytes:
     source = await origin.read_ranges(segment.source, segment.ranges)
-    if segment.size > OFFLOAD_BYTES:
+    if sum(r.length for r in segment.ranges) > OFFLOAD_BYTES:
         return await asyncio.to_thread(segment.render, source)
     return segment.render(source)
 

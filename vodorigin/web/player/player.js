@@ -126,6 +126,10 @@ function playDash(url) {
   player.on(events.TRACK_CHANGE_RENDERED, (e) => {
     if (e.mediaType !== "video") note(`${e.mediaType} ${e.newMediaInfo && e.newMediaInfo.lang}`);
   });
+  // ?clearkey=<license server URL>: W3C ClearKey for Common Encryption (the server answers the
+  // EME license request with the keys, as a DRM license server would)
+  const clearkey = new URLSearchParams(location.search).get("clearkey");
+  if (clearkey) player.setProtectionData({"org.w3.clearkey": {serverURL: clearkey}});
   player.initialize(video, url, true);
   player.attachTTMLRenderingDiv(document.getElementById("captions"));  // TTML (stpp, Smooth) is drawn there
 }

@@ -1,0 +1,375 @@
+"""Encryption (issue 13): HLS AES-128 and DASH Common Encryption ('cenc'), keys from `secret_key`
+and from a fake DRM-info service on 127.0.0.1.
+
+What we serve is decrypted here with an independent implementation (the `cryptography` package;
+sample maps read from the senc boxes by a test-side parser) and compared byte for byte with the
+same segments served in the clear; ffmpeg reads the encrypted HLS through its key URI and
+decrypts each cenc fragment with `-decryption_key`, and nothing decodes without the key.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import m3u8
+import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from lxml import etree
+
+from tests.boxread import boxes, trun_sizes
+from tests.conftest import FIXTURES, LIVE_SETTINGS, LiveServer, ffmpeg_read_errors, require_tools
+from tests.upstream import FaultServer
+from vodorigin.settings import Settings, SettingsError, load_settings
+
+SECRET = "vodorigin-test-$vod_filepath"
+KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
+KID = bytes.fromhex("0123456789abcdef0123456789abcdef")
+IV = bytes.fromhex("f0e1d2c3b4a5968778695a4b3c2d1e0f")
+CLEARKEY = "1077efec-c0b2-4d02-ace3-3c1e52e2fb4b"
+WIDEVINE = "edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"
+PLAYREADY = "9a04f079-9840-4286-ab92-e65be0885f95"
+MPD = {"d": "urn:mpeg:dash:schema:mpd:2011", "cenc": "urn:mpeg:cenc:2013"}
+URLSET = "clip_,180p,360p,.mp4.urlset"
+
+
+def drm_info(key: bytes = KEY, kid: bytes = KID, iv: bytes | None = None,
+             others: tuple[tuple[str, bytes], ...] = ()) -> bytes:
+    """nginx-vod-module's DRM-info JSON with a W3C ClearKey pssh (KID count, KID, no data), and
+    the data of other systems."""
+    clearkey = base64.b64encode(struct.pack(">I", 1) + kid + bytes(4)).decode()
+    systems = [{"uuid": CLEARKEY, "data": clearkey}]
+    systems += [{"uuid": system, "data": base64.b64encode(data).decode()} for system, data in others]
+    entry: dict[str, object] = {"key": base64.b64encode(key).decode(),
+                                "key_id": base64.b64encode(kid).decode(), "pssh": systems}
+    if iv is not None:
+        entry["iv"] = base64.b64encode(iv).decode()
+    return json.dumps([entry]).encode()
+
+
+@pytest.fixture(scope="module")
+def drm_service() -> Iterator[FaultServer]:
+    with FaultServer() as upstream:
+        for name in ("bframes.mp4", "clip_180p.mp4", "clip_360p.mp4", "moov_end.mp4"):
+            upstream.documents[f"/drm/{name}"] = drm_info()
+            upstream.documents[f"/drm-iv/{name}"] = drm_info(iv=IV)
+        upstream.documents["/drm/irregular_gop.mp4"] = drm_info(others=((WIDEVINE, b"widevine data"),
+                                                                        (PLAYREADY, b"<WRMHEADER/>")))
+        upstream.statuses["/bad/bframes.mp4"] = 500
+        upstream.documents["/bad/moov_end.mp4"] = b"<html>not json</html>"
+        upstream.documents["/bad/clip_180p.mp4"] = drm_info(key=KEY[:15])
+        upstream.statuses["/bad/video_only.mp4"] = 404
+        yield upstream
+
+
+def _client(settings: Settings) -> Iterator[httpx.Client]:
+    with LiveServer(settings) as live, httpx.Client(base_url=live.base, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def encrypted(drm_service: FaultServer) -> Iterator[httpx.Client]:
+    """HLS AES-128 with keys from secret_key; DASH cenc with keys from the DRM-info service."""
+    settings = Settings(media_root=str(FIXTURES), secret_key=SECRET, hls_encryption_method="aes-128",
+                        drm_info_url=f"{drm_service.base}/drm", dash={"drm_enabled": True},
+                        **LIVE_SETTINGS)  # type: ignore[arg-type]
+    yield from _client(settings)
+
+
+@pytest.fixture(scope="module")
+def drm_fmp4(drm_service: FaultServer) -> Iterator[httpx.Client]:
+    """HLS fMP4 AES-128 with DRM keys (and the DRM info's IV), a key server named by template."""
+    settings = Settings(media_root=str(FIXTURES), hls_container="fmp4", hls_encryption_method="aes-128",
+                        drm_enabled=True, drm_info_url=f"{drm_service.base}/drm-iv",
+                        hls_encryption_key_uri="https://keys.example.com/{key_id}?file={path}",
+                        hds={"drm_enabled": False}, mss={"drm_enabled": False},
+                        **LIVE_SETTINGS)  # type: ignore[arg-type]
+    yield from _client(settings)
+
+
+@pytest.fixture(scope="module")
+def clear() -> Iterator[httpx.Client]:
+    yield from _client(Settings(media_root=str(FIXTURES), **LIVE_SETTINGS))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def clear_fmp4() -> Iterator[httpx.Client]:
+    yield from _client(Settings(media_root=str(FIXTURES), hls_container="fmp4",
+                                **LIVE_SETTINGS))  # type: ignore[arg-type]
+
+
+def cbc_decrypt(data: bytes, key: bytes, iv: bytes) -> bytes:
+    assert len(data) % 16 == 0
+    decryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+    plain = decryptor.update(data) + decryptor.finalize()
+    padding = plain[-1]
+    assert 1 <= padding <= 16 and plain[-padding:] == bytes([padding]) * padding, "PKCS#7 padding"
+    return plain[:-padding]
+
+
+def key_tag(playlist_text: str) -> dict[str, str]:
+    (line,) = [line for line in playlist_text.splitlines() if line.startswith("#EXT-X-KEY:")]
+    return dict(part.split("=", 1) for part in line.removeprefix("#EXT-X-KEY:").split(","))
+
+
+# ---- HLS AES-128 ----
+
+def test_hls_aes128_ts_with_the_secret_key(encrypted: httpx.Client, clear: httpx.Client) -> None:
+    """The key is nginx-vod-module's (MD5 of the secret with the path), served at encryption.key;
+    each TS segment, decrypted with its media sequence number as IV, is the clear segment."""
+    index = encrypted.get("/hls/bframes.mp4/index-v1-a1.m3u8").text
+    tag = key_tag(index)
+    assert tag == {"METHOD": "AES-128", "URI": '"encryption.key"'}
+    assert index.index("#EXT-X-KEY") < index.index("#EXTINF")
+    key = encrypted.get("/hls/bframes.mp4/encryption.key").content
+    assert key == hashlib.md5(b"vodorigin-test-bframes.mp4").digest()
+    for number, segment in enumerate(m3u8.loads(index).segments, start=1):
+        body = encrypted.get(f"/hls/bframes.mp4/{segment.uri}").content
+        assert int(encrypted.head(f"/hls/bframes.mp4/{segment.uri}").headers["content-length"]) == len(body)
+        assert cbc_decrypt(body, key, number.to_bytes(16, "big")) == \
+            clear.get(f"/hls/bframes.mp4/{segment.uri}").content, number
+        assert body[:4] != b"\x47" * 4 and body[0] != 0x47  # no TS sync byte: not clear
+
+
+def test_ffmpeg_plays_aes128_hls_through_its_key(encrypted: httpx.Client) -> None:
+    assert ffmpeg_read_errors(f"{encrypted.base_url}/hls/bframes.mp4/master.m3u8") == ""
+    assert ffmpeg_read_errors(f"{encrypted.base_url}/hls/{URLSET}/master.m3u8") == ""
+
+
+def test_each_file_of_a_urlset_has_its_key(encrypted: httpx.Client) -> None:
+    index = encrypted.get(f"/hls/{URLSET}/index-f2-v1-a1.m3u8").text
+    assert key_tag(index)["URI"] == '"encryption-f2.key"'
+    key = encrypted.get(f"/hls/{URLSET}/encryption-f2.key").content
+    assert key == hashlib.md5(b"vodorigin-test-clip_360p.mp4").digest()
+
+
+def test_no_iframe_playlists_when_segments_are_encrypted(encrypted: httpx.Client) -> None:
+    """Byte ranges cannot address a frame inside a segment encrypted whole (nginx-vod-module
+    refuses them too)."""
+    assert "I-FRAME" not in encrypted.get("/hls/bframes.mp4/master.m3u8").text
+    assert encrypted.get("/hls/bframes.mp4/iframes-v1.m3u8").status_code == 404
+
+
+def test_hls_aes128_fmp4_with_drm_keys(drm_fmp4: httpx.Client, clear_fmp4: httpx.Client) -> None:
+    """fMP4: the EXT-X-KEY precedes the EXT-X-MAP (the init is encrypted too), with the DRM info's
+    IV and the key server's URI; the key itself is not served here."""
+    index = drm_fmp4.get("/hls/bframes.mp4/index-v1-a1.m3u8").text
+    tag = key_tag(index)
+    assert tag["IV"] == "0x" + IV.hex().upper()
+    assert tag["URI"] == f'"https://keys.example.com/{KID.hex()}?file=bframes.mp4"'
+    assert index.index("#EXT-X-KEY") < index.index("#EXT-X-MAP")
+    init = drm_fmp4.get("/hls/bframes.mp4/init-v1-a1.mp4").content
+    assert cbc_decrypt(init, KEY, IV) == clear_fmp4.get("/hls/bframes.mp4/init-v1-a1.mp4").content
+    for segment in m3u8.loads(index).segments[:3]:
+        body = drm_fmp4.get(f"/hls/bframes.mp4/{segment.uri}").content
+        assert cbc_decrypt(body, KEY, IV) == clear_fmp4.get(f"/hls/bframes.mp4/{segment.uri}").content
+    assert drm_fmp4.get("/hls/bframes.mp4/encryption.key").status_code == 404
+
+
+# ---- DASH Common Encryption ----
+
+def _find(data: bytes, path: list[bytes], start: int = 0, end: int | None = None) -> tuple[int, int]:
+    """(payload start, end) of the box at `path` (the first of each type)."""
+    end = len(data) if end is None else end
+    for kind in path:
+        start, end = next((s, e) for k, s, e in boxes(data, start, end) if k == kind)
+    return start, end
+
+
+def test_mpd_signals_the_protection(encrypted: httpx.Client) -> None:
+    """On each AdaptationSet (where dash.js looks): mp4protection with cenc:default_KID (which
+    nginx-vod-module leaves off), then ClearKey in DASH-IF's scheme with the same KID (its W3C
+    pssh box is in the init segment)."""
+    mpd = etree.fromstring(encrypted.get("/dash/bframes.mp4/manifest.mpd").content)
+    for adaptation in mpd.iterfind(".//d:AdaptationSet", MPD):
+        first, second = adaptation.findall("d:ContentProtection", MPD)
+        assert adaptation.index(first) == 0
+        assert first.get("schemeIdUri") == "urn:mpeg:dash:mp4protection:2011" and first.get("value") == "cenc"
+        kid = str(uuid.UUID(bytes=KID))
+        assert first.get(f"{{{MPD['cenc']}}}default_KID") == kid
+        assert second.get("schemeIdUri") == "urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"
+        assert second.get(f"{{{MPD['cenc']}}}default_KID") == kid and second.find("cenc:pssh", MPD) is None
+        assert not adaptation.findall(".//d:Representation/d:ContentProtection", MPD)
+
+
+def test_every_drm_system_of_the_drm_info_is_signalled(encrypted: httpx.Client) -> None:
+    """Other systems (here Widevine and PlayReady) get their element with the whole pssh box
+    (PlayReady also its mspr:pro), and their pssh boxes end the init segment's moov."""
+    mpd = etree.fromstring(encrypted.get("/dash/irregular_gop.mp4/manifest.mpd").content)
+    adaptation = mpd.find(".//d:AdaptationSet", MPD)
+    elements = {e.get("schemeIdUri"): e for e in adaptation.findall("d:ContentProtection", MPD)}
+    for system, data in ((WIDEVINE, b"widevine data"), (PLAYREADY, b"<WRMHEADER/>")):
+        pssh = base64.b64decode(elements[f"urn:uuid:{system}"].findtext("cenc:pssh", namespaces=MPD))
+        assert pssh[8] == 0 and pssh[12:28] == uuid.UUID(system).bytes
+        assert struct.unpack_from(">I", pssh, 28)[0] == len(data) and pssh[32:] == data
+    pro = elements[f"urn:uuid:{PLAYREADY}"].findtext("{urn:microsoft:playready}pro")
+    assert base64.b64decode(pro) == b"<WRMHEADER/>"
+    init = encrypted.get("/dash/irregular_gop.mp4/init-v1.mp4").content
+    moov = _find(init, [b"moov"])
+    systems = [init[s + 4 : s + 20] for kind, s, _ in boxes(init, *moov) if kind == b"pssh"]
+    assert systems == [uuid.UUID(s).bytes for s in (CLEARKEY, WIDEVINE, PLAYREADY)]
+
+
+def test_init_segments_are_protected(encrypted: httpx.Client) -> None:
+    for rep, original, renamed in (("v1", b"avc1", b"encv"), ("a1", b"mp4a", b"enca")):
+        init = encrypted.get(f"/dash/bframes.mp4/init-{rep}.mp4").content
+        stsd = _find(init, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"])
+        (kind, entry_start, entry_end), = boxes(init, stsd[0] + 8, stsd[1])
+        assert kind == renamed
+        sinf = init.index(b"sinf", entry_start, entry_end) - 4
+        frma = _find(init, [b"frma"], sinf + 8, entry_end)
+        assert init[frma[0] : frma[1]] == original
+        schm = _find(init, [b"schm"], sinf + 8, entry_end)
+        assert init[schm[0] + 4 : schm[0] + 12] == b"cenc\x00\x01\x00\x00"
+        tenc = _find(init, [b"schi", b"tenc"], sinf + 8, entry_end)
+        assert init[tenc[0] + 6 : tenc[0] + 8] == b"\x01\x08" and init[tenc[0] + 8 : tenc[0] + 24] == KID
+        pssh = _find(init, [b"moov", b"pssh"])  # W3C Common PSSH (version 1): KID count, KIDs, no data
+        assert init[pssh[0]] == 1 and init[pssh[0] + 4 : pssh[0] + 20] == uuid.UUID(CLEARKEY).bytes
+        assert init[pssh[0] + 20 : pssh[0] + 40] == struct.pack(">I", 1) + KID
+
+
+def senc_entries(fragment: bytes) -> list[tuple[bytes, list[tuple[int, int]] | None]]:
+    """Each sample's (IV, subsamples) from the senc (ISO/IEC 23001-7 7.2), read here."""
+    start, _ = _find(fragment, [b"moof", b"traf", b"senc"])
+    flags = int.from_bytes(fragment[start + 1 : start + 4], "big")
+    count = struct.unpack_from(">I", fragment, start + 4)[0]
+    position, entries = start + 8, []
+    for _ in range(count):
+        iv = fragment[position : position + 8]
+        position += 8
+        subsamples = None
+        if flags & 2:
+            n = struct.unpack_from(">H", fragment, position)[0]
+            subsamples = [struct.unpack_from(">HI", fragment, position + 2 + 6 * k) for k in range(n)]
+            position += 2 + 6 * n
+        entries.append((iv, subsamples))
+    return entries
+
+
+def vcl_units(sample: bytes) -> list[int]:
+    """Sizes of the H.264 slice NAL units (types 1-5) of a length-prefixed sample."""
+    sizes, position = [], 0
+    while position + 4 < len(sample):
+        length = struct.unpack_from(">I", sample, position)[0]
+        if 1 <= sample[position + 4] & 0x1F <= 5:
+            sizes.append(length)
+        position += 4 + length
+    return sizes
+
+
+def ctr_decrypt(sample: bytes, iv: bytes, subsamples: list[tuple[int, int]] | None) -> tuple[bytes, int]:
+    """The sample decrypted (protected ranges as one counter stream), and how many bytes were."""
+    decryptor = Cipher(algorithms.AES(KEY), modes.CTR(iv + bytes(8))).decryptor()
+    if subsamples is None:
+        return decryptor.update(sample), len(sample)
+    out, position, protected_total = bytearray(sample), 0, 0
+    assert sum(c + p for c, p in subsamples) == len(sample)
+    for clear_bytes, protected in subsamples:
+        position += clear_bytes
+        out[position : position + protected] = decryptor.update(sample[position : position + protected])
+        position += protected
+        protected_total += protected
+    return bytes(out), protected_total
+
+
+@pytest.mark.parametrize("rep", ["v1", "a1"])
+def test_cenc_fragments_decrypt_to_the_clear_ones(rep: str, encrypted: httpx.Client, clear: httpx.Client,
+                                                  tmp_path: Path) -> None:
+    """Every fragment: senc/saiz/saio describe its samples, and decrypted it is the clear fragment's
+    mdat byte for byte; most of each video sample was encrypted (NAL headers clear); HEAD says
+    the size GET sends; ffmpeg decrypts it with -decryption_key and cannot decode it without."""
+    require_tools()
+    mpd = etree.fromstring(encrypted.get("/dash/bframes.mp4/manifest.mpd").content)
+    timeline = mpd.find(f".//d:Representation[@id='{rep}']/d:SegmentTemplate/d:SegmentTimeline", MPD)
+    count = sum(int(s.get("r", 0)) + 1 for s in timeline.iterfind("d:S", MPD))
+    init = encrypted.get(f"/dash/bframes.mp4/init-{rep}.mp4").content
+    ivs: set[bytes] = set()
+    for number in range(1, count + 1):
+        url = f"/dash/bframes.mp4/fragment-{number}-{rep}.m4s"
+        fragment = encrypted.get(url).content
+        assert int(encrypted.head(url).headers["content-length"]) == len(fragment)
+        plain = clear.get(url).content
+        sizes = trun_sizes(fragment)
+        assert sizes == trun_sizes(plain)
+        entries = senc_entries(fragment)
+        assert len(entries) == len(sizes)
+        saiz = _find(fragment, [b"moof", b"traf", b"saiz"])
+        default_size, saiz_count = struct.unpack_from(">BI", fragment, saiz[0] + 4)
+        assert saiz_count == len(sizes)
+        saio = _find(fragment, [b"moof", b"traf", b"saio"])
+        moof = fragment.index(b"moof") - 4
+        aux = moof + struct.unpack_from(">I", fragment, saio[0] + 8)[0]
+        assert fragment[aux : aux + 8] == entries[0][0], "saio points at the first sample's IV"
+        mdat = _find(fragment, [b"mdat"])
+        clear_mdat = _find(plain, [b"mdat"])
+        position = mdat[0]
+        for (iv, subsamples), size in zip(entries, sizes, strict=True):
+            sample = fragment[position : position + size]
+            decrypted, protected = ctr_decrypt(sample, iv, subsamples)
+            offset = position - mdat[0]
+            assert decrypted == plain[clear_mdat[0] + offset : clear_mdat[0] + offset + size]
+            if rep == "v1":
+                assert default_size in (0, 16)
+                units = vcl_units(decrypted)
+                assert protected >= sum(units) - 17 * len(units), "slices are encrypted past their header"
+            assert iv not in ivs, "IVs are never reused"
+            ivs.add(iv)
+            position += size
+        (tmp_path / "one.mp4").write_bytes(init + fragment)
+        decrypt = ["ffmpeg", "-nostdin", "-v", "error", "-decryption_key", KEY.hex(), "-i",
+                   str(tmp_path / "one.mp4"), "-f", "null", "-"]
+        result = subprocess.run(decrypt, capture_output=True, text=True, timeout=60, check=False)
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+    without = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(tmp_path / "one.mp4"),
+                              "-f", "null", "-"], capture_output=True, text=True, timeout=60, check=False)
+    assert without.returncode != 0 or without.stderr != "", "the encrypted media decodes without its key"
+
+
+def test_drm_info_is_asked_once_per_file(encrypted: httpx.Client, drm_service: FaultServer) -> None:
+    for _ in range(3):
+        assert encrypted.get("/dash/moov_end.mp4/manifest.mpd").status_code == 200
+        assert encrypted.get("/dash/moov_end.mp4/init-v1.mp4").status_code == 200
+    assert sum(n for key, n in drm_service.requests.items() if key.startswith("GET /drm/moov_end.mp4 ")) == 1
+
+
+@pytest.mark.parametrize(("name", "status", "says"), [
+    ("bframes.mp4", 502, "answered 500"),
+    ("moov_end.mp4", 502, "not JSON"),
+    ("clip_180p.mp4", 502, "16 bytes"),
+    ("video_only.mp4", 502, "no key"),
+])
+def test_drm_info_failures_are_clear(name: str, status: int, says: str, drm_service: FaultServer) -> None:
+    settings = Settings(media_root=str(FIXTURES), drm_info_url=f"{drm_service.base}/bad",
+                        dash={"drm_enabled": True}, upstream_timeout=2.0)  # type: ignore[arg-type]
+    for client in _client(settings):
+        response = client.get(f"/dash/{name}/manifest.mpd")
+        assert response.status_code == status and says in response.json()["error"], response.text
+        assert client.get("/hls/bframes.mp4/master.m3u8").status_code == 200  # HLS is clear: unaffected
+
+
+def test_a_silent_drm_service_is_a_504(drm_service: FaultServer) -> None:
+    settings = Settings(media_root=str(FIXTURES), drm_info_url=f"{drm_service.base}/slow",
+                        dash={"drm_enabled": True}, upstream_timeout=1.0)  # type: ignore[arg-type]
+    for client in _client(settings):
+        assert client.get("/dash/bframes.mp4/manifest.mpd").status_code == 504
+        assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize(("text", "says"), [
+    ('hls_encryption_method = "aes-128"\n', "needs keys"),
+    ("drm_enabled = true\n", "drm_info_url"),
+    ('drm_info_url = "http://drm"\n[mss]\ndrm_enabled = true\n', "not supported"),
+    ('drm_enabled = true\ndrm_info_url = "http://drm"\n', "[hds] drm_enabled"),
+])
+def test_encryption_settings_are_checked(text: str, says: str, tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(text)
+    with pytest.raises(SettingsError, match=says.replace("[", r"\[").replace("]", r"\]")):
+        load_settings(config, environ={})

@@ -1,0 +1,186 @@
+"""Common Encryption, the 'cenc' scheme (ISO/IEC 23001-7): AES-128-CTR over fMP4 samples.
+
+* Audio (and any non-video track) is encrypted whole (9.4, full-sample encryption).
+* H.264 and HEVC are encrypted by subsamples (9.5, 10): each NAL unit is a subsample whose length
+  field and NAL header stay clear, so players can walk the NAL units (Chromium rewrites them to
+  Annex B before decrypting); non-VCL units (parameter sets, SEI) stay wholly clear. Protected
+  ranges are whole 16-byte blocks (the odd bytes of a unit join its clear part), so readers that
+  restart or continue the counter between ranges decrypt them alike. A sample needs at most
+  MAX_SUBSAMPLES entries (saiz holds an entry's size in one byte: 8 + 2 + 6n <= 255); VCL units
+  past that stay clear.
+* Per-sample IVs are 8 bytes (tenc default_Per_Sample_IV_Size 8), the 16-byte counter block being
+  the IV then a 64-bit block counter from 0. The IV of sample i of a track is a digest of the
+  key id, the file's path and the track id, plus i: unique per key across files, tracks and
+  samples, and a function of the sample alone (segment N stands alone).
+* Boxes: the sample entry becomes encv/enca with a sinf (frma, schm 'cenc' 1.0, schi/tenc v0
+  with the KID) in the init segment, with one pssh per DRM system in its moov; every traf gets a
+  saiz, a saio and a senc (7.2) giving each sample's IV and subsamples.
+
+Subsample maps depend on the NAL units, so an encrypted fragment's size is known once its frames
+are read (`MediaSegment.size` None), unlike clear ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algorithms, modes
+
+from vodorigin.drm.keys import ContentKey
+from vodorigin.errors import UnsupportedMedia
+from vodorigin.media.model import MediaType, Track
+from vodorigin.mp4 import write
+
+SCHEME = b"cenc"
+SCHEME_VERSION = 0x00010000
+IV_SIZE = 8
+MAX_SUBSAMPLES = 40
+MAX_CLEAR = 0xFFFF  # BytesOfClearData is 16 bits
+AVC = ("avc1", "avc3")
+HEVC = ("hvc1", "hev1")
+SENC_SUBSAMPLES = 0x000002  # senc flags: subsample information present
+
+
+@dataclass(frozen=True, slots=True)
+class SampleAux:
+    """A sample's auxiliary information: its IV and (video) its (clear, protected) subsamples."""
+
+    iv: bytes
+    subsamples: tuple[tuple[int, int], ...] | None
+
+    @property
+    def size(self) -> int:
+        return IV_SIZE + (2 + 6 * len(self.subsamples) if self.subsamples is not None else 0)
+
+
+def check_track(track: Track) -> None:
+    """Refuse what we cannot encrypt before anything is listed."""
+    if track.media_type is MediaType.VIDEO and track.codec.fourcc not in AVC + HEVC:
+        raise UnsupportedMedia(f"{track.key}: {track.codec.codec_string} cannot be encrypted here "
+                               "(H.264 and HEVC video can)")
+    if track.media_type is MediaType.VIDEO and track.codec.nal_length_size not in (1, 2, 4):
+        raise UnsupportedMedia(f"{track.key}: NAL length fields of {track.codec.nal_length_size} bytes")
+
+
+def encrypt_samples(key: ContentKey, path: str, track: Track, first: int, samples: Sequence[memoryview]
+                    ) -> tuple[list[SampleAux], list[bytes]]:
+    """The samples first, first + 1... of `track` encrypted, with their auxiliary information."""
+    seed = key.key_id + path.encode() + struct.pack(">I", track.track_id)
+    base = int.from_bytes(hashlib.sha256(seed).digest()[:IV_SIZE], "big")
+    video = track.media_type is MediaType.VIDEO
+    hevc = track.codec.fourcc in HEVC
+    cipher = algorithms.AES(key.key)
+    aux, encrypted = [], []
+    for index, sample in enumerate(samples):
+        iv = ((base + first + index) & 0xFFFFFFFFFFFFFFFF).to_bytes(IV_SIZE, "big")
+        encryptor = Cipher(cipher, modes.CTR(iv + bytes(8))).encryptor()
+        if not video:
+            aux.append(SampleAux(iv, None))
+            encrypted.append(encryptor.update(sample) + encryptor.finalize())
+            continue
+        subsamples = video_subsamples(sample, track.codec.nal_length_size, hevc)
+        aux.append(SampleAux(iv, subsamples))
+        encrypted.append(_encrypt_ranges(encryptor, sample, subsamples))
+    return aux, encrypted
+
+
+def _encrypt_ranges(encryptor: CipherContext, sample: memoryview, subsamples: tuple[tuple[int, int], ...]
+                    ) -> bytes:
+    """The protected ranges encrypted as one counter stream, the clear ones kept."""
+    out = bytearray(sample)
+    position = 0
+    for clear, protected in subsamples:
+        position += clear
+        if protected:
+            out[position : position + protected] = encryptor.update(sample[position : position + protected])
+        position += protected
+    return bytes(out)
+
+
+def video_subsamples(sample: memoryview, length_size: int, hevc: bool) -> tuple[tuple[int, int], ...]:
+    """(clear, protected) byte counts covering a length-prefixed H.264/HEVC sample (see above)."""
+    header = 2 if hevc else 1
+    entries: list[tuple[int, int]] = []
+    clear, position, size = 0, 0, len(sample)
+    while position + length_size < size:
+        length = int.from_bytes(sample[position : position + length_size], "big")
+        end = position + length_size + length
+        if length < header or end > size:  # a malformed unit: the rest stays clear
+            break
+        first = sample[position + length_size]
+        vcl = (first >> 1) & 0x3F < 32 if hevc else 1 <= first & 0x1F <= 5
+        body = length - header
+        if vcl and body >= 16 and len(entries) < MAX_SUBSAMPLES - 1:
+            entries.append((clear + length_size + header + body % 16, body - body % 16))
+            clear = 0
+        else:
+            clear += length_size + length
+        position = end
+    clear += size - position
+    entries.append((clear, 0))
+    return _bounded(entries)
+
+
+def _bounded(entries: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+    """Clear counts over 16 bits split into entries of their own; the last entry dropped when it is
+    empty."""
+    result: list[tuple[int, int]] = []
+    for clear, protected in entries:
+        while clear > MAX_CLEAR:
+            result.append((MAX_CLEAR, 0))
+            clear -= MAX_CLEAR
+        result.append((clear, protected))
+    if len(result) > 1 and result[-1] == (0, 0):
+        result.pop()
+    if len(result) > MAX_SUBSAMPLES:
+        raise UnsupportedMedia(f"a sample needs {len(result)} subsamples (at most {MAX_SUBSAMPLES})")
+    return tuple(result)
+
+
+# --- boxes ---------------------------------------------------------------------------------------
+
+def traf_boxes(aux: list[SampleAux], senc_offset: int) -> bytes:
+    """saiz + saio + senc for a traf; `senc_offset` is where this senc box will start, from the
+    first byte of the moof (saio counts from the moof: tfhd default-base-is-moof)."""
+    sizes = {entry.size for entry in aux}
+    if len(sizes) == 1:
+        saiz = write.full_box(b"saiz", 0, 0, struct.pack(">BI", sizes.pop(), len(aux)))
+    else:
+        saiz = write.full_box(b"saiz", 0, 0, struct.pack(">BI", 0, len(aux)), bytes(e.size for e in aux))
+    saio_size = 20
+    data = senc_offset + len(saiz) + saio_size + 16  # senc header (12) + sample_count (4)
+    saio = write.full_box(b"saio", 0, 0, struct.pack(">II", 1, data))
+    assert len(saio) == saio_size
+    return saiz + saio + senc(aux)
+
+
+def traf_boxes_size(aux: list[SampleAux]) -> int:
+    return len(traf_boxes(aux, 0))
+
+
+def senc(aux: list[SampleAux]) -> bytes:
+    subsamples = any(entry.subsamples is not None for entry in aux)
+    parts = [struct.pack(">I", len(aux))]
+    for entry in aux:
+        parts.append(entry.iv)
+        if subsamples:
+            ranges = entry.subsamples or ()
+            parts.append(struct.pack(">H", len(ranges)))
+            parts.extend(struct.pack(">HI", clear, protected) for clear, protected in ranges)
+    return write.full_box(b"senc", 0, SENC_SUBSAMPLES if subsamples else 0, *parts)
+
+
+def protected_sample_entry(entry: bytes, key_id: bytes) -> bytes:
+    """A sample entry renamed encv/enca, with a sinf saying what it was and how it is protected."""
+    if struct.unpack_from(">I", entry)[0] != len(entry):
+        raise UnsupportedMedia("a sample entry with a 64-bit size cannot be rewritten")
+    original = entry[4:8]
+    frma = write.box(b"frma", original)
+    schm = write.full_box(b"schm", 0, 0, SCHEME, struct.pack(">I", SCHEME_VERSION))
+    tenc = write.full_box(b"tenc", 0, 0, struct.pack(">BBBB", 0, 0, 1, IV_SIZE), key_id)
+    sinf = write.box(b"sinf", frma, schm, write.box(b"schi", tenc))
+    renamed = b"encv" if original in (b"avc1", b"avc3", b"hvc1", b"hev1") else b"enca"
+    return write.box(renamed, entry[8:], sinf)

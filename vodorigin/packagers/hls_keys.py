@@ -1,0 +1,101 @@
+"""HLS AES-128 (RFC 8216 4.3.2.4): EXT-X-KEY tags, encrypted segments and the key files.
+
+`hls_encryption_method = "aes-128"` encrypts every media segment whole (drm/aes.py). The key of a
+rendition is its file's: from `secret_key` (served here at `encryption.key`, or
+`encryption-f2.key` / `-s<id>` for a part of a set and `-c2` for a clip of a mapped playlist, as
+nginx-vod-module names them) or from the DRM-info service (`drm_enabled`; never served here: point
+`hls_encryption_key_uri` at the key server). `hls_encryption_key_uri` replaces the URI; `{path}`
+(the file's media path) and `{key_id}` (hex) in it are filled in.
+
+IVs: TS segments use their media sequence number (no IV attribute) unless the DRM info gives an
+IV; fMP4 renditions encrypt their initialization section too, so their EXT-X-KEY (written before
+the EXT-X-MAP it covers) carries an explicit IV used by the init and every segment. WebVTT
+subtitle playlists stay clear, as do I-frame playlists' absence: byte ranges cannot address
+frames inside a whole-segment cipher, so none is offered when encrypting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from vodorigin.drm import aes
+from vodorigin.drm.keys import ContentKey
+from vodorigin.errors import NotFound
+from vodorigin.media.model import MediaSet
+from vodorigin.packagers.output import Document, MediaSegment, PackagerContext
+from vodorigin.packagers.playlist import Placed, in_clip, placed
+from vodorigin.packagers.shared import FMP4
+from vodorigin.urls import FileName
+
+KEY_TYPE = "application/octet-stream"
+
+
+def encrypting(context: PackagerContext) -> bool:
+    return context.encrypts("hls")
+
+
+def key_tag(name: FileName, clips: list[Placed], clip: Placed, container: str, context: PackagerContext
+            ) -> str:
+    """The EXT-X-KEY of one clip of a rendition."""
+    key, path = context.key(clip.movie.source.path), clip.movie.source.path
+    attributes = ["METHOD=AES-128", f'URI="{_uri(name, clips, clip, key, context)}"']
+    iv = _iv(key, path, container, None)
+    if iv is not None:
+        attributes.append(f"IV=0x{iv.hex().upper()}")
+    return "#EXT-X-KEY:" + ",".join(attributes)
+
+
+def _uri(name: FileName, clips: list[Placed], clip: Placed, key: ContentKey, context: PackagerContext) -> str:
+    if context.hls_encryption_key_uri:
+        return context.hls_encryption_key_uri.replace("{path}", clip.movie.source.path) \
+            .replace("{key_id}", key.key_id.hex())
+    tokens = [f"f{name.file_index}"] if name.file_index else []
+    tokens += [f"s{name.sequence_id}"] if name.sequence_id else []
+    tokens += [f"c{clip.index + 1}"] if len(clips) > 1 else []
+    return "encryption" + "".join(f"-{token}" for token in tokens) + ".key"
+
+
+def _iv(key: ContentKey, path: str, container: str, number: int | None) -> bytes | None:
+    """The IV: the DRM info's; for fMP4 a constant one (the init is encrypted too); for a TS
+    segment its media sequence number (None in the playlist: no IV attribute)."""
+    if key.iv is not None:
+        return key.iv
+    if container == FMP4:
+        return aes.constant_iv(path)
+    return aes.sequence_iv(number) if number is not None else None
+
+
+def encrypted_segment(segment: MediaSegment, clip: Placed, number: int, container: str,
+                      context: PackagerContext) -> MediaSegment:
+    """The segment encrypted whole when HLS encrypts (its size stays known before its bytes:
+    PKCS#7 pads predictably), else as it is."""
+    if not encrypting(context):
+        return segment
+    key, path = context.key(clip.movie.source.path), clip.movie.source.path
+    iv = _iv(key, path, container, number)
+    assert iv is not None and segment.size is not None
+    render = segment.render
+    return replace(segment, size=aes.padded_size(segment.size),
+                   render=lambda source: aes.encrypt(render(source), key.key, iv))
+
+
+def encrypted_init(document: Document, clip: Placed, context: PackagerContext) -> Document:
+    """The initialization section, encrypted when HLS encrypts."""
+    if not encrypting(context):
+        return document
+    key, path = context.key(clip.movie.source.path), clip.movie.source.path
+    iv = _iv(key, path, FMP4, None)
+    assert iv is not None
+    return replace(document, body=aes.encrypt(document.body, key.key, iv))
+
+
+def key_file(name: FileName, media: MediaSet, context: PackagerContext) -> Document:
+    """encryption[-f<n>|-s<id>][-c<n>].key: the 16 bytes of a key derived from secret_key."""
+    if not encrypting(context):
+        raise NotFound("HLS encryption is off (hls_encryption_method)")
+    clip = in_clip(placed(media, name, context.segments), name.clip_index)
+    key = context.key(clip.movie.source.path)
+    if not key.served:
+        raise NotFound("keys from the DRM-info service are not served here (hls_encryption_key_uri names "
+                       "the key server)")
+    return Document(key.key, KEY_TYPE, (clip.movie.source,))
