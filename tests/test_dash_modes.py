@@ -165,3 +165,31 @@ def test_sar_comes_from_pasp(tmp_path: Path) -> None:
     context = PackagerContext.from_settings(Settings())
     mpd = etree.fromstring(dash.handle("manifest.mpd", MediaSet((movie,), Clip()), context).body)  # type: ignore[union-attr]
     assert mpd.find(".//d:Representation", NS).get("sar") == expected
+
+
+@pytest.mark.parametrize("mode", ["segmenttimeline", "segmentlist"])
+def test_profiles_and_set_attributes(mode: str, http: httpx.Client, list_server: tuple[str, LiveServer]
+                                     ) -> None:
+    """The profile the addressing conforms to (SegmentList is not in the live profile), a
+    minBufferTime of at least the longest segment, and the video set's maxWidth, maxHeight,
+    maxFrameRate and picture aspect ratio over its Representations."""
+    client = http if mode == "segmenttimeline" else httpx.Client(base_url=list_server[1].base, timeout=30)
+    mpd = etree.fromstring(client.get("/dash/clip_,180p,360p,.mp4.urlset/manifest.mpd").content)
+    profile = "full" if mode == "segmentlist" else "isoff-live"
+    assert mpd.get("profiles") == f"urn:mpeg:dash:profile:{profile}:2011"
+    longest = 0.0
+    for representation in mpd.iterfind(".//d:Representation", NS):
+        timeline = representation.find(".//d:SegmentTimeline", NS)
+        addressing = representation.find("d:SegmentTemplate", NS)
+        if addressing is None:
+            addressing = representation.find("d:SegmentList", NS)
+        timescale = int(addressing.get("timescale"))
+        longest = max(longest, *(int(s.get("d")) / timescale for s in timeline.iterfind("d:S", NS)))
+    buffer = mpd.get("minBufferTime")
+    assert float(buffer.removeprefix("PT").removesuffix("S")) >= longest
+    (video,) = mpd.iterfind(".//d:AdaptationSet[@contentType='video']", NS)
+    representations = video.findall("d:Representation", NS)
+    assert int(video.get("maxWidth")) == max(int(r.get("width")) for r in representations) == 640
+    assert int(video.get("maxHeight")) == max(int(r.get("height")) for r in representations) == 360
+    assert video.get("maxFrameRate") == "30" and {r.get("frameRate") for r in representations} == {"30"}
+    assert video.get("par") == "16:9"

@@ -191,7 +191,34 @@ def movie_timeline(movie: Movie, config: SegmentConfig, clip: Clip | None = None
     if clip is not None and (clip.start_ms or clip.end_ms is not None):
         start, end, open_end = _clip_range(clip, key_times, timescale, end)
     timeline = segment_timeline(key_times, timescale, start, end, config, open_end)
+    if not open_end and key_times is not None and config.durations_mode == "accurate" and \
+            not (clip is not None and clip.key_frame_after):
+        listed = timeline.listed.copy()
+        listed[-1] = _kept_video_end(reference, end)  # the last segment lists what it holds
+        timeline = replace(timeline, listed=listed)
     return replace(timeline, offset=rescale(offset_ms, 1000, timescale)) if offset_ms else timeline
+
+
+def _kept_video_end(track: Track, end: int) -> int:
+    """Where the video a clip ending at `end` keeps is shown until. Video is cut in decode order
+    (media/frames.py), at a key frame when one comes first: with B-frames, frames shown up to the
+    reorder delay after `end` are kept (frames before them depend on them), and the last
+    segment's listed duration says so (the cut itself stays at `end`)."""
+    samples = track.samples
+    keys = track.key_times
+    assert keys is not None
+    position = int(np.searchsorted(keys, end, side="left"))
+    by_key = int(np.append(samples.sync_indexes(), samples.count)[position])
+    cut = min(by_key, int(np.searchsorted(samples.dts, end - track.edit_shift, side="left")))
+    if cut == 0:
+        return end
+    sync = samples.sync_indexes()
+    first = int(sync[max(int(np.searchsorted(sync, cut - 1, side="right")) - 1, 0)])  # the GOP before the cut
+    first = min(first, cut - 1)
+    durations = np.diff(samples.dts[first : cut + 1]) if cut < samples.count else \
+        np.diff(np.append(samples.dts[first:cut], samples.end_dts))
+    shown = int(np.max(samples.pts(first, cut) + durations)) + track.edit_shift
+    return max(end, shown)
 
 
 def _clip_range(clip: Clip, key_times: np.ndarray | None, timescale: int, end: int) -> tuple[int, int, bool]:

@@ -9,9 +9,11 @@ clip named by a c<n> token), else one Period whose timelines run through every c
 from __future__ import annotations
 
 import base64
+import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 from lxml import etree
@@ -30,7 +32,8 @@ from vodorigin.packagers.text import output_track
 from vodorigin.timing import PRESENTATION_DELAY_MS, rescale
 
 MPD_NAMESPACE = "urn:mpeg:dash:schema:mpd:2011"
-PROFILE = "urn:mpeg:dash:profile:isoff-live:2011"
+PROFILE = "urn:mpeg:dash:profile:isoff-live:2011"  # SegmentTemplate addressing (23009-1 8.4)
+FULL_PROFILE = "urn:mpeg:dash:profile:full:2011"  # SegmentList is not in the live profile (8.2)
 CHANNEL_SCHEME = "urn:mpeg:dash:23003:3:audio_channel_configuration:2011"
 DOLBY_CHANNEL_SCHEME = "tag:dolby.com,2014:dash:audio_channel_configuration:2011"
 ROLE_SCHEME = "urn:mpeg:dash:role:2011"
@@ -72,7 +75,9 @@ def render_manifest(media: MediaSet, context: PackagerContext, config: SegmentCo
     if context.encrypts("dash"):
         namespaces.update(cenc=CENC_NAMESPACE, mspr=PLAYREADY_NAMESPACE)
     mpd = etree.Element(f"{{{MPD_NAMESPACE}}}MPD", nsmap=namespaces, type="static",
-                        profiles=PROFILE, minBufferTime="PT2S", mediaPresentationDuration=_duration(total))
+                        profiles=FULL_PROFILE if context.dash_manifest_format == "segmentlist" else PROFILE,
+                        minBufferTime=_duration(_min_buffer(media, config)),
+                        mediaPresentationDuration=_duration(total))
     for index, (period, start, duration) in enumerate(zip(periods, starts, durations, strict=True)):
         element = etree.SubElement(mpd, "Period", id=str(index), start=_duration(start))
         if len(periods) > 1:
@@ -81,6 +86,20 @@ def render_manifest(media: MediaSet, context: PackagerContext, config: SegmentCo
         for number, adaptation_set in enumerate(sets, start=1):
             _adaptation_element(element, number, adaptation_set, period, context, config)
     return etree.tostring(mpd, xml_declaration=True, encoding="utf-8", pretty_print=True)
+
+
+def _min_buffer(media: MediaSet, config: SegmentConfig) -> float:
+    """minBufferTime (5.3.1.2): the longest segment of the cut timeline, so that a client that
+    buffers that much before playing at the Representations' bandwidth plays on; rounded up to a
+    whole second, plus one for segments of other tracks ending a frame or two later."""
+    longest = 0.0
+    for clip in clip_sets(media):
+        for movie in clip.movies:
+            if movie.tracks_of(MediaType.VIDEO) or movie.tracks_of(MediaType.AUDIO):
+                timeline = set_timeline(clip, movie, config)
+                if timeline.count:
+                    longest = max(longest, float(np.max(np.diff(timeline.cuts))) / timeline.timescale)
+    return float(math.ceil(longest) + 1)
 
 
 def _end(media: MediaSet, config: SegmentConfig) -> float:
@@ -122,7 +141,9 @@ def _adaptation_element(parent: etree._Element, index: int, adaptation: _Set, pe
         f"{media_type.value}/mp4"
     element = etree.SubElement(parent, "AdaptationSet", id=str(index), contentType=media_type.value,
                                mimeType=mime, segmentAlignment="true", startWithSAP="1")
-    if media_type is not MediaType.VIDEO:
+    if media_type is MediaType.VIDEO:
+        _video_set_attributes(element, [r.track for r in members])
+    else:
         if first.language != "und":
             element.set("lang", first.language)
         if first.known_label:
@@ -135,6 +156,29 @@ def _adaptation_element(parent: etree._Element, index: int, adaptation: _Set, pe
             element.insert(position, protection)
     for rendition in members:
         _representation_element(element, rendition, period, context, config, text_file, len(keys) > 1)
+
+
+def _video_set_attributes(element: etree._Element, tracks: list[Track]) -> None:
+    """maxWidth, maxHeight, maxFrameRate and par (the picture aspect ratio, 5.3.3.2) of a set."""
+    width = max(t.codec.width for t in tracks)
+    height = max(t.codec.height for t in tracks)
+    element.set("maxWidth", str(width))
+    element.set("maxHeight", str(height))
+    element.set("maxFrameRate", _frame_rate_text(max(frame_rate(t) for t in tracks)))
+    widest = max(tracks, key=lambda t: t.codec.width * t.codec.height)
+    horizontal, vertical = widest.codec.pixel_aspect
+    across, down = widest.codec.width * horizontal, widest.codec.height * vertical
+    if across and down:
+        divisor = math.gcd(across, down)
+        element.set("par", f"{across // divisor}:{down // divisor}")
+
+
+def _frame_rate_text(rate: float) -> str:
+    """A FrameRateType (5.3.12.2): a whole number, or a fraction such as 30000/1001."""
+    fraction = Fraction(rate).limit_denominator(1001)
+    if fraction.denominator == 1:
+        return str(fraction.numerator)
+    return f"{fraction.numerator}/{fraction.denominator}"
 
 
 def _role(adaptation: _Set, media: MediaSet) -> str:
@@ -159,7 +203,7 @@ def _representation_element(adaptation: etree._Element, rendition: Rendition, pe
     if track.media_type is MediaType.VIDEO:
         element.set("width", str(track.codec.width))
         element.set("height", str(track.codec.height))
-        element.set("frameRate", f"{frame_rate(track):.3f}".rstrip("0").rstrip("."))
+        element.set("frameRate", _frame_rate_text(frame_rate(track)))
         element.set("sar", "{}:{}".format(*track.codec.pixel_aspect))
     else:
         element.set("audioSamplingRate", str(track.codec.sample_rate))

@@ -49,28 +49,26 @@ def _movie(media: MediaSet, name: FileName) -> Movie:
 
 def segment_bitrates(tracks: tuple[Track, ...], timeline: Timeline, container: str, padding: int = 0
                      ) -> tuple[int, int]:
-    """(peak, average) bits per second of the segments, from an upper bound of their sizes (plus
-    `padding` bytes each: HLS AES-128 adds up to 16).
+    """(peak, average) bits per second of the segments, from their sizes computed from the sample
+    tables (plus `padding` bytes each: HLS AES-128 adds up to 16).
 
-    RFC 8216 4.3.4.2: BANDWIDTH is the peak segment bit rate; AVERAGE-BANDWIDTH the average.
+    RFC 8216 4.3.4.2: BANDWIDTH is the peak segment bit rate; AVERAGE-BANDWIDTH the average. TS
+    sizes are the muxer's layout (mpegts.segment_packets: exact for video and constant-duration
+    audio); fMP4 sizes are the payload plus the moof, exact to a few bytes.
     """
     sizes = np.zeros(timeline.count, dtype=np.int64)
     frame_counts = np.zeros(timeline.count, dtype=np.int64)
-    for track in tracks:
-        samples = track.samples
-        if container == MPEGTS:
-            video = track.media_type is MediaType.VIDEO
-            packets = mpegts.frame_packet_bounds(track.codec, video, samples.sizes.astype(np.int64),
-                                                 samples.is_sync(0, samples.count))
-            per_frame = packets * mpegts.PACKET_SIZE
-        else:
-            per_frame = samples.sizes.astype(np.int64)
-        running = np.concatenate(([0], np.cumsum(per_frame)))
+    pcr = next((i for i, t in enumerate(tracks) if t.media_type is MediaType.VIDEO), 0)
+    for index, track in enumerate(tracks):
         cuts = cut_indexes(track, timeline)
-        sizes += running[cuts[1:]] - running[cuts[:-1]]
+        if container == MPEGTS:
+            sizes += mpegts.segment_packets(track, cuts, index == pcr) * mpegts.PACKET_SIZE
+        else:
+            running = np.concatenate(([0], np.cumsum(track.samples.sizes.astype(np.int64))))
+            sizes += running[cuts[1:]] - running[cuts[:-1]]
         frame_counts += np.diff(cuts)
     if container == MPEGTS:
-        sizes += mpegts.segment_overhead_packets(len(tracks)) * mpegts.PACKET_SIZE
+        sizes += mpegts.PSI_PACKETS * mpegts.PACKET_SIZE
     else:
         sizes = fmp4.fragment_size_bound(sizes, frame_counts, len(tracks))
     bits = (sizes + padding) * 8
