@@ -173,8 +173,8 @@ def test_profiles_and_set_attributes(mode: str, http: httpx.Client, list_server:
     """The profile the addressing conforms to (SegmentList is not in the live profile), a
     minBufferTime of at least the longest segment, and the video set's maxWidth, maxHeight,
     maxFrameRate and picture aspect ratio over its Representations."""
-    client = http if mode == "segmenttimeline" else httpx.Client(base_url=list_server[1].base, timeout=30)
-    mpd = etree.fromstring(client.get("/dash/clip_,180p,360p,.mp4.urlset/manifest.mpd").content)
+    base = str(http.base_url) if mode == "segmenttimeline" else list_server[1].base
+    mpd = etree.fromstring(httpx.get(f"{base}/dash/clip_,180p,360p,.mp4.urlset/manifest.mpd").content)
     profile = "full" if mode == "segmentlist" else "isoff-live"
     assert mpd.get("profiles") == f"urn:mpeg:dash:profile:{profile}:2011"
     longest = 0.0
