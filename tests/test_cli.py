@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import FIXTURES
+from vodorigin import __version__
+from vodorigin.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,6 +48,9 @@ def test_serve_with_flags_and_environment(tmp_path: Path) -> None:
             assert wait_for(f"http://127.0.0.1:{port}/health", process, log).text == "ok\n"
             index = httpx.get(f"http://127.0.0.1:{port}/hls/bframes.mp4/index.m3u8").text
             assert index.count("#EXTINF:6.000,") == 5  # 30 s at the 6 s from the environment
+            startup = log.read_text().splitlines()[0]
+            assert startup.startswith(f"vodorigin {__version__}: config ")
+            assert f"storage local {FIXTURES}" in startup
         finally:
             process.terminate()
             process.wait(timeout=10)
@@ -99,3 +104,27 @@ def test_in_flight_responses_are_cut_past_the_shutdown_timeout(tmp_path: Path) -
     """The same download with a 1 s shutdown_timeout and a 3 s pause: proof the test above can fail."""
     received, announced, _ = _download_across_sigterm(tmp_path, shutdown_timeout=1, pause=3)
     assert received < announced
+
+
+def test_version_and_sign_checks() -> None:
+    version = subprocess.run([sys.executable, "-m", "vodorigin", "--version"], capture_output=True,
+                             text=True, timeout=30, check=True)
+    assert version.stdout.strip() == f"vodorigin {__version__}"
+    command = [sys.executable, "-m", "vodorigin", "sign", "/hls/a.mp4/master.m3u8", "--expires-in", "-60"]
+    negative = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    assert negative.returncode != 0 and "positive" in negative.stderr
+
+
+def test_a_missing_media_root_stops_the_server_with_a_message(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "vodorigin", "serve", "--media-root", str(tmp_path / "nope")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("VODORIGIN_")})
+    assert result.returncode != 0 and "is not a directory" in result.stderr
+
+
+def test_a_relative_media_root_in_a_config_file_is_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "conf").mkdir()
+    config = tmp_path / "conf" / "site.toml"
+    config.write_text('media_root = "../media"\n')
+    assert load_settings(config, environ={}).media_root_path == (tmp_path / "media").resolve()
+    assert load_settings(ROOT / "configs" / "local.toml", environ={}).media_root_path == FIXTURES.resolve()

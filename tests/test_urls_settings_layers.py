@@ -92,7 +92,10 @@ def test_default_config_documents_every_setting() -> None:
     text = (PACKAGE.parent / "configs" / "local.toml").read_text()
     for name in Settings.model_fields:
         assert f"\n{name} =" in text or f"\n[{name}]" in text, f"configs/local.toml does not document {name}"
-    assert load_settings(PACKAGE.parent / "configs" / "local.toml", environ={}) == Settings()
+    # the defaults, its media root (relative to the file) being the fixtures
+    loaded = load_settings(PACKAGE.parent / "configs" / "local.toml", environ={})
+    assert loaded.model_copy(update={"media_root": "fixtures"}) == Settings()
+    assert loaded.media_root_path == (PACKAGE.parent / "fixtures").resolve()
 
 
 @pytest.mark.parametrize("name", ["s3.toml", "http-upstream.toml", "production.toml"])

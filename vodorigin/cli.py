@@ -9,7 +9,8 @@ import time
 
 import uvicorn
 
-from vodorigin.settings import ENV_PREFIX, SettingsError, load_settings
+from vodorigin import __version__
+from vodorigin.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from vodorigin.web.app import CONFIG_ENVIRONMENT
 from vodorigin.web.protect import sign_path
 from vodorigin.web.server import raise_descriptor_limit, uvicorn_options
@@ -17,17 +18,22 @@ from vodorigin.web.server import raise_descriptor_limit, uvicorn_options
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="vodorigin", description="Just-in-time VOD packaging origin")
+    parser.add_argument("--version", action="version", version=f"vodorigin {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the HTTP server")
+    serve = commands.add_parser("serve", help="run the HTTP server",
+                                description="Settings: the config file, then VODORIGIN_<NAME> variables, "
+                                            "then these flags (later wins).")
     serve.add_argument("--config", help="a TOML settings file (see configs/local.toml)")
-    serve.add_argument("--media-root", help="directory of media files (storage = local)")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--workers", type=int)
+    serve.add_argument("--media-root", help="directory of media files (storage = local), relative to the "
+                                            "working directory")
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default 1)")
     sign = commands.add_parser("sign", help="print a URL path with a token (url_signing_key)")
     sign.add_argument("path", help="e.g. /hls/movie.mp4/master.m3u8")
     sign.add_argument("--config", help="a TOML settings file holding url_signing_key")
-    sign.add_argument("--expires-in", type=int, default=3600, help="seconds from now (default 3600)")
+    sign.add_argument("--expires-in", type=_positive, default=3600,
+                      help="seconds from now the token stays valid (default 3600)")
     args = parser.parse_args(argv)
     if args.command == "sign":
         _sign(args.path, args.config, args.expires_in)
@@ -35,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {"media_root": args.media_root, "host": args.host, "port": args.port, "workers": args.workers}
     try:
         settings = load_settings(args.config, overrides)
+        check_storage(settings)
     except SettingsError as error:
         sys.exit(f"vodorigin: {error}")
     # Workers load the settings again through the environment, so pass on what the flags said.
@@ -44,10 +51,36 @@ def main(argv: list[str] | None = None) -> None:
         if value is not None:
             os.environ[ENV_PREFIX + name.upper()] = str(value)
     os.environ[ENV_PREFIX + "MEDIA_ROOT"] = str(settings.media_root_path)
-    raise_descriptor_limit()
+    descriptors = raise_descriptor_limit()
+    print(startup_line(settings, args.config, descriptors), file=sys.stderr, flush=True)
     uvicorn.run("vodorigin.web.app:app_from_environment", factory=True, host=settings.host,
                 port=settings.port, workers=settings.workers, log_level=settings.log_level,
                 **uvicorn_options(settings))
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value}: must be a positive number of seconds")
+    return value
+
+
+def check_storage(settings: Settings) -> None:
+    """A local media root that does not exist is a mistake to say at once, not 404s for everything."""
+    if settings.storage == "local" and not settings.media_root_path.is_dir():
+        raise SettingsError(f"media_root {settings.media_root_path} is not a directory")
+
+
+def startup_line(settings: Settings, config: str | None, descriptors: int) -> str:
+    """One line saying what this server is, what it serves from and where to look."""
+    source = {"local": f"local {settings.media_root_path}", "http": f"http {settings.http_base_url}",
+              "s3": f"s3 {settings.s3_bucket or ', '.join(settings.s3_buckets.values())}"}[settings.storage]
+    if settings.mode == "mapped":
+        source += f", mappings from {settings.mapping_url or 'JSON files in the storage'}"
+    base = f"http://{settings.host}:{settings.port}"
+    player = f", player {base}/player/" if settings.player_page else ""
+    return (f"vodorigin {__version__}: config {os.path.abspath(config) if config else '(defaults)'}, "
+            f"storage {source}, {settings.workers} worker(s) on {base}{player}, open files {descriptors}")
 
 
 def _sign(path: str, config: str | None, expires_in: int) -> None:

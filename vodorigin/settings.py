@@ -51,7 +51,7 @@ class Settings(BaseModel):
 
     # storage
     storage: Literal["local", "http", "s3"] = "local"
-    media_root: str = "fixtures"  # local
+    media_root: str = "fixtures"  # local; in a config file, relative to the file's folder
     http_base_url: str = ""  # http: media path P is read from <http_base_url>/P
     http_headers: dict[str, str] = {}  # http: sent with every upstream request (e.g. a secret)
     s3_bucket: str = ""  # the default bucket
@@ -281,6 +281,9 @@ def load_settings(
             values.update(tomllib.loads(path.read_text()))
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise SettingsError(f"cannot read config {path}: {exc}") from exc
+        root = values.get("media_root")
+        if isinstance(root, str) and not Path(root).is_absolute():  # a file's paths are its own
+            values["media_root"] = str((path.resolve().parent / root).resolve())
     for name, value in _from_environment(os.environ if environ is None else environ).items():
         if name in PROTOCOL_TABLES:
             values[name] = {**values.get(name, {}), **value}
