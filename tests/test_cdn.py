@@ -10,6 +10,7 @@ import gzip
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import tracemalloc
@@ -319,3 +320,25 @@ def test_metadata_size_accounting_is_close_to_real_memory(name: str) -> None:
     finally:
         tracemalloc.stop()
     assert 0.8 <= retained / movie.nbytes <= 1.2, (retained, movie.nbytes)
+
+
+def test_access_line_fields_and_forwarded_clients(caplog: pytest.LogCaptureFixture) -> None:
+    """ISO time, client, range, user agent, the CDN's request id and the worker's pid; the client
+    from X-Forwarded-For only past trusted proxies (the peer and 10/8 here)."""
+    with LiveServer(settings(trusted_proxies=("127.0.0.1", "10.0.0.0/8"))) as trusted, \
+            LiveServer(settings()) as plain, caplog.at_level(logging.INFO, logger="vodorigin.access"):
+        headers = {"x-forwarded-for": "198.51.100.7, 203.0.113.9, 10.1.2.3", "x-amz-cf-id": "abc123==",
+                   "range": "bytes=0-99", "user-agent": "probe/1.0"}
+        httpx.get(f"{trusted.base}/pd/bframes.mp4", headers=headers)
+        httpx.get(f"{plain.base}/pd/bframes.mp4", headers=headers)
+        deadline = time.monotonic() + 5
+        while len([r for r in caplog.records if "bframes" in r.getMessage()]) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    first, second = (json.loads(r.getMessage()) for r in caplog.records if "bframes" in r.getMessage())
+    assert first["client"] == "203.0.113.9"  # the last address that is not a trusted proxy
+    assert second["client"] == "127.0.0.1"  # no trusted proxy: the header is not believed
+    assert (first["range"], first["user_agent"]) == ("bytes=0-99", "probe/1.0")
+    assert first["request_id"] == "abc123=="
+    assert first["status"] == 206 and first["pid"] == os.getpid()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["time"])

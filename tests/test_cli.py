@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import FIXTURES
 from vodorigin import __version__
@@ -128,3 +131,35 @@ def test_a_relative_media_root_in_a_config_file_is_relative_to_the_file(tmp_path
     config.write_text('media_root = "../media"\n')
     assert load_settings(config, environ={}).media_root_path == (tmp_path / "media").resolve()
     assert load_settings(ROOT / "configs" / "local.toml", environ={}).media_root_path == FIXTURES.resolve()
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_every_log_line_on_stdout_in_one_format(log_format: str, tmp_path: Path) -> None:
+    """uvicorn's lines and ours, access lines included, on stdout in the chosen format."""
+    port = free_port()
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith("VODORIGIN_")},
+                   "VODORIGIN_LOG_FORMAT": log_format}
+    command = [sys.executable, "-m", "vodorigin", "serve", "--config", str(ROOT / "configs/local.toml"),
+               "--host", "127.0.0.1", "--port", str(port)]
+    out, err = tmp_path / "out.log", tmp_path / "err.log"
+    with out.open("wb") as stdout, err.open("wb") as stderr, \
+            subprocess.Popen(command, cwd=tmp_path, env=environment, stdout=stdout, stderr=stderr) as process:
+        try:
+            wait_for(f"http://127.0.0.1:{port}/health", process, err)
+            httpx.get(f"http://127.0.0.1:{port}/hls/bframes.mp4/master.m3u8", headers={"user-agent": "probe"})
+            httpx.get(f"http://127.0.0.1:{port}/hls/nothing.mp4/master.m3u8")
+            time.sleep(0.5)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    lines = out.read_text().splitlines()
+    assert any("startup complete" in line for line in lines), lines  # uvicorn's own line
+    if log_format == "json":
+        records = [json.loads(line) for line in lines]  # every line is a JSON object
+        access = [r for r in records if r.get("path") == "/hls/bframes.mp4/master.m3u8"]
+        assert access and access[0]["status"] == 200 and access[0]["user_agent"] == "probe"
+        assert any(r.get("logger") == "vodorigin" and "404" in r["message"] for r in records)
+    else:
+        pattern = r'\S+Z 127\.0\.0\.1 "GET /hls/bframes\.mp4/master\.m3u8" 200 \d+ [\d.]+ms .* "probe"'
+        assert any(re.fullmatch(pattern, line) for line in lines), lines
+        assert all(re.match(r"\d{4}-\d\d-\d\dT", line) for line in lines), lines

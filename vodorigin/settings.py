@@ -150,7 +150,9 @@ class Settings(BaseModel):
 
     # operations
     shutdown_timeout: int = Field(30, ge=1)  # seconds in-flight responses get to finish on SIGTERM
-    access_log: bool = True  # one JSON line per request on the vodorigin.access logger
+    access_log: bool = True  # one line per request on the vodorigin.access logger
+    log_format: Literal["json", "text"] = "json"  # every log line of the process, on stdout
+    trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-For names the client
 
     # per protocol: tables overriding PROTOCOL_SETTINGS (and the protocol's own) for one protocol
     hls: dict[str, Any] = {}

@@ -35,6 +35,7 @@ from vodorigin.storage.factory import storage_for
 from vodorigin.urls import MediaRequest, check_url_path, parse_request_path
 from vodorigin.web.cors import CorsMiddleware
 from vodorigin.web.http_cache import HttpPolicy, compress, compressible, request_class
+from vodorigin.web.logs import configure_logging
 from vodorigin.web.observe import ObserveMiddleware, Observer
 from vodorigin.web.player import player_router
 from vodorigin.web.protect import ProtectionMiddleware
@@ -129,7 +130,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(ProtectionMiddleware, secret_header=settings.origin_secret_header,
                        secret=settings.origin_secret, signing_key=settings.url_signing_key)
     app.add_middleware(CorsMiddleware)
-    app.add_middleware(ObserveMiddleware, observer=observer, log_requests=settings.access_log)
+    app.add_middleware(ObserveMiddleware, observer=observer, log_requests=settings.access_log,
+                       trusted_proxies=settings.trusted_proxies)
 
     @app.exception_handler(StarletteHTTPException)
     async def framework_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -242,11 +244,5 @@ async def _build(output: Output, text: bool, method: str, services: Services) ->
 def app_from_environment() -> FastAPI:
     """uvicorn factory: settings from VODORIGIN_CONFIG_FILE and VODORIGIN_* variables."""
     settings = load_settings(os.environ.get(CONFIG_ENVIRONMENT))
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s")
-    access = logging.getLogger("vodorigin.access")  # bare JSON lines, ready for a log shipper
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
-    access.setLevel(logging.INFO)
-    access.propagate = False
+    configure_logging(settings.log_format, settings.log_level)
     return create_app(settings)

@@ -10,6 +10,7 @@ per request. Each worker process keeps its own figures (see README: Known limits
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from vodorigin.cache import ByteBoundedCache, ResponseCache
 from vodorigin.origin import Origin
 from vodorigin.storage.base import RequestReads, UpstreamCounters, request_reads
 from vodorigin.web.http_cache import request_class
+from vodorigin.web.logs import iso_time
 
 access_log = logging.getLogger("vodorigin.access")
 UPSTREAM_COUNTERS = (("reads", "Storage reads that succeeded"), ("bytes", "Bytes read from storage"),
@@ -123,10 +125,12 @@ class _StateCollector(Collector):
 
 
 class ObserveMiddleware:
-    def __init__(self, app: ASGIApp, observer: Observer, log_requests: bool) -> None:
+    def __init__(self, app: ASGIApp, observer: Observer, log_requests: bool,
+                 trusted_proxies: tuple[str, ...] = ()) -> None:
         self.app = app
         self.observer = observer
         self.log_requests = log_requests
+        self.trusted = [ipaddress.ip_network(proxy, strict=False) for proxy in trusted_proxies]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -156,8 +160,38 @@ class ObserveMiddleware:
             self.observer.latency.labels(kind).observe(duration)
             self.observer.bytes_out.labels(kind).inc(sent)
             if self.log_requests and access_log.isEnabledFor(logging.INFO):
-                access_log.info(json.dumps({
-                    "time": round(time.time(), 3), "method": scope["method"], "path": scope["path"],
-                    "class": kind, "status": status, "bytes": sent, "duration_ms": round(duration * 1000, 2),
-                    "cache": state.get("cache", "-"), "upstream_reads": reads.reads,
-                    "upstream_bytes": reads.bytes}, separators=(",", ":")))
+                headers = _headers(scope)
+                fields = {
+                    "time": iso_time(time.time()), "client": self.client(scope, headers),
+                    "method": scope["method"], "path": scope["path"], "class": kind, "status": status,
+                    "bytes": sent, "duration_ms": round(duration * 1000, 2),
+                    "range": headers.get("range", "-"), "cache": state.get("cache", "-"),
+                    "upstream_reads": reads.reads, "upstream_bytes": reads.bytes,
+                    "user_agent": headers.get("user-agent", "-"),
+                    "request_id": headers.get("x-amz-cf-id") or headers.get("x-request-id") or "-",
+                    "pid": os.getpid()}
+                access_log.info(json.dumps(fields, separators=(",", ":")), extra={"fields": fields})
+
+    def client(self, scope: Scope, headers: dict[str, str]) -> str:
+        """The client's address: the peer's, or when the peer is a trusted proxy (trusted_proxies),
+        the last address of X-Forwarded-For that is not one (CloudFront then the ALB append theirs)."""
+        peer = (scope.get("client") or ("-", 0))[0]
+        chain = [peer]
+        if self.trusted and "x-forwarded-for" in headers:
+            chain = [a.strip() for a in headers["x-forwarded-for"].split(",") if a.strip()] + [peer]
+        for address in reversed(chain):
+            if not self._trusted(address):
+                return address
+        return chain[0]
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    pairs = scope.get("headers", [])
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in pairs}

@@ -69,7 +69,8 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """The uvicorn.run / uvicorn.Config options every way of serving uses."""
     return {"http": protocol_for(settings), "timeout_keep_alive": settings.keepalive_timeout,
             "timeout_graceful_shutdown": settings.shutdown_timeout, "server_header": False,
-            "access_log": False}  # web/observe.py writes a richer access log (access_log setting)
+            "access_log": False,  # web/observe.py writes a richer access log (access_log setting)
+            "proxy_headers": False}  # the client address: trusted_proxies (web/observe.py), not uvicorn's
 
 
 def raise_descriptor_limit() -> int:
