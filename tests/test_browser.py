@@ -341,4 +341,50 @@ def test_the_page_lists_the_media_and_works_offline(browser_page: Page,
     rows = browser_page.eval_on_selector_all("#media tbody tr td:first-child", texts)
     assert sorted(rows) == sorted(p.name for p in FIXTURES.iterdir() if p.suffix in (".mp4", ".m4a"))
     links = browser_page.eval_on_selector_all("#media tbody tr:first-child a", texts)
-    assert links == ["hls", "dash", "mss", "hds", "pd"]
+    assert links == ["hls", "dash", "mss", "hds (fetch)", "pd"]
+
+
+def test_streams_one_after_another_in_one_page(browser_page: Page, servers: dict[str, LiveServer]) -> None:
+    """DASH, then HLS, then Smooth, then DASH again in one page: each plays, and the page throws
+    nothing (a destroyed dash.js player once kept throwing every 250 ms)."""
+    base = servers["mpegts"].base
+    thrown: list[str] = []
+    browser_page.on("pageerror", lambda error: thrown.append(str(error)))
+    browser_page.goto(f"{base}/player/")
+    for url in ("/dash/bframes.mp4/manifest.mpd", "/hls/bframes.mp4/master.m3u8", "/mss/bframes.mp4/manifest",
+                "/dash/moov_end.mp4/manifest.mpd"):
+        browser_page.evaluate(f"vod.load({json.dumps(url)}, 'auto')")
+        current = wait_for(browser_page, lambda s: s["time"] >= 2, 20)
+        assert current["time"] >= 2 and not current["errors"], (url, current["errors"])
+    time.sleep(1)  # several render ticks after the last switch
+    assert thrown == []
+
+
+@pytest.mark.parametrize("url", [f"/hls/{URLSET}/master.m3u8", f"/dash/{URLSET}/manifest.mpd"])
+def test_back_to_automatic_renditions(url: str, browser_page: Page, servers: dict[str, LiveServer]) -> None:
+    browser_page.goto(f"{servers['mpegts'].base}/player/?url={quote(url)}")
+    wait_for(browser_page, lambda s: s["levels"] >= 2, 20)
+    assert browser_page.evaluate("vod.automatic()") is True
+    browser_page.evaluate("vod.switchTo(1)")
+    assert browser_page.evaluate("vod.automatic()") is False
+    browser_page.click("#auto")
+    assert browser_page.evaluate("vod.automatic()") is True
+    browser_page.wait_for_function("document.getElementById('auto').classList.contains('on')")
+
+
+@pytest.mark.parametrize("url", ["/hls/nothing.mp4/master.m3u8", "/dash/nothing.mp4/manifest.mpd"])
+def test_errors_say_the_http_status_and_reason(url: str, browser_page: Page,
+                                                servers: dict[str, LiveServer]) -> None:
+    browser_page.goto(f"{servers['mpegts'].base}/player/?url={quote(url)}")
+    browser_page.wait_for_function("vod.errors.some((e) => e.type.startsWith('HTTP'))", timeout=20_000)
+    explained = [e for e in browser_page.evaluate("vod.errors") if e["type"].startswith("HTTP")]
+    assert explained[0]["type"] == "HTTP 404" and "nothing.mp4" in explained[0]["details"]
+
+
+def test_a_codec_the_browser_cannot_decode_is_named(browser_page: Page,
+                                                    servers: dict[str, LiveServer]) -> None:
+    """Debian's Chromium has no HEVC decoder: the page says so rather than failing silently."""
+    browser_page.goto(f"{servers['fmp4'].base}/player/?url={quote('/hls/hevc.mp4/master.m3u8')}")
+    browser_page.wait_for_function("vod.errors.some((e) => e.type === 'codec')", timeout=20_000)
+    codec = [e for e in browser_page.evaluate("vod.errors") if e["type"] == "codec"]
+    assert "cannot decode hvc1" in codec[0]["details"]

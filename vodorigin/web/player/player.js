@@ -6,9 +6,11 @@
 
 const video = document.getElementById("video");
 const NO_TRACKS = {       // what each engine replaces
-  levels: () => [],        // [{index, bitrate, width, height}]
+  levels: () => [],        // [{index, bitrate, width, height, codecs}]
   current: () => -1,       // index of the rendition playing
-  switchTo: () => {},
+  switchTo: () => {},      // a rendition, and no automatic switching
+  automatic: () => true,   // whether the engine picks renditions by bandwidth
+  setAutomatic: () => {},  // back to automatic switching
   audioTracks: () => [],   // [{label, lang}]
   currentAudio: () => -1,
   setAudio: () => {},
@@ -25,10 +27,14 @@ const vod = {
 };
 window.vod = vod;
 
+let loadedAt = performance.now();
+
 function note(text, isError) {
   vod.events.push(text);
   const item = document.createElement("li");
-  item.textContent = `${video.currentTime.toFixed(2)} ${text}`;
+  // seconds since the stream was loaded, then the media time
+  const since = ((performance.now() - loadedAt) / 1000).toFixed(2);
+  item.textContent = `+${since}s @${video.currentTime.toFixed(2)} ${text}`;
   if (isError) item.className = "error";
   document.getElementById("log").append(item);
 }
@@ -36,6 +42,37 @@ function note(text, isError) {
 function fail(engine, type, details, fatal) {
   vod.errors.push({engine, type: String(type), details: String(details), fatal: Boolean(fatal)});
   note(`${engine} ${fatal ? "FATAL" : "error"} ${type} ${details}`, true);
+}
+
+// A request that failed: ask the origin once more and show its status and reason (our errors
+// are JSON {"error": ...}), which the players' own error codes do not say.
+async function explain(engine, url) {
+  if (!url) return;
+  try {
+    const response = await fetch(url);
+    if (response.ok) return;
+    let reason = response.statusText;
+    try { reason = (await response.json()).error || reason; } catch (_) { /* not JSON */ }
+    fail(engine, `HTTP ${response.status}`, `${url}: ${reason}`, false);
+  } catch (error) {
+    fail(engine, "network", `${url}: ${error.message}`, false);
+  }
+}
+
+// A codec the browser cannot decode (HEVC or AC-3 in Chromium, say) is named, not left to a
+// silent failure.
+async function explainCodecs(url) {
+  const text = await (await fetch(url)).text();
+  const codecs = [...text.matchAll(/CODECS="([^"]*)"/g)].flatMap((match) => match[1].split(","));
+  checkCodecs("video", [...new Set(codecs)]);
+}
+
+function checkCodecs(kind, codecs) {
+  for (const codec of codecs) {
+    if (codec && window.MediaSource && !MediaSource.isTypeSupported(`${kind}/mp4; codecs="${codec}"`)) {
+      fail("browser", "codec", `this browser cannot decode ${codec}`, false);
+    }
+  }
 }
 
 function guessEngine(url) {
@@ -47,10 +84,18 @@ function guessEngine(url) {
 }
 
 function reset() {
-  if (vod.player && vod.player.destroy) vod.player.destroy();
-  if (vod.player && vod.player.reset) vod.player.reset();
+  // forget the old player first, so nothing the page runs (render every 250 ms) reaches it once
+  // it is gone; then take it down once: hls.js and dash.js both have destroy() (dash.js's reset()
+  // on a destroyed player throws)
+  const old = vod.player;
   vod.player = null;
   Object.assign(vod, NO_TRACKS);
+  try {
+    if (old && old.destroy) old.destroy();
+    else if (old && old.reset) old.reset();
+  } catch (error) {
+    console.warn("the previous player did not go quietly", error);
+  }
   vod.errors.length = 0;
   vod.events.length = 0;
   video.removeAttribute("src");
@@ -60,14 +105,26 @@ function reset() {
 function playHls(url) {
   const hls = new Hls({backBufferLength: Infinity});
   vod.player = hls;
-  hls.on(Hls.Events.ERROR, (_, data) => fail("hls.js", data.type, data.details, data.fatal));
-  hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => note(`manifest: ${data.levels.length} level(s)`));
+  hls.on(Hls.Events.ERROR, (_, data) => {
+    fail("hls.js", data.type, data.details, data.fatal);
+    if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
+      explain("hls.js", data.url || (data.frag && data.frag.url) || (data.context && data.context.url));
+    }
+    if (data.details === Hls.ErrorDetails.MANIFEST_INCOMPATIBLE_CODECS_ERROR) explainCodecs(url);
+  });
+  hls.on(Hls.Events.MANIFEST_PARSED, (_, data) => {
+    note(`manifest: ${data.levels.length} level(s)`);
+    checkCodecs("video", data.levels.map((level) => level.videoCodec));
+  });
   hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => note(`level ${data.level}`));
   vod.levels = () => hls.levels.map((level, index) =>
-    ({index, bitrate: level.bitrate, width: level.width, height: level.height}));
+    ({index, bitrate: level.bitrate, width: level.width, height: level.height,
+      codecs: [level.videoCodec, level.audioCodec].filter(Boolean).join(",")}));
   vod.current = () => hls.currentLevel;
   // nextLevel switches (and stays, ABR off) from the next fragment without flushing the buffer
   vod.switchTo = (index) => { hls.nextLevel = index; };
+  vod.automatic = () => hls.autoLevelEnabled;
+  vod.setAutomatic = () => { hls.nextLevel = -1; };
   const track = (t) => ({label: t.name, lang: t.lang || ""});
   vod.audioTracks = () => hls.audioTracks.map(track);
   vod.currentAudio = () => hls.audioTrack;
@@ -95,15 +152,20 @@ function playDash(url) {
   player.on(events.ERROR, (e) => {
     const error = e.error || {};
     fail("dash.js", error.code || e.type, error.message || JSON.stringify(e.error || e), true);
+    const request = error.data && (error.data.request || error.data);
+    explain("dash.js", request && request.url);
   });
   player.on(events.PLAYBACK_ERROR, (e) => fail("dash.js", "playback", e.error && e.error.message, true));
   player.on(events.QUALITY_CHANGE_RENDERED, (e) => {
     if (e.mediaType === "video") note(`level ${vod.current()}`);
   });
-  player.on(events.STREAM_INITIALIZED, () => note(`stream: ${vod.levels().length} video rendition(s)`));
+  player.on(events.STREAM_INITIALIZED, () => {
+    note(`stream: ${vod.levels().length} video rendition(s)`);
+    checkCodecs("video", vod.levels().map((level) => level.codecs));
+  });
   const representations = () => player.getRepresentationsByType("video") || [];
   vod.levels = () => representations().map((r, index) =>
-    ({index, bitrate: r.bandwidth || r.bitrateInKbit * 1000, width: r.width, height: r.height}));
+    ({index, bitrate: r.bandwidth || r.bitrateInKbit * 1000, width: r.width, height: r.height, codecs: r.codecs}));
   vod.current = () => {
     const current = player.getCurrentRepresentationForType("video");
     return current ? representations().findIndex((r) => r.id === current.id) : -1;
@@ -112,6 +174,8 @@ function playDash(url) {
     player.updateSettings({streaming: {abr: {autoSwitchBitrate: {video: false}}}});
     player.setRepresentationForTypeByIndex("video", index, false);
   };
+  vod.automatic = () => player.getSettings().streaming.abr.autoSwitchBitrate.video;
+  vod.setAutomatic = () => player.updateSettings({streaming: {abr: {autoSwitchBitrate: {video: true}}}});
   const track = (t) => ({label: (t.labels && t.labels.length && t.labels[0].text) || "", lang: t.lang || ""});
   const audio = () => player.getTracksFor("audio") || [];
   vod.audioTracks = () => audio().map(track);
@@ -136,6 +200,7 @@ function playDash(url) {
 
 function load(url, engine) {
   reset();
+  loadedAt = performance.now();
   vod.engine = engine === "auto" ? guessEngine(url) : engine;
   note(`load ${url} with ${vod.engine}`);
   if (vod.engine === "hls") playHls(url);
@@ -192,8 +257,10 @@ function render() {
   document.getElementById("buffered").textContent =
     vod.buffered().map(([a, b]) => `${a.toFixed(2)}-${b.toFixed(2)}`).join(", ") || "nothing";
   choices("levels", vod.levels().map((level) => ({index: level.index, action: "switch",
-    text: `${level.width || "?"}x${level.height || "?"} ${Math.round(level.bitrate / 1000)} kb/s`,
+    text: `${level.width ? `${level.width}x${level.height}` : "audio"} ${Math.round(level.bitrate / 1000)} kb/s` +
+          (level.codecs ? ` ${level.codecs}` : ""),
     pick: () => vod.switchTo(level.index)})), vod.current());
+  document.getElementById("auto").classList.toggle("on", vod.automatic());
   choices("audio", vod.audioTracks().map((track, index) => ({index, action: "listen",
     text: trackName(track), pick: () => vod.setAudio(index)})), vod.currentAudio());
   const texts = vod.textTracks();
@@ -216,7 +283,10 @@ async function listMedia() {
       const link = document.createElement("a");
       link.textContent = label;
       link.href = url;
-      if (label !== "hds") {
+      if (label === "hds") {
+        link.textContent = "hds (fetch)";  // no browser plays HDS: the manifest is there to fetch
+        link.download = "";
+      } else {
         link.onclick = (event) => { event.preventDefault(); document.getElementById("url").value = url; load(url, "auto"); };
       }
       cell.append(link);
@@ -226,6 +296,7 @@ async function listMedia() {
   }
 }
 
+document.getElementById("auto").addEventListener("click", () => vod.setAutomatic());
 document.getElementById("load").addEventListener("submit", (event) => {
   event.preventDefault();
   load(document.getElementById("url").value, document.getElementById("engine").value);
