@@ -281,6 +281,12 @@ def test_metrics_parse_and_move_with_requests(server: LiveServer) -> None:
     assert moved("vodorigin_upstream_reads_total", storage="local") >= 1
     assert moved("vodorigin_upstream_bytes_total", storage="local") >= len(segment.content) * 0.8
     assert after[("vodorigin_cache_bytes", (("cache", "metadata"),))] > 0
+    assert moved("vodorigin_upstream_read_seconds_count", storage="local") == moved(
+        "vodorigin_upstream_reads_total", storage="local")
+    assert after[("vodorigin_requests_in_flight", ())] == 1  # the scrape itself
+    assert after[("vodorigin_build_info", (("version", vodorigin.__version__),))] == 1
+    resident = [v for (name, _), v in after.items() if name == "vodorigin_process_resident_bytes"]
+    assert len(resident) == 1 and 10e6 < resident[0] < 2e9
 
 
 def test_status_and_access_log(server: LiveServer, caplog: pytest.LogCaptureFixture) -> None:

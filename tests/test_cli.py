@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import FIXTURES
 from vodorigin import __version__
@@ -163,3 +164,49 @@ def test_every_log_line_on_stdout_in_one_format(log_format: str, tmp_path: Path)
         pattern = r'\S+Z 127\.0\.0\.1 "GET /hls/bframes\.mp4/master\.m3u8" 200 \d+ [\d.]+ms .* "probe"'
         assert any(re.fullmatch(pattern, line) for line in lines), lines
         assert all(re.match(r"\d{4}-\d\d-\d\dT", line) for line in lines), lines
+
+
+def test_metrics_add_up_every_worker(tmp_path: Path) -> None:
+    """Two worker processes: whichever answers the scrape, the counters are the sum over both, they
+    only grow, and each worker's process figures appear under its pid. (Workers are started afresh:
+    this once failed at startup, unable to hand them the HTTP protocol class.)"""
+    port = free_port()
+    environment = {**{k: v for k, v in os.environ.items()
+                      if not k.startswith("VODORIGIN_") and k != "PROMETHEUS_MULTIPROC_DIR"},
+                   "VODORIGIN_LOG_LEVEL": "warning", "VODORIGIN_RESPONSE_CACHE_BYTES": "0",
+                   "VODORIGIN_HEADER_TIMEOUT": "1", "TMPDIR": str(tmp_path)}
+    command = [sys.executable, "-m", "vodorigin", "serve", "--config", str(ROOT / "configs/local.toml"),
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    log = tmp_path / "server.log"
+    base = f"http://127.0.0.1:{port}"
+    with log.open("wb") as errors, subprocess.Popen(command, cwd=tmp_path, env=environment,
+                                                    stdout=subprocess.DEVNULL, stderr=errors) as process:
+        try:
+            wait_for(f"{base}/health", process, log)
+            pids: set[str] = set()
+            totals: list[float] = []
+            deadline = time.monotonic() + 30
+            sent = 0
+            while (len(pids) < 2 or len(totals) < 6) and time.monotonic() < deadline:
+                with httpx.Client() as client:  # a new connection each round: the kernel spreads them
+                    for _ in range(5):
+                        assert client.get(f"{base}/hls/bframes.mp4/index-v1.m3u8").status_code == 200
+                    sent += 5
+                    metrics = client.get(f"{base}/metrics").text
+                samples = [s for family in text_string_to_metric_families(metrics) for s in family.samples]
+                totals.append(sum(s.value for s in samples if s.name == "vodorigin_requests_total"
+                                  and s.labels == {"class": "manifest", "status": "200"}))
+                pids |= {s.labels["pid"] for s in samples if s.name == "vodorigin_process_resident_bytes"}
+                assert totals[-1] == sent, (totals, sent)  # every worker's requests, whoever answers
+            assert len(pids) == 2, pids
+            assert totals == sorted(totals)
+            assert len(list(tmp_path.glob("vodorigin-metrics-*/*.db"))) >= 2  # the workers' files
+            with socket.create_connection(("127.0.0.1", port)) as idle:  # the workers' header timeout
+                idle.settimeout(8)
+                started = time.monotonic()
+                assert idle.recv(1) == b""  # closed by the server, without a request
+                assert time.monotonic() - started < 5
+        finally:
+            process.terminate()
+            process.wait(timeout=15)
+    assert not list(tmp_path.glob("vodorigin-metrics-*"))  # removed at exit

@@ -19,7 +19,7 @@ from cachetools import LRUCache, TTLCache
 T = TypeVar("T")
 
 
-class _CountingLRU(LRUCache[Hashable, T]):
+class CountingLRU(LRUCache[Hashable, T]):
     """An LRUCache that counts the entries it evicts to make room."""
 
     evictions = 0
@@ -40,7 +40,7 @@ class _CountingTTL(TTLCache[Hashable, T]):
 class _Figures(Generic[T]):
     """What /status and /metrics read of a cache: its bytes, bound, entries, hits, misses, evictions."""
 
-    _cache: _CountingLRU[T] | _CountingTTL[T]
+    _cache: CountingLRU[T] | _CountingTTL[T]
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
@@ -66,7 +66,7 @@ class ByteBoundedCache(_Figures[T]):
     def __init__(self, max_bytes: int, size_of: Callable[[T], int], ttl: float | None = None) -> None:
         super().__init__(max_bytes)
         maxsize = max(max_bytes, 1)
-        self._cache = _CountingLRU(maxsize=maxsize, getsizeof=size_of) if ttl is None else \
+        self._cache = CountingLRU(maxsize=maxsize, getsizeof=size_of) if ttl is None else \
             _CountingTTL(maxsize=maxsize, ttl=ttl, getsizeof=size_of)
         self._size_of = size_of
         self._loading: dict[Hashable, asyncio.Future[T]] = {}

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 
 import uvicorn
 
 from vodorigin import __version__
 from vodorigin.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from vodorigin.web.app import CONFIG_ENVIRONMENT
+from vodorigin.web.observe import MULTIPROCESS
 from vodorigin.web.protect import sign_path
 from vodorigin.web.server import raise_descriptor_limit, uvicorn_options
 
@@ -53,9 +58,27 @@ def main(argv: list[str] | None = None) -> None:
     os.environ[ENV_PREFIX + "MEDIA_ROOT"] = str(settings.media_root_path)
     descriptors = raise_descriptor_limit()
     print(startup_line(settings, args.config, descriptors), file=sys.stderr, flush=True)
-    uvicorn.run("vodorigin.web.app:app_from_environment", factory=True, host=settings.host,
-                port=settings.port, workers=settings.workers, log_level=settings.log_level,
-                **uvicorn_options(settings))
+    with shared_metrics(settings.workers):
+        uvicorn.run("vodorigin.web.app:app_from_environment", factory=True, host=settings.host,
+                    port=settings.port, workers=settings.workers, log_level=settings.log_level,
+                    **uvicorn_options(settings, by_name=True))
+
+
+@contextlib.contextmanager
+def shared_metrics(workers: int) -> Iterator[None]:
+    """With several workers, a fresh folder where they all keep their metrics, so that /metrics,
+    whichever worker answers, adds them all up (prometheus-client's multiprocess mode); removed at
+    exit. A PROMETHEUS_MULTIPROC_DIR already set is the operator's and is left alone."""
+    if workers <= 1 or os.environ.get(MULTIPROCESS):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="vodorigin-metrics-")
+    os.environ[MULTIPROCESS] = folder
+    try:
+        yield
+    finally:
+        del os.environ[MULTIPROCESS]
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _positive(text: str) -> int:

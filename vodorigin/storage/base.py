@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from vodorigin.media.model import SourceIdentity
@@ -35,6 +35,7 @@ class UpstreamCounters:
     block_hits: int = 0  # remote: blocks found in the block cache
     block_misses: int = 0  # remote: blocks that had to be read
     shared: int = 0  # remote: blocks awaited from another request's upstream read
+    read_seconds: list[float] = field(default_factory=list)  # durations not yet taken by /metrics
 
 
 @dataclass(slots=True)
@@ -46,12 +47,16 @@ class RequestReads:
 
 
 request_reads: ContextVar[RequestReads | None] = ContextVar("request_reads", default=None)
+MAX_PENDING_DURATIONS = 10_000  # read durations kept for /metrics between two requests
 
 
-def count_read(counters: UpstreamCounters, nbytes: int) -> None:
-    """Add one successful read to the backend's totals and to the current request's."""
+def count_read(counters: UpstreamCounters, nbytes: int, seconds: float | None = None) -> None:
+    """Add one successful read (and how long it took) to the backend's totals and to the
+    current request's."""
     counters.reads += 1
     counters.bytes += nbytes
+    if seconds is not None and len(counters.read_seconds) < MAX_PENDING_DURATIONS:
+        counters.read_seconds.append(seconds)
     current = request_reads.get()
     if current is not None:
         current.reads += 1

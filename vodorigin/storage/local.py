@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 from vodorigin.errors import BadRequest, MediaError, NotFound
@@ -59,8 +60,9 @@ class LocalStorage:
         return SourceIdentity(path, info.st_size, info.st_mtime, etag)
 
     async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
+        started = time.perf_counter()
         data = await asyncio.to_thread(self._pread, source, offset, length)
-        count_read(self.counters, len(data))
+        count_read(self.counters, len(data), time.perf_counter() - started)
         return data
 
     def _pread(self, source: SourceIdentity, offset: int, length: int) -> bytes:

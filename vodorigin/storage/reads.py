@@ -22,12 +22,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from cachetools import LRUCache
-
+from vodorigin.cache import CountingLRU
 from vodorigin.errors import UpstreamError, UpstreamTimeout
 from vodorigin.media.model import SourceIdentity
 from vodorigin.storage.base import Storage, UpstreamCounters, count_read
@@ -55,7 +55,7 @@ class ResilientStorage:
         self.name = name
         self.counters = UpstreamCounters()
         self._slots = asyncio.Semaphore(policy.concurrency)
-        self.blocks: LRUCache[BlockKey, bytes] = LRUCache(max(policy.block_cache_bytes, 1), getsizeof=len)
+        self.blocks: CountingLRU[bytes] = CountingLRU(max(policy.block_cache_bytes, 1), getsizeof=len)
         self._in_flight: dict[BlockKey, asyncio.Future[bytes]] = {}  # blocks being read
         self._runs: set[asyncio.Task[None]] = set()  # upstream reads under way (strong references)
 
@@ -98,6 +98,7 @@ class ResilientStorage:
         size = self.policy.block_size
         start, end = first * size, min((last + 1) * size, source.size)
         keys = [(source.path, source.etag, source.size, index) for index in range(first, last + 1)]
+        started = time.perf_counter()
         try:
             data = await self._attempts(lambda: self.backend.read(source, start, end - start),
                                         f"read {source.path} {start}+{end - start}")
@@ -111,7 +112,7 @@ class ResilientStorage:
             if not isinstance(exc, Exception):
                 raise
             return
-        count_read(self.counters, len(data))
+        count_read(self.counters, len(data), time.perf_counter() - started)
         for n, key in enumerate(keys):
             block = data[n * size:(n + 1) * size] if len(keys) > 1 else data
             if self.policy.block_cache_bytes >= len(block):

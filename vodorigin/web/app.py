@@ -40,6 +40,7 @@ from vodorigin.web.observe import ObserveMiddleware, Observer
 from vodorigin.web.player import player_router
 from vodorigin.web.protect import ProtectionMiddleware
 from vodorigin.web.responses import Content, MediaResponder, Validators, error_response, render
+from vodorigin.web.server import process_protocol
 
 log = logging.getLogger("vodorigin")
 CONFIG_ENVIRONMENT = "VODORIGIN_CONFIG_FILE"
@@ -117,6 +118,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         await origin.storage.close()
+        observer.close()
         if mappings is not None:
             await mappings.close()
         if keys is not None:
@@ -245,4 +247,5 @@ def app_from_environment() -> FastAPI:
     """uvicorn factory: settings from VODORIGIN_CONFIG_FILE and VODORIGIN_* variables."""
     settings = load_settings(os.environ.get(CONFIG_ENVIRONMENT))
     configure_logging(settings.log_format, settings.log_level)
+    process_protocol(settings)
     return create_app(settings)

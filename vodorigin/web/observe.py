@@ -1,10 +1,16 @@
 """Operations: the access log, /metrics (Prometheus text) and /status (JSON).
 
 One pure ASGI middleware times every request, counts the bytes it sends and the storage reads it
-caused (a context variable the storage layer adds to), and then writes one JSON line on the
-`vodorigin.access` logger and updates the request metrics. Cache and upstream figures are read
-from the objects that keep them when /metrics or /status is asked for, so counting costs nothing
-per request. Each worker process keeps its own figures (see README: Known limits).
+caused (a context variable the storage layer adds to), and then writes one access line on the
+`vodorigin.access` logger and updates the metrics.
+
+With several worker processes, a scrape reaches one of them, yet /metrics must describe them all:
+`vodorigin serve` then points prometheus-client's multiprocess mode at a fresh folder
+(PROMETHEUS_MULTIPROC_DIR), where every worker's metrics live, and /metrics adds them up
+(counters and histograms summed; cache sizes and requests in flight summed over live workers;
+process figures per worker, labelled by pid). Cache and upstream figures, which their owners keep
+as plain numbers, are carried into those metrics after each request (counters by their increase
+since the last time). /status describes the worker that answers.
 """
 
 from __future__ import annotations
@@ -14,13 +20,11 @@ import ipaddress
 import json
 import logging
 import os
+import resource
 import time
-from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vodorigin import __version__
@@ -37,6 +41,16 @@ UPSTREAM_COUNTERS = (("reads", "Storage reads that succeeded"), ("bytes", "Bytes
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+MULTIPROCESS = "PROMETHEUS_MULTIPROC_DIR"
+CACHE_COUNTERS = (("hits", "Cache hits"), ("misses", "Cache misses"),
+                  ("evictions", "Entries evicted to make room"))
+GaugeMode = Literal["livesum", "livemax"]  # summed, or the largest, over the live workers
+CACHE_GAUGES: tuple[tuple[str, str, GaugeMode], ...] = (
+    ("bytes", "Bytes held", "livesum"), ("max_bytes", "Byte bound", "livemax"),
+    ("entries", "Entries held", "livesum"))
+PROCESS_EVERY = 1.0  # seconds between two readings of the process's memory and CPU
+
+
 class Observer:
     """The figures of one application (one worker process)."""
 
@@ -44,14 +58,35 @@ class Observer:
         self.origin = origin
         self.responses = responses
         self.started = time.time()
+        self.multiprocess = bool(os.environ.get(MULTIPROCESS))
+        # in multiprocess mode the values live in files; the scrape collects them (metrics_text)
         self.registry = CollectorRegistry()
+        registry = None if self.multiprocess else self.registry
         self.requests = Counter("vodorigin_requests", "HTTP requests by class and status",
-                                ["class", "status"], registry=self.registry)
+                                ["class", "status"], registry=registry)
         self.latency = Histogram("vodorigin_request_duration_seconds", "Time to the last byte, by class",
-                                 ["class"], buckets=LATENCY_BUCKETS, registry=self.registry)
+                                 ["class"], buckets=LATENCY_BUCKETS, registry=registry)
         self.bytes_out = Counter("vodorigin_response_bytes", "Body bytes sent, by class", ["class"],
-                                 registry=self.registry)
-        self.registry.register(_StateCollector(self))
+                                 registry=registry)
+        self.in_flight = Gauge("vodorigin_requests_in_flight", "Requests being answered",
+                               multiprocess_mode="livesum", registry=registry)
+        self.cache_counters = {name: Counter(f"vodorigin_cache_{name}", text, ["cache"], registry=registry)
+                               for name, text in CACHE_COUNTERS}
+        self.cache_gauges = {name: Gauge(f"vodorigin_cache_{name}", text, ["cache"], multiprocess_mode=mode,
+                                         registry=registry) for name, text, mode in CACHE_GAUGES}
+        self.upstream = {name: Counter(f"vodorigin_upstream_{name}", text, ["storage"], registry=registry)
+                         for name, text in UPSTREAM_COUNTERS}
+        self.read_latency = Histogram("vodorigin_upstream_read_seconds", "Time of one storage read",
+                                      ["storage"], buckets=LATENCY_BUCKETS, registry=registry)
+        self.resident = Gauge("vodorigin_process_resident_bytes", "Resident memory of the worker",
+                              ["pid"], multiprocess_mode="liveall", registry=registry)
+        self.cpu = Gauge("vodorigin_process_cpu_seconds", "CPU time of the worker", ["pid"],
+                         multiprocess_mode="liveall", registry=registry)
+        Gauge("vodorigin_build_info", "The version serving", ["version"], multiprocess_mode="max",
+              registry=registry).labels(__version__).set(1)
+        self._seen: dict[tuple[str, str], float] = {}  # owners' counters as last carried over
+        self._process_read = 0.0
+        self.sync()
 
     def caches(self) -> dict[str, dict[str, Any]]:
         figures = {"metadata": _cache_figures(self.origin.metadata),
@@ -61,13 +96,45 @@ class Observer:
             counters = self.counters()
             figures["blocks"] = {"bytes": int(blocks.currsize), "max_bytes": int(blocks.maxsize),
                                  "entries": len(blocks), "hits": counters.block_hits,
-                                 "misses": counters.block_misses, "evictions": None,
+                                 "misses": counters.block_misses, "evictions": blocks.evictions,
                                  "hit_rate": _rate(counters.block_hits, counters.block_misses)}
         return figures
 
     def counters(self) -> UpstreamCounters:
         counters = getattr(self.origin.storage, "counters", None)
         return counters if isinstance(counters, UpstreamCounters) else UpstreamCounters()
+
+    def sync(self) -> None:
+        """Carry the caches' and the storage's own figures into the metrics (after each request,
+        and before a scrape): counters by their increase, gauges as they are."""
+        for cache, figures in self.caches().items():
+            for name, counter in self.cache_counters.items():
+                self._increase(counter.labels(cache), (name, cache), figures[name])
+            for name, gauge in self.cache_gauges.items():
+                gauge.labels(cache).set(figures[name])
+        counters = self.counters()
+        storage = self.origin.settings.storage
+        for name, counter in self.upstream.items():
+            self._increase(counter.labels(storage), (name, "upstream"), getattr(counters, name))
+        durations, counters.read_seconds[:] = list(counters.read_seconds), []
+        histogram = self.read_latency.labels(storage)
+        for seconds in durations:
+            histogram.observe(seconds)
+        now = time.monotonic()
+        if now - self._process_read >= PROCESS_EVERY:
+            self._process_read = now
+            pid = str(os.getpid())
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            self.cpu.labels(pid).set(usage.ru_utime + usage.ru_stime)
+            self.resident.labels(pid).set(_resident_bytes())
+
+    def _increase(self, counter: Any, key: tuple[str, str], value: float | None) -> None:
+        if value is None:
+            return
+        increase = value - self._seen.get(key, 0)
+        if increase > 0:
+            counter.inc(increase)
+        self._seen[key] = value
 
     def status(self) -> dict[str, Any]:
         counters = self.counters()
@@ -77,11 +144,30 @@ class Observer:
             "uptime_seconds": round(time.time() - self.started, 3),
             "storage": self.origin.settings.storage,
             "caches": self.caches(),
-            "upstream": dataclasses.asdict(counters),
+            "upstream": {k: v for k, v in dataclasses.asdict(counters).items() if k != "read_seconds"},
         }
 
     def metrics_text(self) -> bytes:
-        return generate_latest(self.registry)
+        self.sync()
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+
+    def close(self) -> None:
+        """At a worker's exit: its live gauges leave the sums (multiprocess mode)."""
+        if self.multiprocess:
+            multiprocess.mark_process_dead(os.getpid())
+
+
+def _resident_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def _cache_figures(cache: ByteBoundedCache[Any] | ResponseCache) -> dict[str, Any]:
@@ -92,36 +178,6 @@ def _cache_figures(cache: ByteBoundedCache[Any] | ResponseCache) -> dict[str, An
 
 def _rate(hits: int, misses: int) -> float | None:
     return round(hits / (hits + misses), 4) if hits + misses else None
-
-
-class _StateCollector(Collector):
-    """Cache and upstream figures, read from their owners at scrape time."""
-
-    def __init__(self, observer: Observer) -> None:
-        self.observer = observer
-
-    def collect(self) -> Iterator[Metric]:
-        caches = self.observer.caches()
-        families: dict[str, Metric] = {
-            "hits": CounterMetricFamily("vodorigin_cache_hits", "Cache hits", labels=["cache"]),
-            "misses": CounterMetricFamily("vodorigin_cache_misses", "Cache misses", labels=["cache"]),
-            "evictions": CounterMetricFamily("vodorigin_cache_evictions", "Entries evicted to make room",
-                                             labels=["cache"]),
-            "bytes": GaugeMetricFamily("vodorigin_cache_bytes", "Bytes held", labels=["cache"]),
-            "max_bytes": GaugeMetricFamily("vodorigin_cache_max_bytes", "Byte bound", labels=["cache"]),
-            "entries": GaugeMetricFamily("vodorigin_cache_entries", "Entries held", labels=["cache"]),
-        }
-        for cache, figures in caches.items():
-            for name, family in families.items():
-                if figures[name] is not None:
-                    family.add_metric([cache], figures[name])  # type: ignore[attr-defined]
-        yield from families.values()
-        counters = self.observer.counters()
-        storage = self.observer.origin.settings.storage
-        for name, help_text in UPSTREAM_COUNTERS:
-            family = CounterMetricFamily(f"vodorigin_upstream_{name}", help_text, labels=["storage"])
-            family.add_metric([storage], getattr(counters, name))
-            yield family
 
 
 class ObserveMiddleware:
@@ -141,6 +197,7 @@ class ObserveMiddleware:
         reads = RequestReads()
         token = request_reads.set(reads)
         status, sent = 500, 0
+        self.observer.in_flight.inc()
 
         async def counting_send(message: Message) -> None:
             nonlocal status, sent
@@ -156,9 +213,11 @@ class ObserveMiddleware:
             request_reads.reset(token)
             duration = time.perf_counter() - started
             kind = request_class(scope["path"])
+            self.observer.in_flight.dec()
             self.observer.requests.labels(kind, str(status)).inc()
             self.observer.latency.labels(kind).observe(duration)
             self.observer.bytes_out.labels(kind).inc(sent)
+            self.observer.sync()
             if self.log_requests and access_log.isEnabledFor(logging.INFO):
                 headers = _headers(scope)
                 fields = {

@@ -24,7 +24,7 @@ log = logging.getLogger("vodorigin")
 class HeadTimeoutProtocol(HttpToolsProtocol):
     """HttpToolsProtocol that closes connections whose request head is late."""
 
-    header_timeout = 10.0  # set per server by protocol_for()
+    header_timeout = 10.0  # set per server by protocol_for(), per worker process by process_protocol()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -65,9 +65,21 @@ def protocol_for(settings: Settings) -> type[HeadTimeoutProtocol]:
     return type("HeadTimeoutProtocol", (HeadTimeoutProtocol,), {"header_timeout": settings.header_timeout})
 
 
-def uvicorn_options(settings: Settings) -> dict[str, Any]:
-    """The uvicorn.run / uvicorn.Config options every way of serving uses."""
-    return {"http": protocol_for(settings), "timeout_keep_alive": settings.keepalive_timeout,
+PROTOCOL_PATH = "vodorigin.web.server:HeadTimeoutProtocol"
+
+
+def process_protocol(settings: Settings) -> None:
+    """In a process `vodorigin serve` started (one server per process), the protocol uvicorn loads by
+    name (PROTOCOL_PATH) takes its header timeout from the settings. Worker processes are started
+    afresh and are handed the protocol by name: a class made by protocol_for() cannot be sent to them."""
+    HeadTimeoutProtocol.header_timeout = settings.header_timeout
+
+
+def uvicorn_options(settings: Settings, *, by_name: bool = False) -> dict[str, Any]:
+    """The uvicorn.run / uvicorn.Config options every way of serving uses; `by_name` for
+    `vodorigin serve`, whose app factory calls process_protocol()."""
+    return {"http": PROTOCOL_PATH if by_name else protocol_for(settings),
+            "timeout_keep_alive": settings.keepalive_timeout,
             "timeout_graceful_shutdown": settings.shutdown_timeout, "server_header": False,
             "access_log": False,  # web/observe.py writes a richer access log (access_log setting)
             "proxy_headers": False}  # the client address: trusted_proxies (web/observe.py), not uvicorn's
