@@ -48,6 +48,13 @@ def load_movie(name: str, root: Path = FIXTURES) -> Movie:
     return asyncio.run(origin.movie(name))
 
 
+def free_port() -> int:
+    """A port nothing listens on (for a server a test starts, or for a connection to be refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class LiveServer:
     def __init__(self, settings: Settings, wrap: Callable[[ASGIApp], ASGIApp] | None = None) -> None:
         sock = socket.socket()

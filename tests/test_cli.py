@@ -16,17 +16,12 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, free_port
 from vodorigin import __version__
 from vodorigin.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> httpx.Response:
@@ -210,3 +205,27 @@ def test_metrics_add_up_every_worker(tmp_path: Path) -> None:
             process.terminate()
             process.wait(timeout=15)
     assert not list(tmp_path.glob("vodorigin-metrics-*"))  # removed at exit
+
+
+def test_unreachable_storage_is_a_warning_or_with_fatal_a_stop(tmp_path: Path) -> None:
+    """storage_check: an S3 endpoint nobody listens on is said at startup, before any request."""
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith("VODORIGIN_")},
+                   "VODORIGIN_STORAGE": "s3", "VODORIGIN_S3_BUCKET": "media",
+                   "VODORIGIN_UPSTREAM_TIMEOUT": "2",
+                   "VODORIGIN_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+                   "AWS_ACCESS_KEY_ID": "key", "AWS_SECRET_ACCESS_KEY": "secret"}
+    fatal = subprocess.run([sys.executable, "-m", "vodorigin", "serve"], capture_output=True, text=True,
+                           timeout=30, check=False, env={**environment, "VODORIGIN_STORAGE_CHECK": "fatal"})
+    assert fatal.returncode != 0
+    assert "storage check failed: s3://media at http://127.0.0.1:" in fatal.stderr, fatal.stderr
+    port = free_port()
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "vodorigin", "serve", "--port", str(port)]
+    with log.open("wb") as errors, subprocess.Popen(command, cwd=tmp_path, env=environment,
+                                                    stdout=subprocess.DEVNULL, stderr=errors) as process:
+        try:
+            assert wait_for(f"http://127.0.0.1:{port}/health", process, log).status_code == 200
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+    assert "WARNING: storage check failed: s3://media" in log.read_text()

@@ -8,15 +8,17 @@ norange (200 with the whole object), gone (416), denied (403).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import FIXTURES, LIVE_SETTINGS, LiveServer, ffmpeg_read_errors
+from tests.conftest import FIXTURES, LIVE_SETTINGS, LiveServer, ffmpeg_read_errors, free_port
 from tests.upstream import SECRET, FaultServer
 from vodorigin.settings import Settings
+from vodorigin.storage.factory import probe_storage
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +88,16 @@ def test_a_slow_upstream_is_a_504_within_the_deadline(upstream: FaultServer) -> 
         assert response.status_code == 504
         assert elapsed < 10  # the deadline (1 s) bounds it, far below the upstream's 30 s
         assert httpx.get(f"{server.base}/health").status_code == 200
+
+
+def test_the_startup_check_tells_an_unreachable_upstream(upstream: FaultServer) -> None:
+    """What `vodorigin serve` tries before serving (storage_check): any answer below 500 is an
+    upstream that is there (the base URL need not be a file); silence or a refused connection is not."""
+    assert asyncio.run(probe_storage(settings_for(upstream, "ok"))) is None
+    assert asyncio.run(probe_storage(settings_for(upstream, "denied"))) is None
+    upstream.statuses["/failing/"] = 503
+    failing = asyncio.run(probe_storage(settings_for(upstream, "failing")))
+    assert failing is not None and "answered 503" in failing
+    closed = settings_for(upstream, "ok", http_base_url=f"http://127.0.0.1:{free_port()}/media")
+    problem = asyncio.run(probe_storage(closed))
+    assert problem is not None and "unreachable" in problem and closed.http_base_url in problem

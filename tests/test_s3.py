@@ -8,10 +8,10 @@ by a known key, and the policy is enforced.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
-import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,9 +21,10 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import FIXTURES, LIVE_SETTINGS, LiveServer, ffmpeg_read_errors
+from tests.conftest import FIXTURES, LIVE_SETTINGS, LiveServer, ffmpeg_read_errors, free_port
 from tests.imds import LIFETIME, FakeClock, FakeImds
 from vodorigin.settings import Settings
+from vodorigin.storage.factory import probe_storage
 from vodorigin.storage.reads import ResilientStorage
 from vodorigin.storage.s3 import S3Storage
 
@@ -50,6 +51,7 @@ class Bucket:
     admin: object  # a boto3 S3 client with write access
     iam: object  # boto3 IAM and STS clients of the admin user
     sts: object
+    admin_keys: tuple[str, str]  # the admin's key id and secret
 
     def assume(self, role: str) -> dict[str, str]:
         """Temporary credentials (with a session token) for one of ROLES, from moto's STS."""
@@ -66,15 +68,10 @@ class Bucket:
         return Settings(**values)  # type: ignore[arg-type]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture(scope="module")
 def bucket() -> Iterator[Bucket]:
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
@@ -107,7 +104,8 @@ def bucket() -> Iterator[Bucket]:
         unsigned = httpx.get(f"{endpoint}/{BUCKET}/{PREFIX}bframes.mp4")
         assert unsigned.status_code == 403, "moto must enforce authentication"
         yield Bucket(endpoint, keys["origin"]["AccessKeyId"], keys["origin"]["SecretAccessKey"], admin,
-                     boto3.client("iam", **as_admin), boto3.client("sts", **as_admin))
+                     boto3.client("iam", **as_admin), boto3.client("sts", **as_admin),
+                     (keys["admin"]["AccessKeyId"], keys["admin"]["SecretAccessKey"]))
     finally:
         server.stop()
 
@@ -302,3 +300,20 @@ def test_the_longest_mapped_prefix_wins_on_whole_components() -> None:
     with pytest.raises(ValueError, match="s3_buckets"):
         bucket_settings = {"storage": "s3", "s3_buckets": {"../up": "b"}}
         Settings(**bucket_settings)  # type: ignore[arg-type]
+
+
+def test_the_startup_check_names_what_is_wrong(bucket: Bucket) -> None:
+    """storage_check: the read-only user passes (S3 checked its signature: AccessDenied on the
+    listing, which it may not do, is not a fault); a bad secret, a missing bucket among the mapped
+    ones and an endpoint nobody listens on are each named."""
+    assert asyncio.run(probe_storage(bucket.settings(s3_buckets={"old": ARCHIVE}))) is None
+    wrong = asyncio.run(probe_storage(bucket.settings(s3_secret_access_key="not-the-secret")))
+    assert wrong is not None and "SignatureDoesNotMatch" in wrong and f"s3://{BUCKET}" in wrong
+    key_id, secret = bucket.admin_keys  # one allowed to list, so that S3 says the bucket is missing
+    as_admin = bucket.settings(s3_buckets={"old": "no-such-bucket"}, s3_access_key_id=key_id,
+                               s3_secret_access_key=secret)
+    missing = asyncio.run(probe_storage(as_admin))
+    assert missing is not None and "s3://no-such-bucket" in missing and f"s3://{BUCKET}" not in missing
+    closed = f"http://127.0.0.1:{free_port()}"
+    unreachable = asyncio.run(probe_storage(bucket.settings(s3_endpoint_url=closed)))
+    assert unreachable is not None and "unreachable" in unreachable and closed in unreachable

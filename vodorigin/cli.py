@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import shutil
@@ -15,6 +16,7 @@ import uvicorn
 
 from vodorigin import __version__
 from vodorigin.settings import ENV_PREFIX, Settings, SettingsError, load_settings
+from vodorigin.storage.factory import probe_storage
 from vodorigin.web.app import CONFIG_ENVIRONMENT
 from vodorigin.web.observe import MULTIPROCESS
 from vodorigin.web.protect import sign_path
@@ -89,9 +91,20 @@ def _positive(text: str) -> int:
 
 
 def check_storage(settings: Settings) -> None:
-    """A local media root that does not exist is a mistake to say at once, not 404s for everything."""
+    """Storage the server cannot read is a mistake to say at once, not 404s or 502s for everything.
+    A local media root must exist. S3 buckets and an HTTP upstream are tried once (storage_check):
+    a problem is a warning on stderr, or with "fatal" stops the server."""
     if settings.storage == "local" and not settings.media_root_path.is_dir():
         raise SettingsError(f"media_root {settings.media_root_path} is not a directory")
+    if settings.storage == "local" or settings.storage_check == "off":
+        return
+    problem = asyncio.run(probe_storage(settings))
+    if problem is None:
+        return
+    if settings.storage_check == "fatal":
+        raise SettingsError(f"storage check failed: {problem}")
+    print(f"vodorigin: WARNING: storage check failed: {problem} (serving anyway; "
+          f"storage_check = \"fatal\" stops the server instead)", file=sys.stderr, flush=True)
 
 
 def startup_line(settings: Settings, config: str | None, descriptors: int) -> str:

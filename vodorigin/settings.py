@@ -64,6 +64,7 @@ class Settings(BaseModel):
     s3_secret_access_key: str = ""
     s3_session_token: str = ""
     s3_profile: str = ""
+    storage_check: Literal["warn", "fatal", "off"] = "warn"  # `vodorigin serve` tries S3 / HTTP at startup
 
     # mapped mode: the URL names a mapping (nginx-vod-module's JSON media set), which names the files
     mode: Literal["files", "mapped"] = "files"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from vodorigin.settings import Settings
 from vodorigin.storage.base import Storage
 from vodorigin.storage.local import LocalStorage
@@ -28,3 +30,16 @@ def storage_for(settings: Settings) -> Storage:
             settings.s3_session_token, settings.s3_profile, settings.upstream_timeout,
             settings.upstream_concurrency, settings.s3_buckets)
     return ResilientStorage(backend, policy, settings.storage)
+
+
+async def probe_storage(settings: Settings) -> str | None:
+    """What is wrong with reaching the configured S3 buckets or HTTP upstream, or None (local storage
+    is checked by the CLI, which needs no request). One attempt, within upstream_timeout."""
+    storage = storage_for(settings)
+    try:
+        probe = getattr(getattr(storage, "backend", storage), "probe", None)
+        return await asyncio.wait_for(probe(), settings.upstream_timeout) if probe else None
+    except TimeoutError:
+        return f"no answer within {settings.upstream_timeout} s"
+    finally:
+        await storage.close()

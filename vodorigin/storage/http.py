@@ -67,6 +67,17 @@ class HttpStorage:
         except httpx.HTTPError as exc:
             raise _transport_error(exc, "GET", url) from None
 
+    async def probe(self) -> str | None:
+        """The startup check: does the upstream answer at all? Any status below 500 passes (the base
+        URL itself need not be a file); a 5xx or no answer is the problem returned."""
+        try:
+            response = await self.client.head(self.base_url + "/")
+        except httpx.HTTPError as exc:
+            return f"{self.base_url} is unreachable ({type(exc).__name__}: {exc})"
+        if response.status_code >= 500:
+            return f"{self.base_url} answered {response.status_code}"
+        return None
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()

@@ -113,6 +113,26 @@ class S3Storage:
             raise UpstreamError(f"{source.path}: short body ({len(data)} of {length} bytes)", retryable=True)
         return bytes(data)
 
+    async def probe(self) -> str | None:
+        """The startup check: can every bucket be reached with these credentials? None, or what is
+        wrong. A one-key listing (GET, so S3 names the error): AccessDenied means S3 accepted the
+        signature and the role may still read objects without s3:ListBucket, so it passes."""
+        problems = []
+        client = await self.client()
+        for bucket, prefix in dict.fromkeys([(self.bucket, self.prefix)] + [m[1:] for m in self.mounts]):
+            if not bucket:
+                continue
+            try:
+                await client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code", ""))
+                status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+                if code != "AccessDenied":
+                    problems.append(f"s3://{bucket} answered {status} {code}")
+            except BotoCoreError as exc:
+                problems.append(f"s3://{bucket} at {self.endpoint_url or 'AWS'} is unreachable ({exc})")
+        return "; ".join(problems) or None
+
     async def close(self) -> None:
         await self._stack.aclose()
         self._client = None
