@@ -195,7 +195,7 @@ def test_metrics_add_up_every_worker(tmp_path: Path) -> None:
                 assert totals[-1] == sent, (totals, sent)  # every worker's requests, whoever answers
             assert len(pids) == 2, pids
             assert totals == sorted(totals)
-            assert len(list(tmp_path.glob("vodorigin-metrics-*/*.db"))) >= 2  # the workers' files
+            assert len(list(tmp_path.glob("vodorigin-shared-*/metrics/*.db"))) >= 2  # the workers' files
             with socket.create_connection(("127.0.0.1", port)) as idle:  # the workers' header timeout
                 idle.settimeout(8)
                 started = time.monotonic()
@@ -204,7 +204,7 @@ def test_metrics_add_up_every_worker(tmp_path: Path) -> None:
         finally:
             process.terminate()
             process.wait(timeout=15)
-    assert not list(tmp_path.glob("vodorigin-metrics-*"))  # removed at exit
+    assert not list(tmp_path.glob("vodorigin-shared-*"))  # removed at exit
 
 
 def test_unreachable_storage_is_a_warning_or_with_fatal_a_stop(tmp_path: Path) -> None:

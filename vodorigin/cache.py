@@ -58,6 +58,13 @@ class _Figures(Generic[T]):
     def __len__(self) -> int:
         return len(self._cache)
 
+    def keys(self) -> list[Hashable]:
+        return list(self._cache.keys())
+
+    def pop(self, key: Hashable, default: T | None = None) -> T | None:
+        """Drop an entry (a purge, web/purge.py): not an eviction."""
+        return self._cache.pop(key, default)
+
 
 class ByteBoundedCache(_Figures[T]):
     """An LRU cache whose size is the sum of its values' sizes (size_of), with single-flight loads;

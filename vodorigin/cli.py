@@ -20,6 +20,7 @@ from vodorigin.storage.factory import probe_storage
 from vodorigin.web.app import CONFIG_ENVIRONMENT
 from vodorigin.web.observe import MULTIPROCESS
 from vodorigin.web.protect import sign_path
+from vodorigin.web.purge import PURGE_LOG_ENVIRONMENT
 from vodorigin.web.server import raise_descriptor_limit, uvicorn_options
 
 
@@ -60,26 +61,32 @@ def main(argv: list[str] | None = None) -> None:
     os.environ[ENV_PREFIX + "MEDIA_ROOT"] = str(settings.media_root_path)
     descriptors = raise_descriptor_limit()
     print(startup_line(settings, args.config, descriptors), file=sys.stderr, flush=True)
-    with shared_metrics(settings.workers):
+    with shared_state(settings.workers):
         uvicorn.run("vodorigin.web.app:app_from_environment", factory=True, host=settings.host,
                     port=settings.port, workers=settings.workers, log_level=settings.log_level,
                     **uvicorn_options(settings, by_name=True))
 
 
 @contextlib.contextmanager
-def shared_metrics(workers: int) -> Iterator[None]:
-    """With several workers, a fresh folder where they all keep their metrics, so that /metrics,
-    whichever worker answers, adds them all up (prometheus-client's multiprocess mode); removed at
-    exit. A PROMETHEUS_MULTIPROC_DIR already set is the operator's and is left alone."""
-    if workers <= 1 or os.environ.get(MULTIPROCESS):
+def shared_state(workers: int) -> Iterator[None]:
+    """With several workers, a fresh folder for what they share, removed at exit: their metrics,
+    so that /metrics adds them all up whichever worker answers (prometheus-client's multiprocess
+    mode; a PROMETHEUS_MULTIPROC_DIR already set is the operator's and is used as it is), and the
+    purge log that carries a purge to every worker (web/purge.py)."""
+    if workers <= 1:
         yield
         return
-    folder = tempfile.mkdtemp(prefix="vodorigin-metrics-")
-    os.environ[MULTIPROCESS] = folder
+    folder = tempfile.mkdtemp(prefix="vodorigin-shared-")
+    shared = {PURGE_LOG_ENVIRONMENT: os.path.join(folder, "purge.log")}
+    if not os.environ.get(MULTIPROCESS):
+        shared[MULTIPROCESS] = os.path.join(folder, "metrics")
+        os.mkdir(shared[MULTIPROCESS])
+    os.environ.update(shared)
     try:
         yield
     finally:
-        del os.environ[MULTIPROCESS]
+        for name in shared:
+            del os.environ[name]
         shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -27,6 +27,12 @@ class NotFound(VodError):
     status = 404
 
 
+class Unauthorized(VodError):
+    """A request for an operation that needs a key it did not carry (purging)."""
+
+    status = 401
+
+
 class Forbidden(VodError):
     """The storage upstream denied access (403). S3 answers 403 for a missing key too when the
     role lacks s3:ListBucket."""

@@ -154,6 +154,7 @@ class Settings(BaseModel):
     access_log: bool = True  # one line per request on the vodorigin.access logger
     log_format: Literal["json", "text"] = "json"  # every log line of the process, on stdout
     trusted_proxies: tuple[str, ...] = ()  # addresses/CIDRs whose X-Forwarded-For names the client
+    purge_key: str = ""  # POST /purge/<path> with "Authorization: Bearer <purge_key>"; "": no purging
 
     # per protocol: tables overriding PROTOCOL_SETTINGS (and the protocol's own) for one protocol
     hls: dict[str, Any] = {}
@@ -240,7 +241,8 @@ def _http_date(value: str) -> float | None:
         return None
 
 
-ENVIRONMENT_ONLY = ("CONFIG_FILE",)  # VODORIGIN_CONFIG_FILE: read by the server's workers, not a setting
+# read by the server's workers, not settings: the config file, the purge log they share (web/purge.py)
+ENVIRONMENT_ONLY = ("CONFIG_FILE", "PURGE_LOG")
 
 
 def _from_environment(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from vodorigin import __version__
 from vodorigin.cache import CachedResponse, ResponseCache
 from vodorigin.drm.source import KeySource
-from vodorigin.errors import MediaError, VodError
+from vodorigin.errors import MediaError, Unauthorized, VodError
 from vodorigin.mapping import urlset
 from vodorigin.mapping.source import MappingSource
 from vodorigin.media.model import MediaSet, Movie, SourceIdentity
@@ -39,6 +40,7 @@ from vodorigin.web.logs import configure_logging
 from vodorigin.web.observe import ObserveMiddleware, Observer
 from vodorigin.web.player import player_router
 from vodorigin.web.protect import ProtectionMiddleware
+from vodorigin.web.purge import PURGE_LOG_ENVIRONMENT, Purger, authorized, normalized
 from vodorigin.web.responses import Content, MediaResponder, Validators, error_response, render
 from vodorigin.web.server import process_protocol
 
@@ -103,6 +105,7 @@ class Services:
     cache_segments: bool
     mappings: MappingSource | None  # mapped mode
     keys: KeySource | None  # encryption
+    purger: Purger
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -113,6 +116,8 @@ def create_app(settings: Settings) -> FastAPI:
     views = {protocol: settings.for_protocol(protocol) for protocol in PROTOCOL_HANDLERS}
     encrypting = any(PackagerContext.from_settings(view).encrypts(p) for p, view in views.items())
     keys = KeySource(settings) if encrypting else None
+    purger = Purger(lambda: _purgeable(origin, responses, mappings, keys),
+                    os.environ.get(PURGE_LOG_ENVIRONMENT))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -163,12 +168,25 @@ def create_app(settings: Settings) -> FastAPI:
         return Response(observer.metrics_text(), media_type="text/plain; version=0.0.4; charset=utf-8",
                         headers={"cache-control": "no-store"})
 
+    if settings.purge_key:
+        @app.post("/purge/{target:path}")
+        async def purge(request: Request, target: str) -> Response:
+            """Drop what is kept for a media path and below it ("" for everything): web/purge.py."""
+            if not authorized(request.headers.get("authorization"), settings.purge_key):
+                response = error_response(Unauthorized("purging needs Authorization: Bearer <purge_key>"))
+                response.headers["www-authenticate"] = 'Bearer realm="vodorigin purge"'
+                return response
+            target = normalized(target)
+            dropped = purger.purge(target)
+            return JSONResponse({"purged": target or "*", "entries": dropped},
+                                headers={"cache-control": "no-store"})
+
     if settings.player_page:
         app.include_router(player_router(settings))
     for protocol, handler in PROTOCOL_HANDLERS.items():
         view = views[protocol]
         services = Services(origin, PackagerContext.from_settings(view), HttpPolicy.from_settings(view),
-                            responses, settings.response_cache_segments, mappings, keys)
+                            responses, settings.response_cache_segments, mappings, keys, purger)
         app.add_api_route(f"/{protocol}/{{path:path}}", _endpoint(protocol, handler, services),
                           methods=["GET", "HEAD"], name=protocol)
     return app
@@ -179,6 +197,7 @@ def _endpoint(protocol: str, handler: Handler, services: Services
     origin = services.origin
 
     async def endpoint(request: Request, path: str) -> Response:
+        services.purger.catch_up()  # purges other workers answered (several workers only)
         try:
             check_url_path(request.scope["path"], request.scope.get("raw_path") or b"")
             media_request = parse_request_path(protocol, path, origin.settings.max_urlset_parts)
@@ -214,6 +233,20 @@ def _endpoint(protocol: str, handler: Handler, services: Services
             return error_response(MediaError(f"the media could not be packaged ({type(fault).__name__})"))
 
     return endpoint
+
+
+def _purgeable(origin: Origin, responses: ResponseCache, mappings: MappingSource | None,
+               keys: KeySource | None) -> list[Any]:
+    """Every cache a purge goes through (web/purge.py)."""
+    caches: list[Any] = [origin.metadata, origin.refusals, responses]
+    blocks = getattr(origin.storage, "blocks", None)
+    if blocks is not None:
+        caches.append(blocks)
+    if mappings is not None:
+        caches.append(mappings.cache)
+    if keys is not None:
+        caches.append(keys.cache)
+    return caches
 
 
 async def _with_keys(protocol: str, services: Services, sources: Sources

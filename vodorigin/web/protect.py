@@ -8,7 +8,8 @@ Both are off by default. With either on, a request is let in when
   The scope is the path without the token: for /pd/ the file, for the other protocols the
   directory of the media set ("/hls/movie.mp4/"), so one token covers a manifest and every
   segment it lists, and relative URLs in manifests carry it on by themselves.
-Everything else is a 403 with the reason, except /health (the load balancer's check). The token
+Everything else is a 403 with the reason, except /health (the load balancer's check) and /purge
+(which has its own key, web/purge.py). The token
 is then removed from the path, so routing, validators and caches never see it.
 """
 
@@ -25,6 +26,7 @@ from vodorigin.web.responses import error_response
 
 TOKEN = "token"
 OPEN_PATHS = ("/health",)
+OPEN_PREFIXES = ("/purge/",)
 
 
 def signing_scope(path: str) -> str:
@@ -76,7 +78,8 @@ class ProtectionMiddleware:
         self.signing_key = signing_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or not (self.secret or self.signing_key):
+        if scope["type"] != "http" or not (self.secret or self.signing_key) or scope["path"] in OPEN_PATHS \
+                or scope["path"].startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         path, token = split_token(scope["path"]) if self.signing_key else (scope["path"], None)
