@@ -4,7 +4,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 CONFIG ?= configs/local.toml
 
-.PHONY: run test bench fixtures lint setup setup-test fuzz fuzz-replay
+.PHONY: run test bench fixtures lint setup setup-test fuzz fuzz-replay lock
 
 setup:
 	@scripts/setup.sh
@@ -45,3 +45,10 @@ fixtures: setup-test
 lint: setup-test
 	$(PY) -m ruff check vodorigin tests bench
 	$(PY) -m mypy
+
+## lock: pin every package again (after changing pyproject.toml): a fresh venv, then pip freeze
+lock:
+	rm -rf .lock-venv && python3 -m venv .lock-venv
+	.lock-venv/bin/python -m pip install -q --upgrade pip && .lock-venv/bin/python -m pip install -q ".[test]"
+	{ head -3 constraints.txt; .lock-venv/bin/python -m pip freeze --exclude vodorigin; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf .lock-venv

@@ -37,8 +37,8 @@ extras=""
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
-if [ ! -f "$stamp$extras" ] || [ pyproject.toml -nt "$stamp$extras" ]; then
+if [ ! -f "$stamp$extras" ] || [ pyproject.toml -nt "$stamp$extras" ] || [ constraints.txt -nt "$stamp$extras" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".$extras"
+    .venv/bin/python -m pip install -q -c constraints.txt -e ".$extras"  # the pinned versions
     touch "$stamp$extras"
 fi

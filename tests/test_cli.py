@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import httpx
@@ -229,3 +230,45 @@ def test_unreachable_storage_is_a_warning_or_with_fatal_a_stop(tmp_path: Path) -
             process.terminate()
             process.wait(timeout=10)
     assert "WARNING: storage check failed: s3://media" in log.read_text()
+
+
+def test_the_health_command_follows_the_configured_port(tmp_path: Path) -> None:
+    """The container's health check: it asks the port the settings name (file, then environment)."""
+    port = free_port()
+    environment = {**{k: v for k, v in os.environ.items() if not k.startswith("VODORIGIN_")},
+                   "VODORIGIN_PORT": str(port), "VODORIGIN_LOG_LEVEL": "warning"}
+    config = str(ROOT / "configs/local.toml")
+
+    def health(**changes: str) -> int:
+        return subprocess.run([sys.executable, "-m", "vodorigin", "health", "--config", config],
+                              env={**environment, **changes}, capture_output=True, timeout=30,
+                              check=False).returncode
+
+    assert health() == 1  # nothing listens yet
+    log = tmp_path / "server.log"
+    with log.open("wb") as errors, subprocess.Popen([sys.executable, "-m", "vodorigin", "serve", "--config",
+                                                     config], cwd=tmp_path, env=environment,
+                                                    stdout=subprocess.DEVNULL, stderr=errors) as process:
+        try:
+            wait_for(f"http://127.0.0.1:{port}/health", process, log)
+            assert health() == 0
+            assert health(VODORIGIN_PORT=str(free_port())) == 1
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def test_the_image_and_the_pins_agree_with_the_code() -> None:
+    """What the Dockerfile and constraints.txt promise (the image is not built here: no engine)."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "COPY fixtures" not in dockerfile and "pip install -c constraints.txt ." in dockerfile
+    assert 'CMD ["vodorigin", "health", "--config", "configs/production.toml"]' in dockerfile
+    assert 'CMD ["vodorigin", "serve", "--config", "configs/production.toml"]' in dockerfile
+    production = load_settings(ROOT / "configs/production.toml", environ={})
+    assert production.shutdown_timeout + 5 <= 30  # ECS's and Kubernetes' default stop grace
+    pins = {line.split("==")[0].lower().replace("_", "-") for line in
+            (ROOT / "constraints.txt").read_text().splitlines() if "==" in line}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["test"]
+    names = {re.split(r"[\[<>=!~ ]", requirement)[0].lower().replace("_", "-") for requirement in wanted}
+    assert names <= pins, f"not pinned (make lock): {sorted(names - pins)}"

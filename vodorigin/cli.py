@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import uvicorn
@@ -42,10 +43,15 @@ def main(argv: list[str] | None = None) -> None:
     sign.add_argument("--config", help="a TOML settings file holding url_signing_key")
     sign.add_argument("--expires-in", type=_positive, default=3600,
                       help="seconds from now the token stays valid (default 3600)")
+    health = commands.add_parser("health", help="exit 0 when the server of these settings answers /health "
+                                                "(the container health check)")
+    health.add_argument("--config", help="the TOML settings file the server runs with")
     args = parser.parse_args(argv)
     if args.command == "sign":
         _sign(args.path, args.config, args.expires_in)
         return
+    if args.command == "health":
+        sys.exit(_health(args.config))
     overrides = {"media_root": args.media_root, "host": args.host, "port": args.port, "workers": args.workers}
     try:
         settings = load_settings(args.config, overrides)
@@ -124,6 +130,25 @@ def startup_line(settings: Settings, config: str | None, descriptors: int) -> st
     player = f", player {base}/player/" if settings.player_page else ""
     return (f"vodorigin {__version__}: config {os.path.abspath(config) if config else '(defaults)'}, "
             f"storage {source}, {settings.workers} worker(s) on {base}{player}, open files {descriptors}")
+
+
+def _health(config: str | None) -> int:
+    """0 when /health answers on the port the settings (file, then environment) name, else 1: the
+    check then follows VODORIGIN_PORT wherever the server was moved. A server listening on every
+    address is asked on 127.0.0.1."""
+    try:
+        settings = load_settings(config)
+    except SettingsError as error:
+        print(f"vodorigin: {error}", file=sys.stderr)
+        return 1
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = f"http://{'[' + host + ']' if ':' in host else host}:{settings.port}/health"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return 0 if response.status == 200 else 1
+    except OSError as error:
+        print(f"vodorigin: {url}: {error}", file=sys.stderr)
+        return 1
 
 
 def _sign(path: str, config: str | None, expires_in: int) -> None:
