@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import pytest
 from playwright.sync_api import Page, sync_playwright
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -388,3 +389,35 @@ def test_a_codec_the_browser_cannot_decode_is_named(browser_page: Page,
     browser_page.wait_for_function("vod.errors.some((e) => e.type === 'codec')", timeout=20_000)
     codec = [e for e in browser_page.evaluate("vod.errors") if e["type"] == "codec"]
     assert "cannot decode hvc1" in codec[0]["details"]
+
+
+@pytest.mark.parametrize("url", ["/hls/bframes.mp4/master.m3u8", "/dash/bframes.mp4/manifest.mpd"])
+def test_the_timeline_shows_the_segments_downloaded(url: str, browser_page: Page,
+                                                     servers: dict[str, LiveServer]) -> None:
+    """Each segment the player fetched, with the size the origin sent, times that follow one
+    another, drawn on the canvas and listed in the table."""
+    base = servers["mpegts"].base
+    browser_page.goto(f"{base}/player/?url={quote(url)}")
+    browser_page.wait_for_function("vod.segments.length >= 4 && video.currentTime > 2", timeout=20_000)
+    segments = browser_page.evaluate("vod.segments")
+    for segment in segments[:4]:
+        assert segment["bytes"] == len(httpx.get(segment["url"]).content), segment
+        assert segment["duration"] > 0 and segment["ms"] >= 0, segment
+    for kind in {segment["kind"] for segment in segments}:
+        run = sorted((s for s in segments if s["kind"] == kind), key=lambda s: s["start"])
+        for before, after in zip(run, run[1:], strict=False):
+            assert after["start"] == pytest.approx(before["start"] + before["duration"], abs=0.1), after
+    drawn = browser_page.evaluate("""() => {
+        const canvas = document.getElementById('timeline');
+        const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+        let coloured = 0;
+        for (let i = 0; i < pixels.length; i += 4) {
+            const [r, g, b, a] = pixels.slice(i, i + 4);
+            if (a > 0 && !(r === g && g === b)) coloured++;  // segments and playhead, not grey or text
+        }
+        return coloured;
+    }""")
+    assert drawn > 1000
+    rows = browser_page.eval_on_selector_all("#segments tbody tr", "rows => rows.length")
+    assert min(len(segments), 12) <= rows <= 12  # the newest twelve (more may have arrived since)
+    assert all(segment["level"] not in ("undefined", "null") for segment in segments)

@@ -22,6 +22,7 @@ const vod = {
   engine: null,      // "hls", "dash", "mss" or "native"
   errors: [],        // {engine, type, details, fatal}
   events: [],        // short strings, newest last
+  segments: [],      // media segments downloaded: {kind, level, start, duration, bytes, ms, url}
   player: null,      // the Hls or dash.js MediaPlayer instance
   ...NO_TRACKS,
 };
@@ -98,8 +99,10 @@ function reset() {
   }
   vod.errors.length = 0;
   vod.events.length = 0;
+  vod.segments.length = 0;
   video.removeAttribute("src");
   document.getElementById("log").replaceChildren();
+  document.querySelector("#segments tbody").replaceChildren();
 }
 
 function playHls(url) {
@@ -117,6 +120,13 @@ function playHls(url) {
     checkCodecs("video", data.levels.map((level) => level.videoCodec));
   });
   hls.on(Hls.Events.LEVEL_SWITCHED, (_, data) => note(`level ${data.level}`));
+  hls.on(Hls.Events.FRAG_LOADED, (_, data) => {
+    const frag = data.frag;
+    if (frag.sn === "initSegment") return;
+    const loading = frag.stats.loading;
+    loaded(frag.type === "main" ? "main" : frag.type, frag.level, frag.start, frag.duration,
+           frag.stats.loaded, loading.end - loading.start, frag.url);  // (the payload goes to the transmuxer)
+  });
   vod.levels = () => hls.levels.map((level, index) =>
     ({index, bitrate: level.bitrate, width: level.width, height: level.height,
       codecs: [level.videoCodec, level.audioCodec].filter(Boolean).join(",")}));
@@ -154,6 +164,15 @@ function playDash(url) {
     fail("dash.js", error.code || e.type, error.message || JSON.stringify(e.error || e), true);
     const request = error.data && (error.data.request || error.data);
     explain("dash.js", request && request.url);
+  });
+  player.on(events.FRAGMENT_LOADING_COMPLETED, (e) => {
+    const request = e.request || {};
+    if (request.type !== "MediaSegment" || !e.response) return;
+    // dash.js 5 keeps the request's dates as startDate and endDate, and its Representation
+    const ms = request.startDate && request.endDate ? request.endDate - request.startDate : NaN;
+    const representation = request.representation || {};
+    loaded(request.mediaType, representation.id ?? request.representationId, request.startTime,
+           request.duration, request.bytesLoaded || e.response.byteLength, ms, request.url);
   });
   player.on(events.PLAYBACK_ERROR, (e) => fail("dash.js", "playback", e.error && e.error.message, true));
   player.on(events.QUALITY_CHANGE_RENDERED, (e) => {
@@ -246,6 +265,56 @@ function choices(id, entries, current) {
     list.children[position].classList.toggle("current", entry.index === current));
 }
 
+// The timeline: every media segment the engine downloaded, drawn at its media time (one lane per
+// kind: main/video, audio, subtitle), its height the segment's bit rate, its colour the rendition;
+// the buffered ranges under them and the playhead across.
+function loaded(kind, level, start, duration, bytes, ms, url) {
+  vod.segments.push({kind: String(kind), level: String(level), start, duration, bytes, ms, url});
+  const row = document.createElement("tr");
+  const kbps = duration > 0 ? Math.round(bytes * 8 / duration / 1000) : 0;
+  for (const cell of [kind, level, start.toFixed(2), duration.toFixed(3), `${(bytes / 1000).toFixed(1)} kB`,
+                      `${kbps} kb/s`, Number.isFinite(ms) ? `${Math.round(ms)} ms` : "?"]) {
+    const td = document.createElement("td");
+    td.textContent = cell;
+    row.append(td);
+  }
+  const body = document.querySelector("#segments tbody");
+  body.prepend(row);
+  while (body.children.length > 12) body.lastChild.remove();  // the newest twelve
+}
+
+const hue = (level) => [...String(level)].reduce((sum, c) => (sum * 31 + c.charCodeAt(0)) % 360, 7);
+
+function drawTimeline() {
+  const canvas = document.getElementById("timeline");
+  const context = canvas.getContext("2d");
+  const width = canvas.width, height = canvas.height;
+  context.clearRect(0, 0, width, height);
+  const end = Math.max(video.duration || 0, ...vod.segments.map((s) => s.start + s.duration), 1);
+  const x = (time) => time / end * width;
+  const kinds = [...new Set(vod.segments.map((s) => s.kind))];
+  const bar = 12;  // the buffer strip at the bottom
+  const lane = (height - bar - 4) / Math.max(kinds.length, 1);
+  const rate = (s) => (s.duration > 0 ? s.bytes * 8 / s.duration : 0);
+  kinds.forEach((kind, position) => {
+    const segments = vod.segments.filter((s) => s.kind === kind);
+    const top = Math.max(...segments.map(rate), 1);
+    const bottom = (position + 1) * lane;
+    for (const s of segments) {
+      const h = Math.max(rate(s) / top * (lane - 14), 2);
+      context.fillStyle = `hsl(${hue(s.level)} 60% 55%)`;
+      context.fillRect(x(s.start), bottom - h, Math.max(x(s.duration) - 1, 1), h);
+    }
+    context.fillStyle = "#333";
+    context.font = "11px system-ui";
+    context.fillText(`${kind} (top ${Math.round(top / 1000)} kb/s)`, 2, bottom - lane + 11);
+  });
+  context.fillStyle = "#bbb";
+  for (const [a, b] of vod.buffered()) context.fillRect(x(a), height - bar, Math.max(x(b - a), 1), bar);
+  context.fillStyle = "#d00";
+  context.fillRect(Math.min(x(video.currentTime), width - 2), 0, 2, height);
+}
+
 const trackName = (track) => [track.label, track.lang && `(${track.lang})`].filter(Boolean).join(" ") || "?";
 
 function render() {
@@ -254,6 +323,7 @@ function render() {
     `time ${video.currentTime.toFixed(2)} / ${(video.duration || 0).toFixed(2)}  ` +
     `frames ${quality.totalVideoFrames || 0} (dropped ${quality.droppedVideoFrames || 0})  ` +
     `audio bytes ${video.webkitAudioDecodedByteCount || 0}  rate ${video.playbackRate}`;
+  drawTimeline();
   document.getElementById("buffered").textContent =
     vod.buffered().map(([a, b]) => `${a.toFixed(2)}-${b.toFixed(2)}`).join(", ") || "nothing";
   choices("levels", vod.levels().map((level) => ({index: level.index, action: "switch",
