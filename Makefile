@@ -23,8 +23,10 @@ test: setup-test
 	$(PY) -m pytest -q -p no:cacheprovider
 
 ## bench: throughput and latency figures (generates its media under bench/media, not committed)
-bench: setup-test
+bench:
+	@scripts/setup.sh --bench
 	$(PY) -m bench.run
+	$(PY) -m bench.load
 
 ## fuzz: mutate the fixtures against every protocol for FUZZ_SECONDS (make test runs 60 s of the
 ## fixed-seed sequence); new findings are minimized into tests/fuzz/crashers/

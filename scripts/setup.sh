@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Idempotent setup on a fresh Debian machine: the venv and Python packages, the player page's npm
 # packages (hls.js, dashjs), and (with --test) the system tools the test suite uses: ffmpeg and
-# Chromium. Called by `make run` and `make test`; safe to run again.
+# Chromium; with --bench, wrk too. Called by `make run`, `make test` and `make bench`; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
-[ "${1:-}" = "--test" ] && want_test=1
+want_bench=0
+for argument in "$@"; do
+    case "$argument" in
+        --test) want_test=1 ;;
+        --bench) want_test=1; want_bench=1 ;;  # the benchmarks use the test tools, and wrk
+    esac
+done
 
 apt_install() {  # apt_install PACKAGE... : install what is missing, as root or through sudo
     local sudo=""
@@ -19,6 +25,9 @@ if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
 fi
 if [ "$want_test" = 1 ] && ! { command -v ffmpeg && command -v ffprobe; } >/dev/null; then
     apt_install ffmpeg
+fi
+if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null; then
+    apt_install wrk
 fi
 if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then
     apt_install chromium  # Debian's build; Playwright drives it (no browser download of its own)

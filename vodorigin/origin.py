@@ -120,13 +120,17 @@ class Origin:
         return media
 
     async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
-        if offset < 0 or length < 0 or offset + length > source.size:
-            raise MediaError(f"{source.path}: data at {offset}+{length} lies outside the file")
+        _check_range(source, offset, length)
         return await self.storage.read(source, offset, length)
 
     async def read_ranges(self, source: SourceIdentity, ranges: list[ByteRange]) -> SourceBytes:
-        buffers = await asyncio.gather(*(self.read(source, r.offset, r.length) for r in ranges))
-        return SourceBytes(ranges, list(buffers))
+        read_many = getattr(self.storage, "read_many", None)
+        if read_many is None or not ranges:
+            buffers = await asyncio.gather(*(self.read(source, r.offset, r.length) for r in ranges))
+            return SourceBytes(ranges, list(buffers))
+        for r in ranges:
+            _check_range(source, r.offset, r.length)
+        return SourceBytes(ranges, await read_many(source, [(r.offset, r.length) for r in ranges]))
 
     async def stream(self, source: SourceIdentity, offset: int, length: int) -> AsyncIterator[bytes]:
         """[offset, offset + length) of a source in chunks, never the whole object at once."""
@@ -135,3 +139,8 @@ class Origin:
             size = min(STREAM_CHUNK, end - offset)
             yield await self.read(source, offset, size)
             offset += size
+
+
+def _check_range(source: SourceIdentity, offset: int, length: int) -> None:
+    if offset < 0 or length < 0 or offset + length > source.size:
+        raise MediaError(f"{source.path}: data at {offset}+{length} lies outside the file")

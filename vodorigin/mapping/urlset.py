@@ -42,6 +42,8 @@ def apply_part(movie: Movie, part: Part) -> Movie:
         tracks = tuple(_described(t, part) for t in tracks)
     for media_type, delay_ms in part.shifts_ms:
         tracks = tuple(shifted(t, delay_ms) if t.media_type is media_type else t for t in tracks)
+    if tracks is movie.tracks and part.sequence_id == movie.sequence_id:
+        return movie  # the cached movie itself, with what it has derived (timelines: model.memoized)
     return replace(movie, tracks=tracks, sequence_id=part.sequence_id)
 
 

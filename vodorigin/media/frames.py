@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vodorigin.errors import LimitExceeded
-from vodorigin.media.model import Track
+from vodorigin.media.model import Track, memoized
 from vodorigin.media.samples import SampleTable
 from vodorigin.media.segmenter import Timeline
 from vodorigin.timing import rescale, rescale_array
@@ -85,9 +85,14 @@ def sample_index_at(track: Track, time: int, timeline: Timeline) -> int:
 
 
 def cut_indexes(track: Track, timeline: Timeline) -> np.ndarray:
-    """The first sample index of every segment of the timeline, plus the end (len = count + 1)."""
-    indexes = sample_indexes_at(track, timeline.cuts, timeline)
-    return np.maximum.accumulate(indexes)
+    """The first sample index of every segment of the timeline, plus the end (len = count + 1);
+    derived once per track and timeline (model.memoized), read-only."""
+    def derive() -> np.ndarray:
+        indexes = np.maximum.accumulate(sample_indexes_at(track, timeline.cuts, timeline))
+        indexes.flags.writeable = False
+        return indexes
+
+    return memoized(track.memo, timeline, derive)
 
 
 def segment_frames(track: Track, timeline: Timeline, number: int, max_frames: int) -> TrackFrames:

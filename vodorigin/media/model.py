@@ -8,14 +8,33 @@ Times are integer ticks in the track's timescale; see timing.py.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
 from vodorigin.media.languages import UNDETERMINED, language_name
 from vodorigin.media.samples import SampleTable
 from vodorigin.text.cues import Cue
+
+T = TypeVar("T")
+
+
+MEMO_ENTRIES = 8  # derived values kept per object (timelines per movie, segment cuts per track)
+
+
+def memoized(memo: dict[Any, Any], key: Hashable, compute: Callable[[], T]) -> T:
+    """memo[key], computed once: values derived from immutable metadata (a movie's timeline for
+    some settings, a track's cuts on a timeline), so that a request does not derive them again. A
+    few entries per object, the oldest dropped first: URLs choose the keys (clips, settings)."""
+    value = memo.get(key)
+    if value is None:
+        value = compute()
+        if len(memo) >= MEMO_ENTRIES:
+            memo.pop(next(iter(memo), None), None)
+        memo[key] = value
+    return value  # type: ignore[no-any-return]
 
 
 class MediaType(enum.Enum):
@@ -92,6 +111,7 @@ class Track:
     label: str = ""
     default: bool | None = None
     cues: tuple[Cue, ...] | None = None
+    memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)  # see memoized()
 
     @property
     def key(self) -> str:
@@ -112,7 +132,8 @@ class Track:
     @property
     def nbytes(self) -> int:
         text = sum(len(cue.text) + 64 for cue in self.cues) if self.cues else 0
-        return self.samples.nbytes + len(self.codec.sample_entry) + 512 + text
+        memo = self.samples.nbytes // 8  # generous: cuts (and the movie's timelines) of a few timelines
+        return self.samples.nbytes + memo + len(self.codec.sample_entry) + 512 + text
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +155,7 @@ class Movie:
     tracks: tuple[Track, ...]
     skipped: tuple[str, ...] = ()  # why tracks were left out (unknown handler or codec)
     sequence_id: str = ""  # the id of the mapped sequence it plays in (s<id> file-name tokens)
+    timelines: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)  # see memoized()
 
     def tracks_of(self, media_type: MediaType) -> tuple[Track, ...]:
         return tuple(t for t in self.tracks if t.media_type == media_type)

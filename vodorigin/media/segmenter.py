@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vodorigin.errors import BadRequest, LimitExceeded, MediaError, NotFound
-from vodorigin.media.model import Clip, MediaSet, MediaType, Movie, Track
+from vodorigin.media.model import Clip, MediaSet, MediaType, Movie, Track, memoized
 from vodorigin.settings import Settings
 from vodorigin.timing import rescale, rescale_array
 
@@ -172,6 +172,20 @@ def set_timeline(media: MediaSet, movie: Movie, config: SegmentConfig) -> Timeli
 
 def movie_timeline(movie: Movie, config: SegmentConfig, clip: Clip | None = None, offset_ms: int = 0
                    ) -> Timeline:
+    """The segment timeline of one file, on its reference track's timescale (derived once per
+    movie, settings and clip: model.memoized)."""
+    return memoized(movie.timelines, (config, clip, offset_ms),
+                    lambda: _frozen(_movie_timeline(movie, config, clip, offset_ms)))
+
+
+def _frozen(timeline: Timeline) -> Timeline:
+    """A timeline shared between requests: its arrays made read-only."""
+    timeline.cuts.flags.writeable = False
+    timeline.listed.flags.writeable = False
+    return timeline
+
+
+def _movie_timeline(movie: Movie, config: SegmentConfig, clip: Clip | None, offset_ms: int) -> Timeline:
     """The segment timeline of one file, on its reference track's timescale.
 
     It depends on the file and the settings only (never on which tracks a URL selects), so that

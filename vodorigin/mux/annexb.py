@@ -36,11 +36,10 @@ class AnnexBPrefix:
         return len(self.key) if key else len(self.plain)
 
 
-def to_annexb(sample: memoryview, length_size: int) -> bytearray:
-    """Replace each NAL length prefix of `sample` by a start code of the same size."""
-    data = bytearray(sample)
+def annexb_in_place(data: bytearray, start: int, end: int, length_size: int) -> None:
+    """Rewrite the NAL length prefixes of the sample in data[start:end] into start codes, in place."""
     start_code = START_CODE[4 - length_size :]
-    position, end = 0, len(data)
+    position = start
     while position < end:
         if position + length_size > end:
             raise MediaError("H.264/HEVC sample: truncated NAL length")
@@ -49,4 +48,3 @@ def to_annexb(sample: memoryview, length_size: int) -> bytearray:
         position += length_size + length
         if position > end:
             raise MediaError("H.264/HEVC sample: NAL unit overruns the sample")
-    return data

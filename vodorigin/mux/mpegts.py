@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vodorigin.errors import UnsupportedMedia
+from vodorigin.errors import MediaError, UnsupportedMedia
 from vodorigin.media.frames import TrackFrames
 from vodorigin.media.languages import UNDETERMINED, iso639_2
 from vodorigin.media.model import CodecInfo, MediaType, Track
 from vodorigin.mux.adts import ADTS_HEADER_SIZE, AdtsHeader
-from vodorigin.mux.annexb import AnnexBPrefix, to_annexb
+from vodorigin.mux.annexb import AnnexBPrefix, annexb_in_place
 from vodorigin.timing import MPEG_TS_CLOCK, PRESENTATION_DELAY_MS, rescale_array
 
 PACKET_SIZE = 188
@@ -263,50 +263,61 @@ def video_only_packets(frames: TrackFrames, cuts: Sequence[int] | None = None) -
 
 
 def write_segment(plan: TsPlan, frame_bytes: list[list[memoryview]]) -> bytes:
-    """The segment's bytes; frame_bytes[i] holds the frames of plan.streams[i] in decode order."""
-    writers = [_StreamWriter(s) for s in plan.streams]
-    pieces: list[bytes | memoryview] = []
-    header_fields: list[tuple[int, int, list[int]]] = []  # (pid, packets, packets with an AF)
-    for unit in plan.pes:
-        stream = plan.streams[unit.stream]
-        data = writers[unit.stream].pes_bytes(unit, frame_bytes[unit.stream])
-        af_packets = _layout_pes(unit, data, pieces)
-        header_fields.append((stream.pid, unit.packets, af_packets))
-    body = b"".join(pieces)
-    packets = np.empty((plan.packet_count, PACKET_SIZE), dtype=np.uint8)
-    packets[:2] = np.frombuffer(psi_packets(plan), dtype=np.uint8).reshape(2, PACKET_SIZE)
-    if header_fields:
-        packets[2:, 4:] = np.frombuffer(body, dtype=np.uint8).reshape(-1, PACKET_PAYLOAD)
-        packets[2:, :4] = _packet_headers(header_fields)
+    """The segment's bytes; frame_bytes[i] holds the frames of plan.streams[i] in decode order.
+
+    Every byte is written once into one preallocated buffer of packet payloads (the plan gives each
+    PES its packets), then the payloads and the vectorised 4-byte headers are laid into the packets
+    with two numpy copies."""
+    count = plan.packet_count
+    packets = np.empty((count, PACKET_SIZE), dtype=np.uint8)
+    packets[:PSI_PACKETS] = np.frombuffer(psi_packets(plan), dtype=np.uint8).reshape(PSI_PACKETS, PACKET_SIZE)
+    if plan.pes:
+        body = bytearray((count - PSI_PACKETS) * PACKET_PAYLOAD)
+        writers = [_StreamWriter(s) for s in plan.streams]
+        header_fields: list[tuple[int, int, list[int]]] = []  # (pid, packets, packets with an AF)
+        start = 0
+        for unit in plan.pes:
+            af_packets = writers[unit.stream].write_pes(unit, frame_bytes[unit.stream], body, start)
+            header_fields.append((plan.streams[unit.stream].pid, unit.packets, af_packets))
+            start += unit.packets * PACKET_PAYLOAD
+        packets[PSI_PACKETS:, 4:] = np.frombuffer(body, dtype=np.uint8).reshape(-1, PACKET_PAYLOAD)
+        packets[PSI_PACKETS:, :4] = _packet_headers(header_fields)
     return packets.tobytes()
 
 
-def _layout_pes(unit: PesPlan, data: bytes, pieces: list[bytes | memoryview]) -> list[int]:
-    """Append the 184-byte packet bodies of one PES to pieces; return the packets with an AF."""
-    view = memoryview(data)
-    regular = len(data) - unit.extra_packets
+def _place_pes(unit: PesPlan, body: bytearray, start: int, written_at: int) -> list[int]:
+    """Lay out one PES whose bytes were written contiguously at `written_at` into its packets'
+    payloads from `start`: adaptation fields go in front of the first packet's data (PCR, random
+    access) and of the last partial packet's data (stuffing, the data moved to the packet's end),
+    and each continuity-padding byte gets a packet of its own. Returns the packets with an AF."""
+    size = unit.header_size + unit.es_size
+    regular = size - unit.extra_packets
+    extra = bytes(body[written_at + regular : written_at + size])
     first_room = PACKET_PAYLOAD - unit.first_af
     af_packets = []
     if regular <= first_room:
         if regular < PACKET_PAYLOAD:
-            pieces.append(_adaptation_field(PACKET_PAYLOAD - regular, unit.pcr, unit.random_access))
+            af = _adaptation_field(PACKET_PAYLOAD - regular, unit.pcr, unit.random_access)
+            body[start : start + len(af)] = af
             af_packets.append(0)
-        pieces.append(view[:regular])
         count = 1
     else:
         if unit.first_af:
-            pieces.append(_adaptation_field(unit.first_af, unit.pcr, unit.random_access))
+            af = _adaptation_field(unit.first_af, unit.pcr, unit.random_access)
+            body[start : start + unit.first_af] = af
             af_packets.append(0)
         tail = (regular - first_room) % PACKET_PAYLOAD
         count = 1 + -(-(regular - first_room) // PACKET_PAYLOAD)
-        pieces.append(view[: regular - tail])
         if tail:
-            pieces.append(_adaptation_field(PACKET_PAYLOAD - tail))
-            pieces.append(view[regular - tail : regular])
+            last = start + (count - 1) * PACKET_PAYLOAD
+            end = last + PACKET_PAYLOAD
+            body[end - tail : end] = body[last : last + tail]
+            body[last : end - tail] = _STUFFING[PACKET_PAYLOAD - tail]
             af_packets.append(count - 1)
     for i in range(unit.extra_packets):
-        pieces.append(_STUFFING_183)
-        pieces.append(view[regular + i : regular + i + 1])
+        packet = start + (count + i) * PACKET_PAYLOAD
+        body[packet : packet + PACKET_PAYLOAD - 1] = _STUFFING_183
+        body[packet + PACKET_PAYLOAD - 1] = extra[i]
         af_packets.append(count + i)
     return af_packets
 
@@ -330,24 +341,29 @@ def _adaptation_field(total: int, pcr: int | None = None, random_access: bool = 
 
 
 def _packet_headers(fields: list[tuple[int, int, list[int]]]) -> np.ndarray:
-    """4-byte headers of every ES packet: sync, PUSI, PID, adaptation control, continuity counter."""
-    pids = np.repeat([f[0] for f in fields], [f[1] for f in fields]).astype(np.int64)
-    total = len(pids)
-    starts = np.concatenate(([0], np.cumsum([f[1] for f in fields])[:-1])).astype(np.int64)
-    pusi = np.zeros(total, dtype=np.int64)
-    pusi[starts] = 1
-    control = np.ones(total, dtype=np.int64)  # payload only
-    af_index = [start + i for start, f in zip(starts.tolist(), fields, strict=True) for i in f[2]]
-    control[af_index] = 3  # adaptation field and payload
-    counters = np.zeros(total, dtype=np.int64)
-    for pid in np.unique(pids):
-        mask = pids == pid
-        counters[mask] = np.arange(int(mask.sum())) & 0x0F
+    """4-byte headers of every ES packet (13818-1 2.4.3.2): sync byte, PUSI on each PES's first
+    packet, PID, adaptation field control, and the continuity counter, which counts each PID's
+    packets from 0. `fields` holds (pid, packets, packets with an AF) per PES, in order."""
+    counts = np.array([packets for _, packets, _ in fields], dtype=np.int64)
+    starts = np.cumsum(counts) - counts  # each PES's first packet
+    total = int(counts.sum())
+    seen: dict[int, int] = {}  # packets of each PID so far
+    first_counters, af_index = [], []
+    for (pid, packets, af_packets), start in zip(fields, starts.tolist(), strict=True):
+        first_counters.append(seen.get(pid, 0))
+        seen[pid] = first_counters[-1] + packets
+        af_index += [start + i for i in af_packets]
+    pids = np.repeat(np.array([pid for pid, _, _ in fields], dtype=np.int64), counts)
+    within = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
+    counters = (np.repeat(np.array(first_counters, dtype=np.int64), counts) + within) & 0x0F
+    control = np.full(total, 0x10, dtype=np.int64)  # payload only
+    control[af_index] = 0x30  # adaptation field and payload
     headers = np.empty((total, 4), dtype=np.uint8)
     headers[:, 0] = 0x47
-    headers[:, 1] = (pusi << 6) | (pids >> 8)
+    headers[:, 1] = pids >> 8
+    headers[starts, 1] |= 0x40  # payload_unit_start_indicator
     headers[:, 2] = pids & 0xFF
-    headers[:, 3] = (control << 4) | counters
+    headers[:, 3] = control | counters
     return headers
 
 
@@ -362,19 +378,38 @@ class _StreamWriter:
         self.adts = AdtsHeader(codec) if stream.format.stream_type == 0x0F else None
         self.sync = stream.frames.sync.tolist()
 
-    def pes_bytes(self, unit: PesPlan, frames: list[memoryview]) -> bytes:
-        parts: list[bytes | bytearray | memoryview] = [self._header(unit)]
+    def write_pes(self, unit: PesPlan, frames: list[memoryview], body: bytearray, start: int) -> list[int]:
+        """Write one PES (header, then each frame with its Annex B prefix or ADTS header) into its
+        packets' payloads in `body` from `start`; returns the packets that carry an AF."""
+        size = unit.header_size + unit.es_size
+        regular = size - unit.extra_packets
+        if regular <= PACKET_PAYLOAD - unit.first_af:
+            position = start + PACKET_PAYLOAD - regular  # a lone packet: the data ends it
+        else:
+            position = start + unit.first_af
+        written_at = position
+        header = self._header(unit)
+        body[position : position + len(header)] = header
+        position += len(header)
+        prefix, adts, sync = self.prefix, self.adts, self.sync
         for index in range(unit.frame_start, unit.frame_stop):
             frame = frames[index]
-            if self.prefix is not None:
-                parts.append(self.prefix.key if self.sync[index] else self.prefix.plain)
-                parts.append(to_annexb(frame, self.prefix.length_size))
-            elif self.adts is not None:
-                parts.append(self.adts.build(len(frame)))
-                parts.append(frame)
+            if prefix is not None:
+                lead = prefix.key if sync[index] else prefix.plain
+                body[position : position + len(lead)] = lead
+                position += len(lead)
+                body[position : position + len(frame)] = frame
+                annexb_in_place(body, position, position + len(frame), prefix.length_size)
+            elif adts is not None:
+                body[position : position + ADTS_HEADER_SIZE] = adts.build(len(frame))
+                position += ADTS_HEADER_SIZE
+                body[position : position + len(frame)] = frame
             else:
-                parts.append(frame)
-        return b"".join(parts)
+                body[position : position + len(frame)] = frame
+            position += len(frame)
+        if position - written_at != size:
+            raise MediaError("a frame's size differs from the sample table's")
+        return _place_pes(unit, body, start, written_at)
 
     def _header(self, unit: PesPlan) -> bytes:
         """PES header (13818-1 2.4.3.6) with PTS, and DTS when it differs."""

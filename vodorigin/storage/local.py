@@ -8,8 +8,11 @@ then after resolving symlinks (the real path must stay under the real root).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import stat
 import time
+from collections import OrderedDict
 from pathlib import Path
 
 from vodorigin.errors import BadRequest, MediaError, NotFound
@@ -17,6 +20,8 @@ from vodorigin.media.model import SourceIdentity
 from vodorigin.storage.base import UpstreamCounters, count_read
 
 FORBIDDEN_CHARACTERS = ("\x00", "\\", "%")
+MAX_OPEN_FILES = 64  # descriptors kept open per worker (each file's, for its identity)
+RESOLUTIONS_KEPT = 4096  # media paths whose resolution is remembered
 
 
 def check_relative_path(path: str) -> str:
@@ -30,11 +35,21 @@ def check_relative_path(path: str) -> str:
 
 
 class LocalStorage:
-    """Files under `root`, read with pread in a worker thread."""
+    """Files under `root`, read with pread in a worker thread.
 
-    def __init__(self, root: Path) -> None:
+    What the path checks cost is paid once per file, not per request: a path's resolution is kept
+    with the identity (device, inode) of the file it led to, and is trusted again while a plain
+    stat of the path still finds that file (a changed symlink or a replaced file resolves again).
+    Open descriptors are kept in a bounded LRU keyed by path and identity (nginx's
+    open_file_cache); one is closed only when no read in flight uses it. A segment's ranges are
+    read in one trip to a worker thread (read_many)."""
+
+    def __init__(self, root: Path, max_open: int = MAX_OPEN_FILES) -> None:
         self.root = root.resolve()
         self.counters = UpstreamCounters()
+        self.max_open = max_open
+        self._resolved: OrderedDict[str, tuple[Path, int, int]] = OrderedDict()  # path -> real, dev, ino
+        self._open: OrderedDict[tuple[str, str], _OpenFile] = OrderedDict()  # (path, etag) -> descriptor
 
     def _resolve(self, path: str) -> Path:
         try:
@@ -47,37 +62,112 @@ class LocalStorage:
 
     async def stat(self, path: str) -> SourceIdentity:
         self.counters.stats += 1
-        real = self._resolve(path)
+        return await asyncio.to_thread(self._stat, path)
+
+    def _stat(self, path: str) -> SourceIdentity:
+        lexical = self.root / check_relative_path(path)
         try:
-            info = await asyncio.to_thread(os.stat, real)
+            info = os.stat(lexical)  # follows symlinks, as the resolution did
+            known = self._resolved.get(path)
+            if known is None or (known[1], known[2]) != (info.st_dev, info.st_ino):
+                real = self._resolve(path)
+                info = os.stat(real)
+                self._resolved[path] = (real, info.st_dev, info.st_ino)
+                while len(self._resolved) > RESOLUTIONS_KEPT:
+                    self._resolved.popitem(last=False)
         except (FileNotFoundError, NotADirectoryError):
             raise NotFound(f"{path}: not found") from None
         except OSError as exc:
             raise NotFound(f"{path}: cannot be read ({exc.strerror})") from None
-        if not real.is_file():
+        if not stat.S_ISREG(info.st_mode):
             raise NotFound(f"{path}: not a file")
         etag = f"{info.st_size:x}-{info.st_mtime_ns:x}"
         return SourceIdentity(path, info.st_size, info.st_mtime, etag)
 
     async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
-        started = time.perf_counter()
-        data = await asyncio.to_thread(self._pread, source, offset, length)
-        count_read(self.counters, len(data), time.perf_counter() - started)
-        return data
+        return (await self.read_many(source, [(offset, length)]))[0]
 
-    def _pread(self, source: SourceIdentity, offset: int, length: int) -> bytes:
-        real = self._resolve(source.path)
+    async def read_many(self, source: SourceIdentity, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """Each (offset, length) range of the file, read in one trip to a worker thread."""
+        started = time.perf_counter()
+        handle = await self._descriptor(source)
+        handle.users += 1  # the cache is only ever changed here, on the event loop's thread
         try:
-            fd = os.open(real, os.O_RDONLY)
+            buffers = await asyncio.to_thread(_pread_all, handle.fd, source, ranges)
+        finally:
+            handle.users -= 1
+            if handle.closed_when_idle and not handle.users:
+                os.close(handle.fd)
+        seconds = (time.perf_counter() - started) / len(ranges)
+        for data in buffers:
+            count_read(self.counters, len(data), seconds)
+        return buffers
+
+    async def _descriptor(self, source: SourceIdentity) -> _OpenFile:
+        """An open descriptor of the file with the source's identity, from the cache or opened."""
+        key = (source.path, source.etag)
+        handle = self._open.get(key)
+        if handle is not None:
+            self._open.move_to_end(key)
+            return handle
+        opened = await asyncio.to_thread(self._open_file, source)
+        handle = self._open.get(key)
+        if handle is not None:  # another request opened it meanwhile
+            opened.release()
+            return handle
+        self._open[key] = opened
+        while len(self._open) > self.max_open:
+            self._open.popitem(last=False)[1].release()
+        return opened
+
+    def _open_file(self, source: SourceIdentity) -> _OpenFile:
+        known = self._resolved.get(source.path)
+        real = known[0] if known is not None else self._resolve(source.path)
+        try:
+            fd = os.open(real, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise NotFound(f"{source.path}: not found") from None
-        try:
-            data = os.pread(fd, length, offset)
-        finally:
+        info = os.fstat(fd)
+        if f"{info.st_size:x}-{info.st_mtime_ns:x}" != source.etag:
             os.close(fd)
-        if len(data) != length:
-            raise MediaError(f"{source.path}: short read at {offset} (file truncated or replaced?)")
-        return data
+            raise MediaError(f"{source.path}: the file changed while it was being read")
+        return _OpenFile(fd)
 
     async def close(self) -> None:
-        return None
+        self._close_all()
+
+    def _close_all(self) -> None:
+        while self._open:
+            self._open.popitem()[1].release()
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError, AttributeError, TypeError):  # at interpreter exit
+            self._close_all()
+
+
+class _OpenFile:
+    """A descriptor in LocalStorage's cache, and the reads in flight on it."""
+
+    __slots__ = ("fd", "users", "closed_when_idle")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.users = 0
+        self.closed_when_idle = False
+
+    def release(self) -> None:
+        """Out of the cache: closed now, or by the last read still using it."""
+        if self.users:
+            self.closed_when_idle = True
+        else:
+            os.close(self.fd)
+
+
+def _pread_all(fd: int, source: SourceIdentity, ranges: list[tuple[int, int]]) -> list[bytes]:
+    buffers = []
+    for offset, length in ranges:
+        data = os.pread(fd, length, offset)
+        if len(data) != length:
+            raise MediaError(f"{source.path}: short read at {offset} (file truncated or replaced?)")
+        buffers.append(data)
+    return buffers

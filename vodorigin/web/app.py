@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vodorigin import __version__
 from vodorigin.cache import CachedResponse, ResponseCache
@@ -35,7 +36,7 @@ from vodorigin.settings import Settings, load_settings
 from vodorigin.storage.factory import storage_for
 from vodorigin.urls import MediaRequest, check_url_path, parse_request_path
 from vodorigin.web.cors import CorsMiddleware
-from vodorigin.web.http_cache import HttpPolicy, compress, compressible, request_class
+from vodorigin.web.http_cache import HttpPolicy, compress, compressible, file_class, request_class
 from vodorigin.web.logs import configure_logging
 from vodorigin.web.observe import ObserveMiddleware, Observer
 from vodorigin.web.player import player_router
@@ -46,7 +47,7 @@ from vodorigin.web.server import process_protocol
 
 log = logging.getLogger("vodorigin")
 CONFIG_ENVIRONMENT = "VODORIGIN_CONFIG_FILE"
-OFFLOAD_SAMPLES = 100_000  # media sets with more samples are packaged off the event loop (README: limits)
+OFFLOAD_SAMPLES = 100_000  # manifests of media sets with more samples: off the event loop (README: limits)
 LARGE_BODY = 256 * 1024  # manifests longer than this are gzipped off the event loop
 OFFLOAD_CUES = 2_000  # or with more subtitle cues (about 25 µs each where 100,000 samples take 12 ms)
 # Faults no media should cause, but which hostile input might still reach: a 422 with a log line
@@ -75,7 +76,9 @@ def packaged(handle: Callable[[str, MediaSet, PackagerContext], Output]) -> Hand
 async def _package(handle: Callable[[str, MediaSet, PackagerContext], Output], request: MediaRequest,
                    movies: list[Movie], origin: Origin, context: PackagerContext) -> Output:
     media = origin.check_size(urlset.media_set(request, {m.source.path: m for m in movies}))
-    if media.sample_count > OFFLOAD_SAMPLES or media.cue_count > OFFLOAD_CUES:
+    # a manifest walks every sample (a segment only its own, its timeline derived once per movie)
+    whole = file_class(request.file_name) == "manifest"
+    if (whole and media.sample_count > OFFLOAD_SAMPLES) or media.cue_count > OFFLOAD_CUES:
         return await asyncio.to_thread(handle, request.file_name, media, context)
     return handle(request.file_name, media, context)
 
@@ -91,6 +94,7 @@ async def serve_pd(request: MediaRequest, sources: Sources, origin: Origin, cont
 PROTOCOL_HANDLERS: dict[str, Handler] = {"hls": packaged(hls.handle), "dash": packaged(dash.handle),
                                          "hds": packaged(hds.handle), "mss": packaged(mss.handle),
                                          "pd": serve_pd}
+MEDIA_PREFIXES = tuple(f"/{protocol}/" for protocol in PROTOCOL_HANDLERS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,53 @@ class Services:
     mappings: MappingSource | None  # mapped mode
     keys: KeySource | None  # encryption
     purger: Purger
+
+
+class OriginApp(FastAPI):
+    """The FastAPI app, with media requests taken straight to their endpoint.
+
+    /hls/, /dash/, /hds/, /mss/ and /pd/ are most of the traffic; FastAPI's routing, request
+    handler and dependency solving cost more than a cached playlist itself (issue 17, README:
+    Performance). HTTP requests pass the same observation, CORS and protection middlewares
+    (`fronts`), then media paths go to a dispatch on their first component and everything else
+    (health, status, metrics, purge, the player page) to FastAPI's routes; lifespan events too."""
+
+    fronts: tuple[ASGIApp, ASGIApp] | None = None  # (media, routes), set by create_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.fronts is None:
+            await super().__call__(scope, receive, send)
+        elif scope["path"].startswith(MEDIA_PREFIXES):
+            await self.fronts[0](scope, receive, send)
+        else:
+            await self.fronts[1](scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI itself (its routes, middleware and exception handlers)."""
+        await super().__call__(scope, receive, send)
+
+
+class MediaDispatch:
+    """/<protocol>/<path> to the protocol's endpoint, as a route would (405 for other methods)."""
+
+    def __init__(self, endpoints: dict[str, Callable[[Request, str], Awaitable[Response]]]) -> None:
+        self.endpoints = endpoints
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        protocol = scope["path"][1:].partition("/")[0]
+        if scope["method"] not in ("GET", "HEAD"):
+            error = VodError("Method Not Allowed")
+            error.status = 405
+            response = error_response(error)
+            response.headers["allow"] = "GET, HEAD"
+        else:
+            path = scope["path"][len(protocol) + 2 :]
+            try:
+                response = await self.endpoints[protocol](Request(scope, receive), path)
+            except Exception:
+                log.exception("unexpected error on %s", scope["path"])
+                response = error_response(VodError("internal error"))
+        await response(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -129,16 +180,18 @@ def create_app(settings: Settings) -> FastAPI:
         if keys is not None:
             await keys.close()
 
-    app = FastAPI(title="vodorigin", version=__version__, docs_url=None, redoc_url=None,
-                  openapi_url=None, lifespan=lifespan)
+    app = OriginApp(title="vodorigin", version=__version__, docs_url=None, redoc_url=None,
+                    openapi_url=None, lifespan=lifespan)
     app.state.origin = origin
     app.state.observer = observer
-    # Starlette wraps the last added outermost: observe(cors(protect(app)))
-    app.add_middleware(ProtectionMiddleware, secret_header=settings.origin_secret_header,
-                       secret=settings.origin_secret, signing_key=settings.url_signing_key)
-    app.add_middleware(CorsMiddleware)
-    app.add_middleware(ObserveMiddleware, observer=observer, log_requests=settings.access_log,
-                       trusted_proxies=settings.trusted_proxies)
+
+
+    def wrapped(inner: ASGIApp) -> ASGIApp:
+        """observe(cors(protect(inner))): around FastAPI's routes and the media dispatch alike."""
+        protected = ProtectionMiddleware(inner, secret_header=settings.origin_secret_header,
+                                         secret=settings.origin_secret, signing_key=settings.url_signing_key)
+        return ObserveMiddleware(CorsMiddleware(protected), observer=observer,
+                                 log_requests=settings.access_log, trusted_proxies=settings.trusted_proxies)
 
     @app.exception_handler(StarletteHTTPException)
     async def framework_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -183,12 +236,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     if settings.player_page:
         app.include_router(player_router(settings))
+    endpoints = {}
     for protocol, handler in PROTOCOL_HANDLERS.items():
         view = views[protocol]
         services = Services(origin, PackagerContext.from_settings(view), HttpPolicy.from_settings(view),
                             responses, settings.response_cache_segments, mappings, keys, purger)
-        app.add_api_route(f"/{protocol}/{{path:path}}", _endpoint(protocol, handler, services),
-                          methods=["GET", "HEAD"], name=protocol)
+        endpoints[protocol] = _endpoint(protocol, handler, services)
+    app.fronts = (wrapped(MediaDispatch(endpoints)), wrapped(app.framework))
     return app
 
 

@@ -36,7 +36,11 @@ def request_class(path: str) -> str:
         return "other"
     if parts[0] == "pd":
         return "progressive"
-    name = parts[-1]
+    return file_class(parts[-1])
+
+
+def file_class(name: str) -> str:
+    """manifest or segment, from a packager's file name."""
     if name.rsplit(".", 1)[-1] in MANIFEST_EXTENSIONS or name == "manifest" or name.startswith("manifest-"):
         return "manifest"
     return "segment"

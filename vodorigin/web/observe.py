@@ -9,12 +9,14 @@ With several worker processes, a scrape reaches one of them, yet /metrics must d
 (PROMETHEUS_MULTIPROC_DIR), where every worker's metrics live, and /metrics adds them up
 (counters and histograms summed; cache sizes and requests in flight summed over live workers;
 process figures per worker, labelled by pid). Cache and upstream figures, which their owners keep
-as plain numbers, are carried into those metrics after each request (counters by their increase
-since the last time). /status describes the worker that answers.
+as plain numbers, are carried into those metrics at every scrape and within a second after
+requests (counters by their increase since the last time). /status describes the worker that
+answers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 import json
@@ -49,6 +51,7 @@ CACHE_GAUGES: tuple[tuple[str, str, GaugeMode], ...] = (
     ("bytes", "Bytes held", "livesum"), ("max_bytes", "Byte bound", "livemax"),
     ("entries", "Entries held", "livesum"))
 PROCESS_EVERY = 1.0  # seconds between two readings of the process's memory and CPU
+SYNC_AFTER = 1.0  # seconds after a request by which the owners' figures are carried into the metrics
 
 
 class Observer:
@@ -86,6 +89,7 @@ class Observer:
               registry=registry).labels(__version__).set(1)
         self._seen: dict[tuple[str, str], float] = {}  # owners' counters as last carried over
         self._process_read = 0.0
+        self._sync_pending = False
         self.sync()
 
     def caches(self) -> dict[str, dict[str, Any]]:
@@ -105,8 +109,8 @@ class Observer:
         return counters if isinstance(counters, UpstreamCounters) else UpstreamCounters()
 
     def sync(self) -> None:
-        """Carry the caches' and the storage's own figures into the metrics (after each request,
-        and before a scrape): counters by their increase, gauges as they are."""
+        """Carry the caches' and the storage's own figures into the metrics (within a second after
+        requests, and before a scrape): counters by their increase, gauges as they are."""
         for cache, figures in self.caches().items():
             for name, counter in self.cache_counters.items():
                 self._increase(counter.labels(cache), (name, cache), figures[name])
@@ -127,6 +131,17 @@ class Observer:
             usage = resource.getrusage(resource.RUSAGE_SELF)
             self.cpu.labels(pid).set(usage.ru_utime + usage.ru_stime)
             self.resident.labels(pid).set(_resident_bytes())
+
+    def request_done(self) -> None:
+        """After a request: the owners' figures reach the metrics within SYNC_AFTER seconds (one
+        sync per second at most, however many requests; a scrape syncs at once)."""
+        if not self._sync_pending:
+            self._sync_pending = True
+            asyncio.get_running_loop().call_later(SYNC_AFTER, self._scheduled_sync)
+
+    def _scheduled_sync(self) -> None:
+        self._sync_pending = False
+        self.sync()
 
     def _increase(self, counter: Any, key: tuple[str, str], value: float | None) -> None:
         if value is None:
@@ -217,7 +232,7 @@ class ObserveMiddleware:
             self.observer.requests.labels(kind, str(status)).inc()
             self.observer.latency.labels(kind).observe(duration)
             self.observer.bytes_out.labels(kind).inc(sent)
-            self.observer.sync()
+            self.observer.request_done()
             if self.log_requests and access_log.isEnabledFor(logging.INFO):
                 headers = _headers(scope)
                 fields = {

@@ -1,0 +1,140 @@
+"""Requests per second under load (wrk -t2 -c32, as issue 17 measured), each beside its floor.
+
+The server runs as `vodorigin serve` in its own process(es). Every row is measured twice in the same
+run: against vodorigin, and against the floor of its layer, so that the figure is also a ratio to
+what is physically possible on this machine:
+* the HTTP floor: a bare ASGI app (bench/floor.py) under the same uvicorn settings answering the
+  same bytes from memory: what any Python origin on uvicorn pays per request;
+* the I/O floor for /pd: the same bare app answering each request with one os.pread of the range.
+Nothing here asserts on time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+MEDIA = ROOT / "bench" / "media"
+SECONDS = 5
+CONNECTIONS = 32
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    """A process serving on 127.0.0.1 until the with-block ends."""
+
+    def __init__(self, command: list[str], environment: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.command = [part.replace("{port}", str(self.port)) for part in command]
+        self.environment = {**os.environ, **environment}
+
+    def __enter__(self) -> Server:
+        self.process = subprocess.Popen(self.command, env=self.environment, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, cwd=ROOT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.base}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.process.kill()
+        raise RuntimeError(f"{self.command} did not start")
+
+    def __exit__(self, *_: object) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def vodorigin(workers: int = 1, **settings: str) -> Server:
+    environment = {f"VODORIGIN_{name.upper()}": value for name, value in settings.items()}
+    environment |= {"VODORIGIN_MEDIA_ROOT": str(MEDIA), "VODORIGIN_ACCESS_LOG": "false",
+                    "VODORIGIN_LOG_LEVEL": "warning", "VODORIGIN_PLAYER_PAGE": "false"}
+    return Server([sys.executable, "-m", "vodorigin", "serve", "--port", "{port}",
+                   "--workers", str(workers)], environment)
+
+
+def floor(body_from: str, headers: dict[str, str] | None = None, pread: str = "") -> Server:
+    """The bare ASGI app answering what `body_from` answered (or, with pread, `file:offset:length`
+    read on every request)."""
+    return Server([sys.executable, "-m", "bench.floor", "{port}"],
+                  {"FLOOR_URL": body_from, "FLOOR_RANGE": (headers or {}).get("range", ""),
+                   "FLOOR_PREAD": pread})
+
+
+def wrk(url: str, headers: dict[str, str] | None = None) -> float:
+    """Requests per second that wrk measured (-t2 -c32, SECONDS s), after a 1 s warm-up."""
+    arguments = []
+    for name, value in (headers or {}).items():
+        arguments += ["-H", f"{name}: {value}"]
+    subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", "-d1s", *arguments, url], capture_output=True,
+                   check=True)
+    result = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", *arguments, url],
+                            capture_output=True, text=True, check=True)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout)
+    if errors:
+        raise RuntimeError(f"{url}: {errors[1]} error responses under load")
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)[1])  # type: ignore[index]
+
+
+def row(name: str, ours: float, floor_rate: float, note: str = "") -> None:
+    print(f"  {name:<48} {ours:>9.0f} req/s  floor {floor_rate:>7.0f}  ratio {ours / floor_rate:.2f}  {note}")
+
+
+ROWS = {  # name -> (URL path, request headers, vodorigin settings)
+    "HLS TS segment, repeated": ("/hls/long_360p.mp4/seg-10-v1-a1.ts", {}, {}),
+    "DASH video fragment, repeated": ("/dash/long_360p.mp4/fragment-10-v1.m4s", {}, {}),
+    "HLS index, metadata cached, no response cache": ("/hls/long_360p.mp4/index-v1-a1.m3u8", {},
+                                                     {"response_cache_bytes": "0"}),
+    "HLS index, response cache": ("/hls/long_360p.mp4/index-v1-a1.m3u8", {}, {}),
+    "/pd 1 MiB Range": ("/pd/long_360p.mp4", {"range": "bytes=10485760-11534335"}, {}),
+}
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (make bench installs it): load figures skipped")
+        return
+    print(f"under load: wrk -t2 -c{CONNECTIONS} for {SECONDS} s, one worker; floors from a bare ASGI app")
+    for name, (path, headers, settings) in ROWS.items():
+        with vodorigin(**settings) as server:
+            ours = wrk(server.base + path, headers)
+            size = len(httpx.get(server.base + path, headers=headers).content)
+            url = server.base + path
+            pread = ""
+            if path.startswith("/pd/"):
+                first, last = (int(n) for n in headers["range"].split("=")[1].split("-"))
+                pread = f"{MEDIA / 'long_360p.mp4'}:{first}:{last - first + 1}"
+            with floor(url, headers, pread) as bare:
+                floor_rate = wrk(bare.base + "/", headers)
+        row(name, ours, floor_rate, f"{size / 1e3:.0f} kB; {ours * size / 1e6:.0f} MB/s")
+    print("scaling with workers (HLS TS segment; HLS index from the response cache)")
+    for workers in (1, 2, 4):
+        with vodorigin(workers=workers) as server:
+            segment = wrk(server.base + ROWS["HLS TS segment, repeated"][0])
+            index = wrk(server.base + ROWS["HLS index, response cache"][0])
+        print(f"  {workers} worker(s): TS segment {segment:>6.0f} req/s, index {index:>6.0f} req/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""LocalStorage's resolution and descriptor caches (issue 17): what they save must not cost
+correctness: a retargeted symlink or a replaced file is seen, a symlink turned outward is refused,
+descriptors stay bounded and are never closed under a read, and a file changed between its stat
+and its read is said."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from vodorigin.errors import MediaError, NotFound
+from vodorigin.storage.local import LocalStorage
+
+
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def read_all(storage: LocalStorage, path: str) -> bytes:
+    source = await storage.stat(path)
+    return await storage.read(source, 0, source.size)
+
+
+def test_a_retargeted_symlink_and_a_replaced_file_are_seen(tmp_path: Path) -> None:
+    (tmp_path / "one.bin").write_bytes(b"one" * 100)
+    (tmp_path / "two.bin").write_bytes(b"two" * 50)
+    os.symlink("one.bin", tmp_path / "link.bin")
+    storage = LocalStorage(tmp_path)
+
+    async def scenario() -> None:
+        assert await read_all(storage, "link.bin") == b"one" * 100
+        os.remove(tmp_path / "link.bin")
+        os.symlink("two.bin", tmp_path / "link.bin")
+        assert await read_all(storage, "link.bin") == b"two" * 50
+        replacement = tmp_path / "new.bin"
+        replacement.write_bytes(b"new" * 70)
+        os.replace(replacement, tmp_path / "two.bin")  # a new file (inode) under the same name
+        assert await read_all(storage, "link.bin") == b"new" * 70
+        await storage.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_symlink_turned_outward_is_refused_after_it_was_served(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (root / "inside.bin").write_bytes(b"inside")
+    (outside / "secret.bin").write_bytes(b"secret")
+    os.symlink("inside.bin", root / "link.bin")
+    storage = LocalStorage(root)
+
+    async def scenario() -> None:
+        assert await read_all(storage, "link.bin") == b"inside"
+        os.remove(root / "link.bin")
+        os.symlink(outside / "secret.bin", root / "link.bin")
+        with pytest.raises(NotFound):
+            await storage.stat("link.bin")
+        await storage.close()
+
+    asyncio.run(scenario())
+
+
+def test_descriptors_stay_bounded_and_reads_in_flight_keep_theirs(tmp_path: Path) -> None:
+    """Many files read at once through a cache of four descriptors: every read gets its own
+    file's bytes (a descriptor closed under a read, its number reused, would give another's), and
+    afterwards at most four stay open, none after close()."""
+    names = [f"file{i}.bin" for i in range(40)]
+    for i, name in enumerate(names):
+        (tmp_path / name).write_bytes(bytes([i]) * (50_000 + i))
+    storage = LocalStorage(tmp_path, max_open=4)
+    before = open_descriptors()
+
+    async def scenario() -> list[bytes]:
+        return list(await asyncio.gather(*(read_all(storage, name) for name in names * 3)))
+
+    results = asyncio.run(scenario())
+    for name, data in zip(names * 3, results, strict=True):
+        i = names.index(name)
+        assert data == bytes([i]) * (50_000 + i), name
+    assert open_descriptors() - before <= 4
+    asyncio.run(storage.close())
+    assert open_descriptors() == before
+
+
+def test_a_file_changed_after_its_stat_is_said(tmp_path: Path) -> None:
+    path = tmp_path / "movie.bin"
+    path.write_bytes(b"a" * 1000)
+    storage = LocalStorage(tmp_path)
+
+    async def scenario() -> None:
+        source = await storage.stat("movie.bin")
+        path.write_bytes(b"b" * 2000)  # replaced between the stat and the first read
+        with pytest.raises(MediaError, match="changed"):
+            await storage.read(source, 0, 100)
+        assert await read_all(storage, "movie.bin") == b"b" * 2000
+        await storage.close()
+
+    asyncio.run(scenario())
