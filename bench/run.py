@@ -26,7 +26,7 @@ from vodorigin.drm.keys import ContentKey
 from vodorigin.media.frames import merged_ranges, segment_frames
 from vodorigin.media.model import MediaSet, TrackSpec, select_tracks
 from vodorigin.media.segmenter import movie_timeline
-from vodorigin.mux import mpegts
+from vodorigin.mux import mpegts, ts_write
 from vodorigin.origin import Origin
 from vodorigin.packagers import dash, hds, hls, mss
 from vodorigin.packagers.output import MediaSegment, PackagerContext
@@ -117,7 +117,7 @@ async def _bench_segments(settings: Settings, name: str) -> None:
         frames = [segment_frames(t, timeline, number, 100_000) for t in tracks]
         plan = mpegts.plan_segment(number, frames)
         source = await origin.read_ranges(movie.source, merged_ranges(frames, settings.read_merge_gap))
-        produced += len(mpegts.write_segment(plan, [source.frame_views(f) for f in frames]))
+        produced += len(ts_write.write_segment(plan, source))
         mux_time += time.perf_counter() - start
     ours, baseline = produced / mux_time / 1e6, raw / raw_time / 1e6
     each = produced / len(numbers) / 1e6

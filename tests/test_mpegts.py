@@ -9,9 +9,11 @@ from hypothesis import strategies as st
 
 from tests import tsparse
 from tests.conftest import FIXTURES, MEDIA_FILES, av_tracks, load_movie
+from tests.ts_reference import reference_segment
 from vodorigin.media.frames import SourceBytes, TrackFrames, cut_indexes, merged_ranges, segment_frames
 from vodorigin.media.segmenter import SegmentConfig, movie_timeline
 from vodorigin.mux import mpegts
+from vodorigin.mux.ts_write import write_segment
 
 
 def build_segments(name: str, segment_ms: int = 4000) -> list[bytes]:
@@ -24,7 +26,8 @@ def build_segments(name: str, segment_ms: int = 4000) -> list[bytes]:
         plan = mpegts.plan_segment(number, frames)
         ranges = merged_ranges(frames, 65536)
         source = SourceBytes(ranges, [data[r.offset : r.offset + r.length] for r in ranges])
-        output = mpegts.write_segment(plan, [source.frame_views(f) for f in frames])
+        output = write_segment(plan, source)
+        assert output == reference_segment(plan, [source.frame_views(f) for f in frames])
         assert len(output) == plan.size
         segments.append(output)
     return segments
@@ -53,48 +56,56 @@ def test_timestamps_continue_across_segments() -> None:
         assert dts[0] == first + mpegts.TIMESTAMP_OFFSET
 
 
-def fake_frames(sizes: list[int], key_every: int, audio: bool) -> TrackFrames:
+def fake_frames(sizes: list[int], key_every: int, audio: bool, first_offset: int = 0) -> TrackFrames:
+    """Frames of the sizes given, stored one after another from first_offset (see fake_source)."""
     movie = load_movie("bframes.mp4")
     track = movie.tracks[1 if audio else 0]
     count = len(sizes)
     step = 1024 if audio else 512
     dts = np.arange(count, dtype=np.int64) * step
+    offsets = first_offset + np.concatenate(([0], np.cumsum(sizes)[:-1])).astype(np.int64) if count else \
+        np.zeros(0, dtype=np.int64)
     return TrackFrames(
         track=track, first=0, dts=dts, pts=dts + (0 if audio else 1024),
         durations=np.full(count, step, dtype=np.int64), sizes=np.array(sizes, dtype=np.int64),
-        offsets=np.zeros(count, dtype=np.int64), sync=(np.arange(count) % key_every) == 0,
+        offsets=offsets, sync=(np.arange(count) % key_every) == 0,
     )
 
 
-def fake_bytes(frames: TrackFrames, video: bool) -> list[memoryview]:
-    views = []
-    for size in frames.sizes.tolist():
-        if video:  # one NAL unit filling the frame, with its 4-byte length prefix
-            views.append(memoryview((size - 4).to_bytes(4, "big") + bytes(size - 4)))
-        else:
-            views.append(memoryview(bytes(size)))
-    return views
+def fake_source(video: list[list[int]], audio: list[int], key_every: int, seed: int = 0
+                ) -> tuple[list[TrackFrames], SourceBytes]:
+    """A video track whose frames hold NAL units of the sizes given (each with its 4-byte length)
+    and an audio track, in one buffer of varied bytes, as they would be read for a segment."""
+    rng = np.random.default_rng(seed)
+    frames = [b"".join(n.to_bytes(4, "big") + rng.bytes(n) for n in nals) for nals in video]
+    data = b"".join(frames) + rng.bytes(sum(audio))
+    tracks = [fake_frames([len(f) for f in frames], key_every, False),
+              fake_frames(audio, 1, True, sum(len(f) for f in frames))]
+    return tracks, SourceBytes(merged_ranges(tracks, 0) or [], [data] if data else [])
 
 
 @settings(max_examples=150, deadline=None)
 @given(
-    video=st.lists(st.integers(5, 3000), min_size=0, max_size=40),
+    video=st.lists(st.lists(st.integers(1, 1500), min_size=1, max_size=3), min_size=0, max_size=40),
     audio=st.lists(st.integers(1, 900), min_size=0, max_size=60),
     key_every=st.integers(1, 10),
     number=st.integers(1, 10_000),
 )
-def test_planned_size_equals_bytes_written(video: list[int], audio: list[int], key_every: int,
+def test_planned_size_equals_bytes_written(video: list[list[int]], audio: list[int], key_every: int,
                                            number: int) -> None:
-    tracks = [fake_frames(video, key_every, False), fake_frames(audio, 1, True)]
+    """Any frames: the planned size, continuity counters that restart at 0 and pad to 16, and the
+    same bytes as the plain reference writer (tests/ts_reference.py)."""
+    tracks, source = fake_source(video, audio, key_every)
     plan = mpegts.plan_segment(number, tracks)
-    output = mpegts.write_segment(plan, [fake_bytes(tracks[0], True), fake_bytes(tracks[1], False)])
+    output = write_segment(plan, source)
     assert len(output) == plan.size
+    assert output == reference_segment(plan, [source.frame_views(t) for t in tracks])
     stream = tsparse.packets(output)
     assert stream[0].counter == number % 16
-    for pid, sizes in ((0x100, video), (0x101, audio)):
+    for pid, total in ((0x100, sum(map(sum, video)) + 4 * sum(map(len, video))), (0x101, sum(audio))):
         ours = [p for p in stream if p.pid == pid]
         assert [p.counter for p in ours] == [i % 16 for i in range(len(ours))]
-        if sum(sizes) >= 16:  # enough bytes to spread over padding packets
+        if total >= 16:  # enough bytes to spread over padding packets
             assert len(ours) % 16 == 0, 'not padded: the next segment would not continue at 0'
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vodorigin.errors import LimitExceeded
+from vodorigin.errors import LimitExceeded, MediaError
 from vodorigin.media.model import Track, memoized
 from vodorigin.media.samples import SampleTable
 from vodorigin.media.segmenter import Timeline
@@ -169,6 +169,23 @@ class SourceBytes:
     def __init__(self, ranges: list[ByteRange], buffers: list[bytes]) -> None:
         self._starts = [r.offset for r in ranges]
         self._views = [memoryview(b) for b in buffers]
+
+    @property
+    def views(self) -> list[memoryview]:
+        """The buffers read, one per range."""
+        return self._views
+
+    def locate(self, offsets: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each (file offset, size): the buffer holding it and where in that buffer it starts."""
+        starts = np.array(self._starts, dtype=np.int64)
+        buffers = np.searchsorted(starts, offsets, side="right") - 1
+        if len(offsets) and buffers.min() < 0:
+            raise MediaError("a frame lies before the bytes read for it")
+        local = offsets - starts[buffers]
+        lengths = np.array([len(view) for view in self._views], dtype=np.int64)
+        if np.any(local + sizes > lengths[buffers]):
+            raise MediaError("a frame lies beyond the bytes read for it")
+        return buffers, local
 
     def frame_views(self, frames: TrackFrames) -> list[memoryview]:
         """One view per frame of `frames`, in decode order."""

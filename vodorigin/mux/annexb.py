@@ -8,7 +8,7 @@ decoder configuration, as HLS requires for independently decodable segments (RFC
 
 from __future__ import annotations
 
-from vodorigin.errors import MediaError, UnsupportedMedia
+from vodorigin.errors import UnsupportedMedia
 from vodorigin.media.model import CodecInfo
 
 START_CODE = b"\x00\x00\x00\x01"
@@ -34,17 +34,3 @@ class AnnexBPrefix:
 
     def size(self, key: bool) -> int:
         return len(self.key) if key else len(self.plain)
-
-
-def annexb_in_place(data: bytearray, start: int, end: int, length_size: int) -> None:
-    """Rewrite the NAL length prefixes of the sample in data[start:end] into start codes, in place."""
-    start_code = START_CODE[4 - length_size :]
-    position = start
-    while position < end:
-        if position + length_size > end:
-            raise MediaError("H.264/HEVC sample: truncated NAL length")
-        length = int.from_bytes(data[position : position + length_size], "big")
-        data[position : position + length_size] = start_code
-        position += length_size + length
-        if position > end:
-            raise MediaError("H.264/HEVC sample: NAL unit overruns the sample")

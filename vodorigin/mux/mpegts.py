@@ -1,8 +1,8 @@
 """MPEG-2 transport stream segments for HLS (ISO/IEC 13818-1; RFC 8216 3.2).
 
 A segment is first planned from metadata alone (`plan_segment`): the PES units, how many 188-byte
-packets each takes, and so the exact byte size. Writing (`write_segment`) then needs only the
-frames' bytes. Each segment begins with a PAT and a PMT.
+packets each takes, and so the exact byte size. Writing (`ts_write.write_segment`) then needs
+only the frames' bytes. Each segment begins with a PAT and a PMT.
 
 Continuity counters (13818-1 2.4.3.3) are derived from the segment number, never carried over from
 another request: PAT/PMT count `number mod 16`, and each elementary stream starts at 0 and is padded
@@ -19,12 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vodorigin.errors import MediaError, UnsupportedMedia
+from vodorigin.errors import UnsupportedMedia
 from vodorigin.media.frames import TrackFrames
 from vodorigin.media.languages import UNDETERMINED, iso639_2
 from vodorigin.media.model import CodecInfo, MediaType, Track
-from vodorigin.mux.adts import ADTS_HEADER_SIZE, AdtsHeader
-from vodorigin.mux.annexb import AnnexBPrefix, annexb_in_place
+from vodorigin.mux.adts import ADTS_HEADER_SIZE
+from vodorigin.mux.annexb import AnnexBPrefix
 from vodorigin.timing import MPEG_TS_CLOCK, PRESENTATION_DELAY_MS, rescale_array
 
 PACKET_SIZE = 188
@@ -257,187 +257,6 @@ def video_only_packets(frames: TrackFrames, cuts: Sequence[int] | None = None) -
             size = int(sizes[start + unit]) - extra
             packets[start + unit] = pes_packet_count(size, PCR_ADAPTATION_FIELD) + extra
     return packets
-
-
-# --- writing -----------------------------------------------------------------------------------
-
-
-def write_segment(plan: TsPlan, frame_bytes: list[list[memoryview]]) -> bytes:
-    """The segment's bytes; frame_bytes[i] holds the frames of plan.streams[i] in decode order.
-
-    Every byte is written once into one preallocated buffer of packet payloads (the plan gives each
-    PES its packets), then the payloads and the vectorised 4-byte headers are laid into the packets
-    with two numpy copies."""
-    count = plan.packet_count
-    packets = np.empty((count, PACKET_SIZE), dtype=np.uint8)
-    packets[:PSI_PACKETS] = np.frombuffer(psi_packets(plan), dtype=np.uint8).reshape(PSI_PACKETS, PACKET_SIZE)
-    if plan.pes:
-        body = bytearray((count - PSI_PACKETS) * PACKET_PAYLOAD)
-        writers = [_StreamWriter(s) for s in plan.streams]
-        header_fields: list[tuple[int, int, list[int]]] = []  # (pid, packets, packets with an AF)
-        start = 0
-        for unit in plan.pes:
-            af_packets = writers[unit.stream].write_pes(unit, frame_bytes[unit.stream], body, start)
-            header_fields.append((plan.streams[unit.stream].pid, unit.packets, af_packets))
-            start += unit.packets * PACKET_PAYLOAD
-        packets[PSI_PACKETS:, 4:] = np.frombuffer(body, dtype=np.uint8).reshape(-1, PACKET_PAYLOAD)
-        packets[PSI_PACKETS:, :4] = _packet_headers(header_fields)
-    return packets.tobytes()
-
-
-def _place_pes(unit: PesPlan, body: bytearray, start: int, written_at: int) -> list[int]:
-    """Lay out one PES whose bytes were written contiguously at `written_at` into its packets'
-    payloads from `start`: adaptation fields go in front of the first packet's data (PCR, random
-    access) and of the last partial packet's data (stuffing, the data moved to the packet's end),
-    and each continuity-padding byte gets a packet of its own. Returns the packets with an AF."""
-    size = unit.header_size + unit.es_size
-    regular = size - unit.extra_packets
-    extra = bytes(body[written_at + regular : written_at + size])
-    first_room = PACKET_PAYLOAD - unit.first_af
-    af_packets = []
-    if regular <= first_room:
-        if regular < PACKET_PAYLOAD:
-            af = _adaptation_field(PACKET_PAYLOAD - regular, unit.pcr, unit.random_access)
-            body[start : start + len(af)] = af
-            af_packets.append(0)
-        count = 1
-    else:
-        if unit.first_af:
-            af = _adaptation_field(unit.first_af, unit.pcr, unit.random_access)
-            body[start : start + unit.first_af] = af
-            af_packets.append(0)
-        tail = (regular - first_room) % PACKET_PAYLOAD
-        count = 1 + -(-(regular - first_room) // PACKET_PAYLOAD)
-        if tail:
-            last = start + (count - 1) * PACKET_PAYLOAD
-            end = last + PACKET_PAYLOAD
-            body[end - tail : end] = body[last : last + tail]
-            body[last : end - tail] = _STUFFING[PACKET_PAYLOAD - tail]
-            af_packets.append(count - 1)
-    for i in range(unit.extra_packets):
-        packet = start + (count + i) * PACKET_PAYLOAD
-        body[packet : packet + PACKET_PAYLOAD - 1] = _STUFFING_183
-        body[packet + PACKET_PAYLOAD - 1] = extra[i]
-        af_packets.append(count + i)
-    return af_packets
-
-
-_STUFFING = [b"", b"\x00"] + [bytes((n - 1, 0x00)) + b"\xff" * (n - 2) for n in range(2, PACKET_PAYLOAD + 1)]
-_STUFFING_183 = _STUFFING[183]  # an adaptation field leaving one payload byte
-
-
-def _adaptation_field(total: int, pcr: int | None = None, random_access: bool = False) -> bytes:
-    """An adaptation field of `total` bytes, length byte included (13818-1 2.4.3.4)."""
-    if pcr is None and not random_access:
-        return _STUFFING[total]
-    if total == 1:
-        return b"\x00"
-    flags = (0x40 if random_access else 0) | (0x10 if pcr is not None else 0)
-    field = bytearray((total - 1, flags))
-    if pcr is not None:
-        field += (pcr << 15 | 0x3F << 9).to_bytes(6, "big")  # 33-bit base, 6 reserved, 9-bit ext 0
-    field += b"\xff" * (total - len(field))
-    return bytes(field)
-
-
-def _packet_headers(fields: list[tuple[int, int, list[int]]]) -> np.ndarray:
-    """4-byte headers of every ES packet (13818-1 2.4.3.2): sync byte, PUSI on each PES's first
-    packet, PID, adaptation field control, and the continuity counter, which counts each PID's
-    packets from 0. `fields` holds (pid, packets, packets with an AF) per PES, in order."""
-    counts = np.array([packets for _, packets, _ in fields], dtype=np.int64)
-    starts = np.cumsum(counts) - counts  # each PES's first packet
-    total = int(counts.sum())
-    seen: dict[int, int] = {}  # packets of each PID so far
-    first_counters, af_index = [], []
-    for (pid, packets, af_packets), start in zip(fields, starts.tolist(), strict=True):
-        first_counters.append(seen.get(pid, 0))
-        seen[pid] = first_counters[-1] + packets
-        af_index += [start + i for i in af_packets]
-    pids = np.repeat(np.array([pid for pid, _, _ in fields], dtype=np.int64), counts)
-    within = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
-    counters = (np.repeat(np.array(first_counters, dtype=np.int64), counts) + within) & 0x0F
-    control = np.full(total, 0x10, dtype=np.int64)  # payload only
-    control[af_index] = 0x30  # adaptation field and payload
-    headers = np.empty((total, 4), dtype=np.uint8)
-    headers[:, 0] = 0x47
-    headers[:, 1] = pids >> 8
-    headers[starts, 1] |= 0x40  # payload_unit_start_indicator
-    headers[:, 2] = pids & 0xFF
-    headers[:, 3] = control | counters
-    return headers
-
-
-class _StreamWriter:
-    """Builds PES packets of one stream: the PES header and the elementary stream bytes."""
-
-    def __init__(self, stream: StreamPlan) -> None:
-        self.stream = stream
-        codec = stream.frames.track.codec
-        self.video = stream.frames.track.media_type is MediaType.VIDEO
-        self.prefix = AnnexBPrefix(codec) if self.video else None
-        self.adts = AdtsHeader(codec) if stream.format.stream_type == 0x0F else None
-        self.sync = stream.frames.sync.tolist()
-
-    def write_pes(self, unit: PesPlan, frames: list[memoryview], body: bytearray, start: int) -> list[int]:
-        """Write one PES (header, then each frame with its Annex B prefix or ADTS header) into its
-        packets' payloads in `body` from `start`; returns the packets that carry an AF."""
-        size = unit.header_size + unit.es_size
-        regular = size - unit.extra_packets
-        if regular <= PACKET_PAYLOAD - unit.first_af:
-            position = start + PACKET_PAYLOAD - regular  # a lone packet: the data ends it
-        else:
-            position = start + unit.first_af
-        written_at = position
-        header = self._header(unit)
-        body[position : position + len(header)] = header
-        position += len(header)
-        prefix, adts, sync = self.prefix, self.adts, self.sync
-        for index in range(unit.frame_start, unit.frame_stop):
-            frame = frames[index]
-            if prefix is not None:
-                lead = prefix.key if sync[index] else prefix.plain
-                body[position : position + len(lead)] = lead
-                position += len(lead)
-                body[position : position + len(frame)] = frame
-                annexb_in_place(body, position, position + len(frame), prefix.length_size)
-            elif adts is not None:
-                body[position : position + ADTS_HEADER_SIZE] = adts.build(len(frame))
-                position += ADTS_HEADER_SIZE
-                body[position : position + len(frame)] = frame
-            else:
-                body[position : position + len(frame)] = frame
-            position += len(frame)
-        if position - written_at != size:
-            raise MediaError("a frame's size differs from the sample table's")
-        return _place_pes(unit, body, start, written_at)
-
-    def _header(self, unit: PesPlan) -> bytes:
-        """PES header (13818-1 2.4.3.6) with PTS, and DTS when it differs."""
-        with_dts = unit.header_size == PES_HEADER_PTS_DTS
-        length = 3 + (10 if with_dts else 5) + unit.es_size
-        if length > 0xFFFF:
-            if not self.video:
-                raise UnsupportedMedia("audio PES larger than 64 KiB")
-            length = 0  # unbounded, allowed for video (2.4.3.7)
-        header = struct.pack(">3sBHBBB", b"\x00\x00\x01", self.stream.format.stream_id, length, 0x80,
-                             0xC0 if with_dts else 0x80, 10 if with_dts else 5)
-        if with_dts:
-            return header + _timestamp(0x3, unit.pts) + _timestamp(0x1, unit.dts)
-        return header + _timestamp(0x2, unit.pts)
-
-
-def _timestamp(prefix: int, value: int) -> bytes:
-    """A 33-bit PTS/DTS in its 5-byte form with marker bits (13818-1 2.4.3.7)."""
-    value &= TIMESTAMP_MASK
-    return bytes(
-        (
-            (prefix << 4) | ((value >> 29) & 0x0E) | 1,
-            (value >> 22) & 0xFF,
-            ((value >> 14) & 0xFE) | 1,
-            (value >> 7) & 0xFF,
-            ((value << 1) & 0xFE) | 1,
-        )
-    )
 
 
 # --- program specific information --------------------------------------------------------------

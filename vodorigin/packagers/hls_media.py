@@ -12,7 +12,7 @@ from vodorigin.errors import UnsupportedMedia
 from vodorigin.media.frames import ByteRange, SourceBytes, TrackFrames, merged_ranges, segment_frames
 from vodorigin.media.model import MediaSet, MediaType, Track
 from vodorigin.media.segmenter import Timeline
-from vodorigin.mux import fmp4, mpegts
+from vodorigin.mux import fmp4, mpegts, ts_write
 from vodorigin.packagers.hls_keys import encrypted_init, encrypted_segment, encrypting, key_tag
 from vodorigin.packagers.output import Document, MediaSegment, PackagerContext
 from vodorigin.packagers.playlist import Placed, in_clip, locate, placed
@@ -128,7 +128,7 @@ def ts_segment(name: FileName, media: MediaSet, context: PackagerContext) -> Med
     plan = mpegts.plan_segment(name.number or 1, frames)
 
     def render(source: SourceBytes) -> bytes:
-        return mpegts.write_segment(plan, [source.frame_views(f) for f in frames])
+        return ts_write.write_segment(plan, source)
 
     segment = MediaSegment(plan.size, TS_TYPE, clip.movie.source, ranges, render)
     return encrypted_segment(segment, clip, name.number or 1, MPEGTS, context)

@@ -261,7 +261,7 @@ def _endpoint(protocol: str, handler: Handler, services: Services
             sources = await origin.sources(media_request.files)
             context, keys = await _with_keys(protocol, services, sources)
             mappings += keys
-            url_path = request.url.path
+            url_path = request.scope["path"]
             kind = request_class(url_path)
             validators = Validators.of(sources + mappings, url_path, services.policy.last_modified)
             text = compressible(url_path)

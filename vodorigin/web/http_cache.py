@@ -16,6 +16,7 @@ requests and manifest compression.
 from __future__ import annotations
 
 import email.utils
+import functools
 import gzip
 import time
 from collections.abc import Mapping
@@ -69,8 +70,17 @@ class HttpPolicy:
         if not seconds:
             return {}
         expires = (time.time() if now is None else now) + seconds
-        return {"cache-control": f"public, max-age={seconds}",
-                "expires": email.utils.formatdate(expires, usegmt=True)}
+        return {"cache-control": f"public, max-age={seconds}", "expires": http_date(expires)}
+
+
+def http_date(seconds: float) -> str:
+    """An IMF-fixdate (RFC 9110 5.6.7); whole seconds, so the same second is formatted once."""
+    return _format_second(int(seconds))
+
+
+@functools.lru_cache(maxsize=1024)
+def _format_second(second: int) -> str:
+    return email.utils.formatdate(second, usegmt=True)
 
 
 def not_modified(headers: Mapping[str, str], etag: str, last_modified: float) -> bool:
