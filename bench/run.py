@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import LiveServer
+from tests.ts_reference import reference_segment
 from vodorigin.drm.keys import ContentKey
 from vodorigin.media.frames import merged_ranges, segment_frames
 from vodorigin.media.model import MediaSet, TrackSpec, select_tracks
@@ -124,6 +125,49 @@ async def _bench_segments(settings: Settings, name: str) -> None:
     row("TS plan + read + mux", f"{ours:.0f} MB/s", f"{len(numbers)} segments, {each:.2f} MB each")
     row("baseline: select frames + read + join the ranges", f"{baseline:.0f} MB/s",
         f"ratio {ours / baseline:.2f}")
+
+
+def bench_ts_mux(settings: Settings, name: str) -> None:
+    print(f"TS muxing alone, frames in memory ({name}), best of 7 interleaved")
+    asyncio.run(_bench_ts_mux(settings, name))
+
+
+async def _bench_ts_mux(settings: Settings, name: str) -> None:
+    """The writer against its floor (a memcpy of the frames' bytes: b"".join of their views) and
+    against the plain reference writer the tests compare it with (tests/ts_reference.py), which is
+    how segments were written before issue 17."""
+    context = PackagerContext.from_settings(settings)
+    origin = Origin(settings, LocalStorage(MEDIA))
+    movie = await origin.movie(name)
+    timeline = movie_timeline(movie, context.segments)
+    tracks = select_tracks(movie.tracks, TrackSpec(), default_first=True)
+    items = []
+    for number in range(1, min(timeline.count, 20) + 1):
+        frames = [segment_frames(t, timeline, number, 100_000) for t in tracks]
+        source = await origin.read_ranges(movie.source, merged_ranges(frames, settings.read_merge_gap))
+        items.append((mpegts.plan_segment(number, frames), frames, source))
+    size = sum(plan.size for plan, _, _ in items)
+    runs: dict[str, list[float]] = {"writer": [], "reference": [], "floor": []}
+    for _ in range(7):
+        start = time.perf_counter()
+        for plan, _, source in items:
+            ts_write.write_segment(plan, source)
+        runs["writer"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for plan, frames, source in items:
+            reference_segment(plan, [source.frame_views(f) for f in frames])
+        runs["reference"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for _, frames, source in items:
+            b"".join(view for f in frames for view in source.frame_views(f))
+        runs["floor"].append(time.perf_counter() - start)
+    rate = {label: size / min(seconds) / 1e6 for label, seconds in runs.items()}
+    row("TS writer (mux/ts_write.py)", f"{rate['writer']:.0f} MB/s",
+        f"{min(runs['writer']) / len(items) * 1000:.2f} ms per {size / len(items) / 1e6:.2f} MB segment")
+    row("reference writer (before issue 17)", f"{rate['reference']:.0f} MB/s",
+        f"writer / reference {rate['writer'] / rate['reference']:.2f}")
+    row("floor: join the frames' bytes", f"{rate['floor']:.0f} MB/s",
+        f"writer / floor {rate['writer'] / rate['floor']:.2f}")
 
 
 def bench_fmp4(settings: Settings, name: str) -> None:
@@ -298,6 +342,7 @@ def main() -> None:
     bench_metadata(settings)
     bench_segments(settings, "long_360p.mp4")
     bench_segments(settings, "medium_720p.mp4")
+    bench_ts_mux(settings, "long_360p.mp4")
     bench_fmp4(settings, "long_360p.mp4")
     bench_hds_mss(settings, "long_360p.mp4")
     bench_encryption(settings, "long_360p.mp4")
