@@ -73,12 +73,17 @@ def bench_metadata(settings: Settings) -> None:
     print("manifests (2-hour file, in process)")
     context = PackagerContext.from_settings(settings)
 
-    def cold_index() -> None:
+    async def cold_index() -> float:
+        start = time.perf_counter()
         origin = Origin(settings, LocalStorage(MEDIA))  # new caches: a cold request
-        movie = asyncio.run(origin.movie("long_360p.mp4"))
+        movie = await origin.movie("long_360p.mp4")
         hls.render_media_playlist([movie_timeline(movie, context.segments)], "v1-a1")
+        return time.perf_counter() - start
 
-    cold = timed(cold_index, 7)
+    async def cold_indexes() -> list[float]:  # one event loop, as in the server
+        return [await cold_index() for _ in range(7)]
+
+    cold = asyncio.run(cold_indexes())
     row("cold index.m3u8 (read + parse moov + render)", f"{statistics.median(cold) * 1000:.1f} ms",
         "target <= 50 ms; C reference 11 ms")
     origin = Origin(settings, LocalStorage(MEDIA))

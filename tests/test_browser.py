@@ -67,6 +67,9 @@ STREAMS = {  # name -> (server, URL): the two HLS containers, the Kaltura deploy
     "hls-aes128-fmp4-urlset": ("encrypted-fmp4", f"/hls/{URLSET}/master.m3u8"),
     "dash-cenc-clearkey": ("encrypted", "/dash/bframes.mp4/manifest.mpd"),
     "dash-cenc-clearkey-urlset": ("encrypted", f"/dash/{URLSET}/manifest.mpd"),
+    # HLS SAMPLE-AES in TS: hls.js decrypts each slice NAL and AAC frame itself (Web Crypto)
+    "hls-sample-aes-ts": ("sample-aes", "/hls/bframes.mp4/master.m3u8"),
+    "hls-sample-aes-urlset": ("sample-aes", f"/hls/{URLSET}/master.m3u8"),
 }
 DRM_KEY = bytes.fromhex("00112233445566778899aabbccddeeff")
 DRM_KID = bytes.fromhex("0123456789abcdef0123456789abcdef")
@@ -125,9 +128,11 @@ def servers() -> Iterator[dict[str, LiveServer]]:
                 LiveServer(kaltura) as kaltura_server, LiveServer(mapped) as mapped_server, \
                 LiveServer(player_settings("mpegts", **encryption)) as encrypted, \
                 LiveServer(player_settings("fmp4", **encryption)) as encrypted_fmp4, \
+                LiveServer(player_settings("mpegts", secret_key="secret-$vod_filepath",
+                                           hls_encryption_method="sample-aes")) as sample_aes, \
                 ClearKeyServer({DRM_KID: DRM_KEY}) as license_server:
             servers = {"mpegts": ts, "fmp4": fmp4, "kaltura": kaltura_server, "mapped": mapped_server,
-                       "encrypted": encrypted, "encrypted-fmp4": encrypted_fmp4}
+                       "encrypted": encrypted, "encrypted-fmp4": encrypted_fmp4, "sample-aes": sample_aes}
             yield servers | {"license": license_server}  # type: ignore[dict-item]
 
 

@@ -132,7 +132,7 @@ class _StreamWriter:
         codec = stream.frames.track.codec
         self.video = stream.frames.track.media_type is MediaType.VIDEO
         self.prefix = AnnexBPrefix(codec) if self.video else None
-        self.adts = AdtsHeader(codec) if stream.format.stream_type == 0x0F else None
+        self.adts = AdtsHeader(codec) if stream.format.adts else None
         self.sync = stream.frames.sync.tolist()
 
     def pes_bytes(self, unit: PesPlan, frames: list[memoryview]) -> bytes:

@@ -100,7 +100,8 @@ class Settings(BaseModel):
     # HLS
     hls_container: Literal["auto", "mpegts", "fmp4"] = "auto"  # auto: TS for H.264, fMP4 for HEVC/AV1
     hls_iframes_playlists: bool = True  # EXT-X-I-FRAME-STREAM-INF in the master, iframes-*.m3u8
-    hls_encryption_method: Literal["none", "aes-128"] = "none"  # aes-128: whole segments, AES-128-CBC
+    # aes-128: whole segments in AES-128-CBC; sample-aes: the samples of TS segments (H.264, AAC, AC-3)
+    hls_encryption_method: Literal["none", "aes-128", "sample-aes"] = "none"
     hls_encryption_key_uri: str = ""  # EXT-X-KEY URI; {path} and {key_id} are replaced; "": encryption.key
 
     # DASH

@@ -23,6 +23,7 @@ from vodorigin.errors import UnsupportedMedia
 from vodorigin.media.frames import TrackFrames
 from vodorigin.media.languages import UNDETERMINED, iso639_2
 from vodorigin.media.model import CodecInfo, MediaType, Track
+from vodorigin.mp4.codecs import parse_audio_specific_config
 from vodorigin.mux.adts import ADTS_HEADER_SIZE
 from vodorigin.mux.annexb import AnnexBPrefix
 from vodorigin.timing import MPEG_TS_CLOCK, PRESENTATION_DELAY_MS, rescale_array
@@ -49,13 +50,22 @@ IntSequence = Sequence[int] | np.ndarray
 
 @dataclass(frozen=True, slots=True)
 class StreamFormat:
-    """How one codec is carried: PMT stream_type (13818-1 Table 2-34) and PES stream_id."""
+    """How one codec is carried: PMT stream_type (13818-1 Table 2-34) and PES stream_id, and the
+    PMT descriptors its stream needs besides the language (SAMPLE-AES)."""
 
     stream_type: int
     stream_id: int
+    descriptors: bytes = b""
+
+    @property
+    def adts(self) -> bool:
+        """AAC, which TS carries with an ADTS header before each frame (clear or SAMPLE-AES)."""
+        return self.stream_type in (0x0F, 0xCF)
 
 
-def stream_format(codec: CodecInfo) -> StreamFormat:
+def stream_format(codec: CodecInfo, sample_aes: bool = False) -> StreamFormat:
+    if sample_aes:
+        return _sample_aes_format(codec)
     if codec.fourcc in ("avc1", "avc3"):
         return StreamFormat(0x1B, 0xE0)  # H.264
     if codec.fourcc in ("hvc1", "hev1"):
@@ -69,6 +79,33 @@ def stream_format(codec: CodecInfo) -> StreamFormat:
     if codec.fourcc == "ec-3":
         return StreamFormat(0x87, 0xBD)  # ATSC E-AC-3
     raise UnsupportedMedia(f"{codec.codec_string} cannot be carried in MPEG-TS; use fMP4")
+
+
+def _sample_aes_format(codec: CodecInfo) -> StreamFormat:
+    """SAMPLE-AES streams (Apple's MPEG-2 Stream Encryption Format, 2.3 and 2.4): their own stream
+    types, a private_data_indicator_descriptor, and for audio a registration descriptor 'apad'
+    with the audio setup information (as nginx-vod-module writes them; drm/sample_aes.py)."""
+    if codec.fourcc in ("avc1", "avc3"):
+        return StreamFormat(0xDB, 0xE0, _private_data(b"zavc"))
+    if codec.fourcc == "mp4a" and not codec.codec_string.startswith("mp4a.40.34"):
+        object_type = parse_audio_specific_config(codec.decoder_config).object_type
+        kind = {5: b"zach", 29: b"zacp"}.get(object_type, b"zaac")  # HE-AAC, HE-AAC v2, else AAC
+        return StreamFormat(0xCF, 0xC0, _private_data(b"aacd") + _audio_setup(kind, codec.decoder_config))
+    if codec.fourcc == "ac-3":
+        magic = b"\x0b\x77" + bytes(8)  # an AC-3 syncword, what players need of the setup data
+        return StreamFormat(0xC1, 0xBD, _private_data(b"ac3d") + _audio_setup(b"zac3", magic))
+    raise UnsupportedMedia(f"SAMPLE-AES in MPEG-TS carries H.264, AAC and AC-3, not {codec.codec_string}")
+
+
+def _private_data(indicator: bytes) -> bytes:
+    return bytes((0x0F, 4)) + indicator  # private_data_indicator_descriptor (13818-1 2.6.29)
+
+
+def _audio_setup(kind: bytes, setup: bytes) -> bytes:
+    """registration_descriptor 'apad' with audio_setup_information: type, priming 0, version 1,
+    setup data (the AudioSpecificConfig)."""
+    body = b"apad" + kind + b"\x00\x00\x01" + bytes((len(setup),)) + setup
+    return bytes((0x05, len(body))) + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,11 +167,11 @@ def to_90khz(ticks: np.ndarray, timescale: int) -> np.ndarray:
     return rescale_array(ticks, timescale, MPEG_TS_CLOCK) + TIMESTAMP_OFFSET
 
 
-def plan_segment(number: int, tracks: list[TrackFrames]) -> TsPlan:
-    """Lay out segment `number` (1-based) from frame metadata alone."""
-    streams = tuple(
-        StreamPlan(FIRST_ES_PID + i, stream_format(t.track.codec), t) for i, t in enumerate(tracks)
-    )
+def plan_segment(number: int, tracks: list[TrackFrames], sample_aes: bool = False) -> TsPlan:
+    """Lay out segment `number` (1-based) from frame metadata alone (with sample_aes, from frames
+    already encrypted: drm/sample_aes.py)."""
+    streams = tuple(StreamPlan(FIRST_ES_PID + i, stream_format(t.track.codec, sample_aes), t)
+                    for i, t in enumerate(tracks))
     video = [i for i, s in enumerate(streams) if s.frames.track.media_type is MediaType.VIDEO]
     pcr_stream = video[0] if video else 0
     pes: list[PesPlan] = []
@@ -159,7 +196,7 @@ def _plan_stream(index: int, stream: StreamPlan, carries_pcr: bool) -> list[PesP
         groups = [(i, i + 1) for i in range(frames.count)]
         sync = frames.sync.tolist()
     else:
-        per_frame = ADTS_HEADER_SIZE if stream.format.stream_type == 0x0F else 0
+        per_frame = ADTS_HEADER_SIZE if stream.format.adts else 0
         sizes = (frames.sizes + per_frame).tolist()
         groups = _audio_groups(frames, sizes)
         sync = [False] * frames.count
@@ -268,7 +305,7 @@ def psi_packets(plan: TsPlan) -> bytes:
     pat = struct.pack(">HH", PROGRAM_NUMBER, 0xE000 | PMT_PID)
     pmt = struct.pack(">HH", 0xE000 | plan.pcr_pid, 0xF000)  # PCR PID, no program info
     for stream in plan.streams:
-        descriptors = _language_descriptor(stream.frames.track)
+        descriptors = _language_descriptor(stream.frames.track) + stream.format.descriptors
         pmt += struct.pack(">BHH", stream.format.stream_type, 0xE000 | stream.pid, 0xF000 | len(descriptors))
         pmt += descriptors
     pat_packet = _psi_packet(PAT_PID, 0x00, 1, pat, counter)
@@ -350,7 +387,7 @@ def segment_packets(track: Track, cuts: np.ndarray, carries_pcr: bool) -> np.nda
             first_af = np.where(sync, RAP_ADAPTATION_FIELD, 0)
         packets, owners = _pes_packets(es + header, first_af), segment_of
     else:
-        es = sizes + (ADTS_HEADER_SIZE if stream_format(track.codec).stream_type == 0x0F else 0)
+        es = sizes + (ADTS_HEADER_SIZE if stream_format(track.codec).adts else 0)
         durations = np.diff(samples.dts[first:last], append=samples.dts[last] if last < samples.count
                             else samples.end_dts)
         longest, largest = max(int(durations.max()), 1), max(int(es.max()), 1)

@@ -258,7 +258,7 @@ def _leads(stream: StreamPlan, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarra
         sync = stream.frames.sync
         lead = np.where(sync, len(prefix.key), len(prefix.plain)).astype(I64)
         return lead, table[np.repeat(np.where(sync, len(prefix.plain), 0), lead) + _within(lead)]
-    if stream.format.stream_type == 0x0F:
+    if stream.format.adts:
         if np.any(sizes + ADTS_HEADER_SIZE > MAX_FRAME_LENGTH):
             raise UnsupportedMedia("an AAC frame is too large for ADTS")
         fixed = np.frombuffer(AdtsHeader(track.codec).build(0), dtype=U8).astype(I64)

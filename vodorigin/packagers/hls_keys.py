@@ -1,15 +1,18 @@
-"""HLS AES-128 (RFC 8216 4.3.2.4): EXT-X-KEY tags, encrypted segments and the key files.
+"""HLS encryption (RFC 8216 4.3.2.4): EXT-X-KEY tags, encrypted segments and the key files.
 
-`hls_encryption_method = "aes-128"` encrypts every media segment whole (drm/aes.py). The key of a
+`hls_encryption_method = "aes-128"` encrypts every media segment whole (drm/aes.py);
+`"sample-aes"` encrypts the samples of TS segments (drm/sample_aes.py: H.264, AAC, AC-3; other
+codecs and fMP4 renditions are 415). The key of a
 rendition is its file's: from `secret_key` (served here at `encryption.key`, or
 `encryption-f2.key` / `-s<id>` for a part of a set and `-c2` for a clip of a mapped playlist, as
 nginx-vod-module names them) or from the DRM-info service (`drm_enabled`; never served here: point
 `hls_encryption_key_uri` at the key server). `hls_encryption_key_uri` replaces the URI; `{path}`
 (the file's media path) and `{key_id}` (hex) in it are filled in.
 
-IVs: TS segments use their media sequence number (no IV attribute) unless the DRM info gives an
-IV; fMP4 renditions encrypt their initialization section too, so their EXT-X-KEY (written before
-the EXT-X-MAP it covers) carries an explicit IV used by the init and every segment. WebVTT
+IVs: TS segments encrypted whole use their media sequence number (no IV attribute) unless the
+DRM info gives an IV; fMP4 renditions encrypt their initialization section too, so their
+EXT-X-KEY (written before the EXT-X-MAP it covers) carries an explicit IV used by the init and
+every segment, and so does SAMPLE-AES (see _iv). WebVTT
 subtitle playlists stay clear, as do I-frame playlists' absence: byte ranges cannot address
 frames inside a whole-segment cipher, so none is offered when encrypting.
 """
@@ -20,11 +23,15 @@ from dataclasses import replace
 
 from vodorigin.drm import aes
 from vodorigin.drm.keys import ContentKey
-from vodorigin.errors import NotFound
+from vodorigin.drm.sample_aes import check_track, encrypt_segment
+from vodorigin.errors import NotFound, UnsupportedMedia
+from vodorigin.media.frames import SourceBytes, TrackFrames
 from vodorigin.media.model import MediaSet
+from vodorigin.mux import mpegts, ts_write
+from vodorigin.mux.mpegts import TsPlan
 from vodorigin.packagers.output import Document, MediaSegment, PackagerContext
 from vodorigin.packagers.playlist import Placed, in_clip, placed
-from vodorigin.packagers.shared import FMP4
+from vodorigin.packagers.shared import FMP4, MPEGTS
 from vodorigin.urls import FileName
 
 KEY_TYPE = "application/octet-stream"
@@ -34,12 +41,21 @@ def encrypting(context: PackagerContext) -> bool:
     return context.encrypts("hls")
 
 
+def sample_aes(context: PackagerContext) -> bool:
+    return context.hls_encryption_method == "sample-aes"
+
+
 def key_tag(name: FileName, clips: list[Placed], clip: Placed, container: str, context: PackagerContext
             ) -> str:
     """The EXT-X-KEY of one clip of a rendition."""
     key, path = context.key(clip.movie.source.path), clip.movie.source.path
-    attributes = ["METHOD=AES-128", f'URI="{_uri(name, clips, clip, key, context)}"']
-    iv = _iv(key, path, container, None)
+    if sample_aes(context):
+        _check_container(container)
+        for track in clip.tracks:
+            check_track(track.codec.fourcc, track.codec.codec_string, track.media_type)
+    method = "SAMPLE-AES" if sample_aes(context) else "AES-128"
+    attributes = [f"METHOD={method}", f'URI="{_uri(name, clips, clip, key, context)}"']
+    iv = _iv(key, path, container, None, sample_aes(context))
     if iv is not None:
         attributes.append(f"IV=0x{iv.hex().upper()}")
     return "#EXT-X-KEY:" + ",".join(attributes)
@@ -55,14 +71,41 @@ def _uri(name: FileName, clips: list[Placed], clip: Placed, key: ContentKey, con
     return "encryption" + "".join(f"-{token}" for token in tokens) + ".key"
 
 
-def _iv(key: ContentKey, path: str, container: str, number: int | None) -> bytes | None:
-    """The IV: the DRM info's; for fMP4 a constant one (the init is encrypted too); for a TS
-    segment its media sequence number (None in the playlist: no IV attribute)."""
+def _iv(key: ContentKey, path: str, container: str, number: int | None, samples: bool = False
+        ) -> bytes | None:
+    """The IV: the DRM info's; for fMP4 (the init is encrypted too) and for SAMPLE-AES a constant
+    one, written in the EXT-X-KEY; for a TS segment encrypted whole its media sequence number
+    (None in the playlist: no IV attribute). SAMPLE-AES differs from nginx-vod-module here, which
+    leaves the IV to the sequence number: hls.js decrypts SAMPLE-AES only with an IV attribute,
+    and ffmpeg decrypts the last frame of each segment with the next segment's IV."""
     if key.iv is not None:
         return key.iv
-    if container == FMP4:
+    if container == FMP4 or samples:
         return aes.constant_iv(path)
     return aes.sequence_iv(number) if number is not None else None
+
+
+def _check_container(container: str) -> None:
+    if container == FMP4:
+        raise UnsupportedMedia("SAMPLE-AES is written in MPEG-TS only (H.264 with AAC or AC-3); this "
+                               "rendition is fMP4 (its codecs, or hls_container): cbcs is not done")
+
+
+def sample_aes_segment(plan: TsPlan, frames: list[TrackFrames], clip: Placed, number: int,
+                       segment: MediaSegment, context: PackagerContext) -> MediaSegment:
+    """A TS segment whose samples are encrypted (drm/sample_aes.py); its size is known once they
+    are (emulation prevention adds bytes)."""
+    for track in frames:
+        check_track(track.track.codec.fourcc, track.track.codec.codec_string, track.track.media_type)
+    key = context.key(clip.movie.source.path)
+    iv = _iv(key, clip.movie.source.path, MPEGTS, number, samples=True)
+    assert iv is not None
+
+    def render(source: SourceBytes) -> bytes:
+        encrypted, buffer = encrypt_segment(frames, source, key.key, iv)
+        return ts_write.write_segment(mpegts.plan_segment(plan.number, encrypted, sample_aes=True), buffer)
+
+    return replace(segment, size=None, render=render)
 
 
 def encrypted_segment(segment: MediaSegment, clip: Placed, number: int, container: str,
@@ -71,6 +114,8 @@ def encrypted_segment(segment: MediaSegment, clip: Placed, number: int, containe
     PKCS#7 pads predictably), else as it is."""
     if not encrypting(context):
         return segment
+    if sample_aes(context):
+        _check_container(container)
     key, path = context.key(clip.movie.source.path), clip.movie.source.path
     iv = _iv(key, path, container, number)
     assert iv is not None and segment.size is not None
@@ -83,6 +128,8 @@ def encrypted_init(document: Document, clip: Placed, context: PackagerContext) -
     """The initialization section, encrypted when HLS encrypts."""
     if not encrypting(context):
         return document
+    if sample_aes(context):
+        _check_container(FMP4)
     key, path = context.key(clip.movie.source.path), clip.movie.source.path
     iv = _iv(key, path, FMP4, None)
     assert iv is not None

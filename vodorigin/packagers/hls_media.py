@@ -13,7 +13,14 @@ from vodorigin.media.frames import ByteRange, SourceBytes, TrackFrames, merged_r
 from vodorigin.media.model import MediaSet, MediaType, Track
 from vodorigin.media.segmenter import Timeline
 from vodorigin.mux import fmp4, mpegts, ts_write
-from vodorigin.packagers.hls_keys import encrypted_init, encrypted_segment, encrypting, key_tag
+from vodorigin.packagers.hls_keys import (
+    encrypted_init,
+    encrypted_segment,
+    encrypting,
+    key_tag,
+    sample_aes,
+    sample_aes_segment,
+)
 from vodorigin.packagers.output import Document, MediaSegment, PackagerContext
 from vodorigin.packagers.playlist import Placed, in_clip, locate, placed
 from vodorigin.packagers.shared import FMP4, MPEGTS, mp4_type
@@ -26,6 +33,7 @@ PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
 TS_TYPE = "video/MP2T"
 VTT_TYPE = "text/vtt"
 HLS_VERSION = {MPEGTS: 3, FMP4: 6}  # decimal EXTINF (RFC 8216 7); EXT-X-MAP without I-frames only: 6
+SAMPLE_AES_VERSION = 5  # as nginx-vod-module and Apple's tools write SAMPLE-AES playlists
 FMP4_VIDEO = ("hvc1", "hev1", "av01")  # what `auto` packages as fMP4 (TS for H.264)
 # WebVTT cue time 0 is this MPEG-TS time: the presentation delay every segment's timestamps carry
 TIMESTAMP_MAP = PRESENTATION_DELAY_MS * MPEG_TS_CLOCK // 1000
@@ -81,7 +89,9 @@ def render_media_playlist(timelines: list[Timeline], tokens: str, container: str
     EXT-X-MAP it also covers."""
     per_clip = [[f"{d / t.timescale:.3f}" for d in t.durations().tolist()] for t in timelines]
     suffix = f"-{tokens}" if tokens else ""
-    lines = vod_playlist_head(HLS_VERSION[container], [d for durations in per_clip for d in durations])
+    samples_encrypted = keys is not None and "METHOD=SAMPLE-AES" in keys[0]
+    version = max(HLS_VERSION[container], SAMPLE_AES_VERSION if samples_encrypted else 0)
+    lines = vod_playlist_head(version, [d for durations in per_clip for d in durations])
     extension = "m4s" if container == FMP4 else extension or "ts"
     number, current_key = 1, None
     for index, durations in enumerate(per_clip):
@@ -131,6 +141,8 @@ def ts_segment(name: FileName, media: MediaSet, context: PackagerContext) -> Med
         return ts_write.write_segment(plan, source)
 
     segment = MediaSegment(plan.size, TS_TYPE, clip.movie.source, ranges, render)
+    if sample_aes(context):
+        return sample_aes_segment(plan, frames, clip, name.number or 1, segment, context)
     return encrypted_segment(segment, clip, name.number or 1, MPEGTS, context)
 
 

@@ -40,9 +40,10 @@ function note(text, isError) {
   document.getElementById("log").append(item);
 }
 
-function fail(engine, type, details, fatal) {
-  vod.errors.push({engine, type: String(type), details: String(details), fatal: Boolean(fatal)});
-  note(`${engine} ${fatal ? "FATAL" : "error"} ${type} ${details}`, true);
+function fail(engine, type, details, fatal, reason) {
+  vod.errors.push({engine, type: String(type), details: String(details), fatal: Boolean(fatal),
+                   reason: reason ? String(reason) : ""});
+  note(`${engine} ${fatal ? "FATAL" : "error"} ${type} ${details}${reason ? ` (${reason})` : ""}`, true);
 }
 
 // A request that failed: ask the origin once more and show its status and reason (our errors
@@ -109,7 +110,7 @@ function playHls(url) {
   const hls = new Hls({backBufferLength: Infinity});
   vod.player = hls;
   hls.on(Hls.Events.ERROR, (_, data) => {
-    fail("hls.js", data.type, data.details, data.fatal);
+    fail("hls.js", data.type, data.details, data.fatal, data.reason || (data.error && data.error.message));
     if (data.type === Hls.ErrorTypes.NETWORK_ERROR) {
       explain("hls.js", data.url || (data.frag && data.frag.url) || (data.context && data.context.url));
     }
