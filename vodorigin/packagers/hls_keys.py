@@ -97,9 +97,7 @@ def sample_aes_segment(plan: TsPlan, frames: list[TrackFrames], clip: Placed, nu
     are (emulation prevention adds bytes)."""
     for track in frames:
         check_track(track.track.codec.fourcc, track.track.codec.codec_string, track.track.media_type)
-    key = context.key(clip.movie.source.path)
-    iv = _iv(key, clip.movie.source.path, MPEGTS, number, samples=True)
-    assert iv is not None
+    key, iv = _key_and_iv(clip, MPEGTS, number, context)
 
     def render(source: SourceBytes) -> bytes:
         encrypted, buffer = encrypt_segment(frames, source, key.key, iv)
@@ -114,11 +112,8 @@ def encrypted_segment(segment: MediaSegment, clip: Placed, number: int, containe
     PKCS#7 pads predictably), else as it is."""
     if not encrypting(context):
         return segment
-    if sample_aes(context):
-        _check_container(container)
-    key, path = context.key(clip.movie.source.path), clip.movie.source.path
-    iv = _iv(key, path, container, number)
-    assert iv is not None and segment.size is not None
+    key, iv = _key_and_iv(clip, container, number, context)
+    assert segment.size is not None
     render = segment.render
     return replace(segment, size=aes.padded_size(segment.size),
                    render=lambda source: aes.encrypt(render(source), key.key, iv))
@@ -128,12 +123,20 @@ def encrypted_init(document: Document, clip: Placed, context: PackagerContext) -
     """The initialization section, encrypted when HLS encrypts."""
     if not encrypting(context):
         return document
-    if sample_aes(context):
-        _check_container(FMP4)
-    key, path = context.key(clip.movie.source.path), clip.movie.source.path
-    iv = _iv(key, path, FMP4, None)
-    assert iv is not None
+    key, iv = _key_and_iv(clip, FMP4, None, context)
     return replace(document, body=aes.encrypt(document.body, key.key, iv))
+
+
+def _key_and_iv(clip: Placed, container: str, number: int | None, context: PackagerContext
+                ) -> tuple[ContentKey, bytes]:
+    """The key and IV that encrypt a segment (number) or an init section (None) of a clip."""
+    samples = sample_aes(context)
+    if samples:
+        _check_container(container)
+    key, path = context.key(clip.movie.source.path), clip.movie.source.path
+    iv = _iv(key, path, container, number, samples)
+    assert iv is not None
+    return key, iv
 
 
 def key_file(name: FileName, media: MediaSet, context: PackagerContext) -> Document:
