@@ -47,7 +47,7 @@ class RequestReads:
 
 
 request_reads: ContextVar[RequestReads | None] = ContextVar("request_reads", default=None)
-MAX_PENDING_DURATIONS = 10_000  # read durations kept for /metrics between two requests
+MAX_PENDING_DURATIONS = 10_000  # read durations kept for /metrics between two syncs (web/observe.py)
 
 
 def count_read(counters: UpstreamCounters, nbytes: int, seconds: float | None = None) -> None:

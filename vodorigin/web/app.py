@@ -185,7 +185,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.origin = origin
     app.state.observer = observer
 
-
     def wrapped(inner: ASGIApp) -> ASGIApp:
         """observe(cors(protect(inner))): around FastAPI's routes and the media dispatch alike."""
         protected = ProtectionMiddleware(inner, secret_header=settings.origin_secret_header,
