@@ -224,8 +224,8 @@ def test_init_segments_are_protected(encrypted: httpx.Client) -> None:
     for rep, original, renamed in (("v1", b"avc1", b"encv"), ("a1", b"mp4a", b"enca")):
         init = encrypted.get(f"/dash/bframes.mp4/init-{rep}.mp4").content
         stsd = _find(init, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"])
-        (kind, entry_start, entry_end), = boxes(init, stsd[0] + 8, stsd[1])
-        assert kind == renamed
+        (kind, entry_start, entry_end), (clear_kind, _, _) = boxes(init, stsd[0] + 8, stsd[1])
+        assert kind == renamed and clear_kind == original  # the clear entry for the clear lead
         sinf = init.index(b"sinf", entry_start, entry_end) - 4
         frma = _find(init, [b"frma"], sinf + 8, entry_end)
         assert init[frma[0] : frma[1]] == original
@@ -285,9 +285,11 @@ def ctr_decrypt(sample: bytes, iv: bytes, subsamples: list[tuple[int, int]] | No
 @pytest.mark.parametrize("rep", ["v1", "a1"])
 def test_cenc_fragments_decrypt_to_the_clear_ones(rep: str, encrypted: httpx.Client, clear: httpx.Client,
                                                   tmp_path: Path) -> None:
-    """Every fragment: senc/saiz/saio describe its samples, and decrypted it is the clear fragment's
-    mdat byte for byte; most of each video sample was encrypted (NAL headers clear); HEAD says
-    the size GET sends; ffmpeg decrypts it with -decryption_key and cannot decode it without."""
+    """The first fragment is the clear lead (the init's second, clear sample entry; nothing to
+    decrypt). Every other fragment: senc/saiz/saio describe its samples, and decrypted it is the
+    clear fragment's mdat byte for byte; most of each video sample was encrypted (NAL headers
+    clear); HEAD says the size GET sends; ffmpeg decrypts it with -decryption_key and cannot
+    decode it without."""
     require_tools()
     mpd = etree.fromstring(encrypted.get("/dash/bframes.mp4/manifest.mpd").content)
     timeline = mpd.find(f".//d:Representation[@id='{rep}']/d:SegmentTemplate/d:SegmentTimeline", MPD)
@@ -301,6 +303,13 @@ def test_cenc_fragments_decrypt_to_the_clear_ones(rep: str, encrypted: httpx.Cli
         plain = clear.get(url).content
         sizes = trun_sizes(fragment)
         assert sizes == trun_sizes(plain)
+        if number == 1:  # the clear lead (drm_clear_lead_segment_count 1): the clear entry, no senc
+            assert b"senc" not in fragment and fragment[_find(fragment, [b"mdat"])[0] :] == \
+                plain[_find(plain, [b"mdat"])[0] :]
+            tfhd = _find(fragment, [b"moof", b"traf", b"tfhd"])
+            flags, index = fragment[tfhd[0] + 3], fragment[tfhd[0] + 8 : tfhd[0] + 12]
+            assert flags & 0x02 and index == b"\x00\x00\x00\x02"  # sample_description_index 2
+            continue
         entries = senc_entries(fragment)
         assert len(entries) == len(sizes)
         saiz = _find(fragment, [b"moof", b"traf", b"saiz"])
@@ -538,3 +547,19 @@ def test_emulation_prevention_matches_a_writers_state_machine(values: list[int])
         zeros = zeros + 1 if byte == 0 else 0
     assert emulation_prevented(data) == bytes(out)
     assert without_emulation_prevention(bytes(out)) == data
+
+
+@pytest.mark.parametrize("count", [0, 2])
+def test_the_clear_lead_is_a_setting(count: int, drm_service: FaultServer) -> None:
+    """drm_clear_lead_segment_count: 0 encrypts from the first fragment and the init has one sample
+    entry; 2 leaves two fragments clear."""
+    settings = Settings(media_root=str(FIXTURES), drm_info_url=f"{drm_service.base}/drm",
+                        dash={"drm_enabled": True}, drm_clear_lead_segment_count=count,
+                        **LIVE_SETTINGS)  # type: ignore[arg-type]
+    with LiveServer(settings) as live, httpx.Client(base_url=live.base, timeout=30) as client:
+        init = client.get("/dash/bframes.mp4/init-v1.mp4").content
+        stsd = _find(init, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"])
+        assert len(boxes(init, stsd[0] + 8, stsd[1])) == (2 if count else 1)
+        encrypted = [b"senc" in client.get(f"/dash/bframes.mp4/fragment-{n}-v1.m4s").content
+                     for n in (1, 2, 3)]
+    assert encrypted == [n > count for n in (1, 2, 3)]

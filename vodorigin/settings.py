@@ -80,6 +80,7 @@ class Settings(BaseModel):
     drm_info_cache_bytes: int = Field(4 * 1024 * 1024, ge=0)  # DRM answers kept, bounded by bytes
     drm_info_cache_ttl: float = Field(60.0, gt=0)  # seconds a DRM answer is used before it is asked again
     max_drm_info_size: int = Field(64 * 1024, ge=1024)  # bytes of a DRM-info response
+    drm_clear_lead_segment_count: int = Field(1, ge=0)  # DASH: the first segments stay clear
 
     # upstream reads (http, s3)
     upstream_timeout: float = Field(10.0, gt=0)  # seconds for one read, retries included

@@ -99,8 +99,8 @@ def dinf() -> bytes:
     return box(b"dinf", full_box(b"dref", 0, 0, struct.pack(">I", 1), full_box(b"url ", 0, 1)))
 
 
-def stsd(sample_entry: bytes) -> bytes:
-    return full_box(b"stsd", 0, 0, struct.pack(">I", 1), sample_entry)
+def stsd(*sample_entries: bytes) -> bytes:
+    return full_box(b"stsd", 0, 0, struct.pack(">I", len(sample_entries)), *sample_entries)
 
 
 def run_lengths(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

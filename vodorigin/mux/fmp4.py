@@ -25,6 +25,7 @@ from vodorigin.media.model import MediaType, Track
 from vodorigin.mp4 import write
 
 TFHD_DEFAULT_BASE_IS_MOOF = 0x020000  # 8.8.7.1: data offsets are relative to the moof
+TFHD_SAMPLE_DESCRIPTION = 0x000002  # 8.8.7.1: sample-description-index-present
 TRUN_DATA_OFFSET = 0x000001
 TRUN_DURATION = 0x000100
 TRUN_SIZE = 0x000200
@@ -35,10 +36,13 @@ NON_SYNC_SAMPLE_FLAGS = 0x01010000  # sample_depends_on = 1, sample_is_non_sync_
 BRANDS = (b"iso6", b"cmfc", b"mp41", b"dash")
 
 
-def init_segment(tracks: list[Track], moov_extra: bytes = b"") -> bytes:
+def init_segment(tracks: list[Track], moov_extra: bytes = b"", second_entries: tuple[bytes, ...] = ()
+                 ) -> bytes:
     """ftyp + moov with empty sample tables and mvex/trex (8.8.1, 8.8.3); moov_extra ends the moov
-    (the pssh boxes of an encrypted stream, ISO/IEC 23001-7 8.1)."""
-    traks = [_init_trak(track) for track in tracks]
+    (the pssh boxes of an encrypted stream, ISO/IEC 23001-7 8.1); second_entries[i], when given,
+    is tracks[i]'s second sample entry (the clear one of an encrypted track with a clear lead)."""
+    traks = [_init_trak(track, second) for track, second in
+             zip(tracks, second_entries or (b"",) * len(tracks), strict=True)]
     trexes = [write.full_box(b"trex", 0, 0, struct.pack(">IIIII", t.track_id, 1, 0, 0, 0)) for t in tracks]
     moov = write.box(b"moov", write.mvhd(1000, 0, write.next_track_id(t.track_id for t in tracks)), *traks,
                      write.box(b"mvex", *trexes), moov_extra)
@@ -52,12 +56,13 @@ def handler_type(track: Track) -> bytes:
     return b"soun" if track.media_type is MediaType.AUDIO else b"vide"
 
 
-def _init_trak(track: Track) -> bytes:
+def _init_trak(track: Track, second_entry: bytes = b"") -> bytes:
     audio = track.media_type is MediaType.AUDIO
     handler, media_header = write.handler_and_header(handler_type(track))
     empty = struct.pack(">I", 0)
+    entries = (track.codec.sample_entry, second_entry) if second_entry else (track.codec.sample_entry,)
     stbl = write.box(
-        b"stbl", write.stsd(track.codec.sample_entry), write.full_box(b"stts", 0, 0, empty),
+        b"stbl", write.stsd(*entries), write.full_box(b"stts", 0, 0, empty),
         write.full_box(b"stsc", 0, 0, empty), write.full_box(b"stsz", 0, 0, struct.pack(">II", 0, 0)),
         write.full_box(b"stco", 0, 0, empty),
     )
@@ -78,6 +83,7 @@ class FragmentTrack:
     traf_extra: bytes = b""
     decode_time_box: bool = True  # tfdt
     encryption: list[SampleAux] | None = None
+    sample_description: int = 1  # the stsd entry its samples use (2: the clear one of a clear lead)
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FragmentPlan:
@@ -139,7 +145,11 @@ def _traf(fragment: FragmentTrack, data_offset: int, position: int = 0) -> bytes
     """tfhd (8.8.7) + tfdt (8.8.12, 64-bit) + trun (8.8.8, version 1: signed composition offsets)."""
     frames = fragment.frames
     track_id = frames.track.track_id
-    tfhd = write.full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))
+    if fragment.sample_description == 1:
+        tfhd = write.full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF, struct.pack(">I", track_id))
+    else:  # sample-description-index-present (8.8.7.1)
+        tfhd = write.full_box(b"tfhd", 0, TFHD_DEFAULT_BASE_IS_MOOF | TFHD_SAMPLE_DESCRIPTION,
+                              struct.pack(">II", track_id, fragment.sample_description))
     base_time = (int(frames.dts[0]) if frames.count else 0) + fragment.decode_offset
     tfdt = write.full_box(b"tfdt", 1, 0, struct.pack(">Q", max(base_time, 0)))
     flags = TRUN_DATA_OFFSET | TRUN_DURATION | TRUN_SIZE | TRUN_FLAGS | TRUN_COMPOSITION_OFFSET

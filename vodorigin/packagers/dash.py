@@ -68,9 +68,12 @@ def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:
 
 def _init(clip: Placed, context: PackagerContext) -> Document:
     """The init segment; encrypted (drm_enabled), its sample entry is protected (encv/enca with the
-    KID) and its moov ends with the DRM systems' pssh boxes (where dash.js looks for ClearKey's)."""
+    KID) and its moov ends with the DRM systems' pssh boxes (where dash.js looks for ClearKey's).
+    With a clear lead the clear sample entry follows as the second (as nginx-vod-module does),
+    which the clear fragments name in their tfhd."""
     (track,) = clip.tracks
     written, pssh = track, b""
+    second: tuple[bytes, ...] = ()
     if track.media_type is MediaType.SUBTITLE:
         written = output_track(track, context.dash_subtitle_format)
     elif context.encrypts("dash"):
@@ -79,7 +82,8 @@ def _init(clip: Placed, context: PackagerContext) -> Document:
         entry = cenc.protected_sample_entry(track.codec.sample_entry, key.key_id)
         written = replace(track, codec=replace(track.codec, sample_entry=entry))
         pssh = b"".join(system.pssh for system in key.systems)
-    return Document(fmp4.init_segment([written], pssh), mp4_type((track,)), (clip.movie.source,))
+        second = (track.codec.sample_entry,) if context.clear_lead else ()
+    return Document(fmp4.init_segment([written], pssh, second), mp4_type((track,)), (clip.movie.source,))
 
 
 def segment_config(context: PackagerContext) -> SegmentConfig:
@@ -114,10 +118,11 @@ def fragment(name: FileName, clips: list[Placed], context: PackagerContext) -> O
     frames = segment_frames(track, clip.timeline, number, context.max_frames_per_segment)
     delay = rescale(PRESENTATION_DELAY_MS, 1000, track.timescale)
     ranges = merged_ranges([frames], context.read_merge_gap)
-    if context.encrypts("dash"):
+    clear_lead = context.encrypts("dash") and sequence <= context.clear_lead
+    if context.encrypts("dash") and not clear_lead:
         return _encrypted_fragment(clip, frames, delay, sequence, ranges, context)
-    plan = fmp4.plan_fragment(sequence, [fmp4.FragmentTrack(frames, delay)], segment_type=True,
-                              segment_index=context.dash_segment_index)
+    part = fmp4.FragmentTrack(frames, delay, sample_description=2 if clear_lead else 1)
+    plan = fmp4.plan_fragment(sequence, [part], segment_type=True, segment_index=context.dash_segment_index)
 
     def render(source: SourceBytes) -> bytes:
         return fmp4.write_fragment(plan, [source.frame_views(frames)])
