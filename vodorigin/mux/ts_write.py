@@ -1,5 +1,5 @@
 """Writing a planned MPEG-TS segment (ISO/IEC 13818-1) with numpy: Python touches each frame at
-most twice and each PES not at all.
+most twice, and each PES only to read its plan.
 
 mpegts.plan_segment gives every PES its packets. The ES packets' 184-byte payloads, end to end, form
 one buffer (`body`). A PES's own bytes (its header, then for each frame a lead, the access unit
