@@ -563,3 +563,23 @@ def test_the_clear_lead_is_a_setting(count: int, drm_service: FaultServer) -> No
         encrypted = [b"senc" in client.get(f"/dash/bframes.mp4/fragment-{n}-v1.m4s").content
                      for n in (1, 2, 3)]
     assert encrypted == [n > count for n in (1, 2, 3)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([1, 5, 6, 9]), st.binary(min_size=0, max_size=400)),
+                min_size=1, max_size=4),
+       st.sampled_from([b"\x00" * 40, bytes(range(40))]))
+def test_sample_aes_frames_decrypt_to_themselves(nals: list[tuple[int, bytes]], padding: bytes) -> None:
+    """Any length-prefixed frame (slices and others, with runs of zeros and bytes <= 3 anywhere):
+    encrypted, each NAL unit decrypts the Apple way back to itself, and the lengths follow."""
+    from vodorigin.drm.sample_aes import encrypt_h264_frame
+
+    units = [bytes((0x60 | kind,)) + body + padding[: len(body) % 41] + b"\x80" for kind, body in nals]
+    frame = b"".join(len(unit).to_bytes(4, "big") + unit for unit in units)
+    encrypted = encrypt_h264_frame(memoryview(frame), KEY, IV, 4)
+    position, decrypted = 0, []
+    while position < len(encrypted):
+        length = int.from_bytes(encrypted[position : position + 4], "big")
+        decrypted.append(sample_aes_decrypt_nal(encrypted[position + 4 : position + 4 + length], KEY, IV))
+        position += 4 + length
+    assert position == len(encrypted) and decrypted == units
