@@ -5,7 +5,6 @@ Only here are per-sample offsets expanded, and only for the samples of one segme
 
 from __future__ import annotations
 
-import bisect
 from dataclasses import dataclass
 
 import numpy as np
@@ -193,9 +192,21 @@ class SourceBytes:
 
     def frame_views_at(self, offsets: np.ndarray, sizes: np.ndarray) -> list[memoryview]:
         """One view per (file offset, size)."""
-        views = []
-        for offset, size in zip(offsets.tolist(), sizes.tolist(), strict=True):
-            index = bisect.bisect_right(self._starts, offset) - 1
-            local = offset - self._starts[index]
-            views.append(self._views[index][local : local + size])
-        return views
+        buffers, local = self.locate(offsets, sizes)
+        views = self._views
+        return [views[buffer][start : start + size]
+                for buffer, start, size in zip(buffers.tolist(), local.tolist(), sizes.tolist(), strict=True)]
+
+    def frame_runs(self, frames: TrackFrames) -> list[memoryview]:
+        """The frames' bytes in decode order in as few views as possible: frames that follow one
+        another in a buffer (most of them, in an interleaved file) share one view."""
+        if not frames.count:
+            return []
+        buffers, local = self.locate(frames.offsets, frames.sizes)
+        ends = local + frames.sizes
+        breaks = np.nonzero((buffers[1:] != buffers[:-1]) | (local[1:] != ends[:-1]))[0] + 1
+        first = np.concatenate(([0], breaks))
+        last = np.concatenate((breaks, [frames.count])) - 1
+        views = self._views
+        return [views[buffer][start:end] for buffer, start, end in
+                zip(buffers[first].tolist(), local[first].tolist(), ends[last].tolist(), strict=True)]

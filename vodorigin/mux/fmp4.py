@@ -166,7 +166,8 @@ def _traf(fragment: FragmentTrack, data_offset: int, position: int = 0) -> bytes
 
 
 def write_fragment(plan: FragmentPlan, frame_bytes: list[list[memoryview]]) -> bytes:
-    """The fragment's bytes; frame_bytes[i] holds the frames of plan.tracks[i] in decode order."""
+    """The fragment's bytes; frame_bytes[i] holds the bytes of plan.tracks[i]'s frames in decode
+    order, in pieces of any size (SourceBytes.frame_runs joins neighbours)."""
     return b"".join([plan.head, *(view for views in frame_bytes for view in views)])
 
 

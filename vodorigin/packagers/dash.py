@@ -125,7 +125,7 @@ def fragment(name: FileName, clips: list[Placed], context: PackagerContext) -> O
     plan = fmp4.plan_fragment(sequence, [part], segment_type=True, segment_index=context.dash_segment_index)
 
     def render(source: SourceBytes) -> bytes:
-        return fmp4.write_fragment(plan, [source.frame_views(frames)])
+        return fmp4.write_fragment(plan, [source.frame_runs(frames)])
 
     return MediaSegment(plan.size, mp4_type((track,)), clip.movie.source, ranges, render)
 

@@ -151,7 +151,7 @@ def fmp4_segment(name: FileName, media: MediaSet, context: PackagerContext) -> M
     plan = fragment_plan(name.number or 1, frames)
 
     def render(source: SourceBytes) -> bytes:
-        return fmp4.write_fragment(plan, [source.frame_views(f) for f in frames])
+        return fmp4.write_fragment(plan, [source.frame_runs(f) for f in frames])
 
     content_type = mp4_type(tuple(f.track for f in frames))
     segment = MediaSegment(plan.size, content_type, clip.movie.source, ranges, render)

@@ -274,7 +274,7 @@ def fragment(media: MediaSet, context: PackagerContext, stream_name: str, bitrat
     plan = fmp4.plan_fragment(number, [part])
 
     def render(source: SourceBytes) -> bytes:
-        return fmp4.write_fragment(plan, [source.frame_views(frames)])
+        return fmp4.write_fragment(plan, [source.frame_runs(frames)])
 
     ranges = merged_ranges([frames], context.read_merge_gap)
     return MediaSegment(plan.size, mp4_type((track,)), clip.movie.source, ranges, render)
