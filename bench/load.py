@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -128,12 +129,50 @@ def main() -> None:
             with floor(url, headers, pread) as bare:
                 floor_rate = wrk(bare.base + "/", headers)
         row(name, ours, floor_rate, f"{size / 1e3:.0f} kB; {ours * size / 1e6:.0f} MB/s")
+    cold_manifests()
     print("scaling with workers (HLS TS segment; HLS index from the response cache)")
     for workers in (1, 2, 4):
         with vodorigin(workers=workers) as server:
             segment = wrk(server.base + ROWS["HLS TS segment, repeated"][0])
             index = wrk(server.base + ROWS["HLS index, response cache"][0])
         print(f"  {workers} worker(s): TS segment {segment:>6.0f} req/s, index {index:>6.0f} req/s")
+
+
+def cold_manifests() -> None:
+    """The 2-hour title's index: the first request to a fresh server (moov read and parsed,
+    timeline derived), and, with every cache off, one request at a time; each against the time
+    the bare app takes to answer the same bytes (its first request, and one at a time)."""
+    index = ROWS["HLS index, response cache"][0]
+    print("2-hour index, one request at a time (median of 20 for the uncached row)")
+    firsts, floors = [], []
+    for _ in range(3):  # fresh servers: the first request is the cold one
+        with vodorigin() as server:
+            start = time.perf_counter()
+            body = httpx.get(server.base + index, timeout=60).content
+            firsts.append(time.perf_counter() - start)
+            with floor(server.base + index) as bare:
+                start = time.perf_counter()
+                assert httpx.get(bare.base + "/").content == body
+                floors.append(time.perf_counter() - start)
+    print(f"  {'first request on a fresh server':<48} {statistics.median(firsts) * 1000:>8.1f} ms   floor "
+          f"{statistics.median(floors) * 1000:>6.1f} ms  (median of 3 servers)")
+    with vodorigin(metadata_cache_bytes="0", response_cache_bytes="0") as server, \
+            httpx.Client(base_url=server.base, timeout=60) as client:
+        uncached = _latencies(client, index)
+        with floor(server.base + index) as bare, httpx.Client(base_url=bare.base, timeout=60) as plain:
+            floor_latency = _latencies(plain, "/")
+    print(f"  {'caches off, one request at a time':<48} {uncached * 1000:>8.1f} ms   floor "
+          f"{floor_latency * 1000:>6.1f} ms  ratio {floor_latency / uncached:.2f}")
+
+
+def _latencies(client: httpx.Client, path: str) -> float:
+    client.get(path)
+    samples = []
+    for _ in range(20):
+        start = time.perf_counter()
+        assert client.get(path).status_code == 200
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
 
 
 if __name__ == "__main__":
