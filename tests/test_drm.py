@@ -460,7 +460,7 @@ def test_sample_aes_ts_decrypts_to_the_clear_samples(sample_aes: httpx.Client, c
     for segment in m3u8.loads(index).segments:
         ours = sample_aes.get(f"/hls/bframes.mp4/{segment.uri}")
         theirs = clear.get(f"/hls/bframes.mp4/{segment.uri}").content
-        assert ours.status_code == 200 and int(ours.headers["content-length"]) == len(ours.content)
+        assert ours.status_code == 200
         assert int(sample_aes.head(f"/hls/bframes.mp4/{segment.uri}").headers["content-length"]) == \
             len(ours.content)
         pmt = ours.content[188 : 2 * 188]

@@ -47,13 +47,13 @@ def check_track(codec_fourcc: str, codec_string: str, media_type: MediaType) -> 
 
 def encrypt_segment(tracks: list[TrackFrames], source: SourceBytes, key: bytes, iv: bytes
                     ) -> tuple[list[TrackFrames], SourceBytes]:
-    """The segment's frames encrypted, as new frames over one new buffer (their sizes may grow)."""
+    """The segment's frames encrypted, as new frames over one new buffer (their sizes may grow);
+    their codecs are ones check_track accepts."""
     pieces: list[bytes] = []
     position = 0
     encrypted = []
     for frames in tracks:
         track = frames.track
-        check_track(track.codec.fourcc, track.codec.codec_string, track.media_type)
         video = track.media_type is MediaType.VIDEO
         sizes = []
         for view in source.frame_views(frames):

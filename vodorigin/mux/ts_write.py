@@ -66,22 +66,12 @@ class _Layout:
     """Where each PES lies in `body`, as arrays over the segment's PES (in plan order)."""
 
     def __init__(self, plan: TsPlan) -> None:
-        def column(values: list[int]) -> np.ndarray:
-            return np.array(values, dtype=I64)
-
-        units = plan.pes
-        self.stream = column([u.stream for u in units])
-        self.frame_start = column([u.frame_start for u in units])
-        self.frame_stop = column([u.frame_stop for u in units])
-        self.packets = column([u.packets for u in units])
-        self.header_size = column([u.header_size for u in units])
-        self.es_size = column([u.es_size for u in units])
-        self.first_af = column([u.first_af for u in units])
-        self.extra = column([u.extra_packets for u in units])
-        self.pts = column([u.pts for u in units])
-        self.dts = column([u.dts for u in units])
-        self.pcr = column([-1 if u.pcr is None else u.pcr for u in units])
-        self.random_access = np.array([u.random_access for u in units], dtype=bool)
+        table = np.array([(u.stream, u.frame_start, u.frame_stop, u.packets, u.header_size, u.es_size,
+                           u.first_af, u.extra_packets, u.pts, u.dts, -1 if u.pcr is None else u.pcr,
+                           u.random_access) for u in plan.pes], dtype=I64).reshape(-1, 12)
+        (self.stream, self.frame_start, self.frame_stop, self.packets, self.header_size, self.es_size,
+         self.first_af, self.extra, self.pts, self.dts, self.pcr, random_access) = table.T
+        self.random_access = random_access.astype(bool)
         self.first_packet = np.cumsum(self.packets) - self.packets
         self.start = self.first_packet * PACKET_PAYLOAD
         self.body_size = int(self.packets.sum()) * PACKET_PAYLOAD

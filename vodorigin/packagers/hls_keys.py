@@ -25,13 +25,12 @@ from vodorigin.drm import aes
 from vodorigin.drm.keys import ContentKey
 from vodorigin.drm.sample_aes import check_track, encrypt_segment
 from vodorigin.errors import NotFound, UnsupportedMedia
-from vodorigin.media.frames import SourceBytes, TrackFrames
+from vodorigin.media.frames import ByteRange, SourceBytes, TrackFrames
 from vodorigin.media.model import MediaSet
 from vodorigin.mux import mpegts, ts_write
-from vodorigin.mux.mpegts import TsPlan
 from vodorigin.packagers.output import Document, MediaSegment, PackagerContext
 from vodorigin.packagers.playlist import Placed, in_clip, placed
-from vodorigin.packagers.shared import FMP4, MPEGTS
+from vodorigin.packagers.shared import FMP4, MPEGTS, TS_TYPE
 from vodorigin.urls import FileName
 
 KEY_TYPE = "application/octet-stream"
@@ -91,19 +90,20 @@ def _check_container(container: str) -> None:
                                "rendition is fMP4 (its codecs, or hls_container): cbcs is not done")
 
 
-def sample_aes_segment(plan: TsPlan, frames: list[TrackFrames], clip: Placed, number: int,
-                       segment: MediaSegment, context: PackagerContext) -> MediaSegment:
-    """A TS segment whose samples are encrypted (drm/sample_aes.py); its size is known once they
-    are (emulation prevention adds bytes)."""
+def sample_aes_segment(frames: list[TrackFrames], clip: Placed, number: int, ranges: list[ByteRange],
+                       context: PackagerContext) -> MediaSegment:
+    """TS segment `number` with its samples encrypted (drm/sample_aes.py), planned once they are:
+    emulation prevention adds bytes, so its size is known only then. Codecs SAMPLE-AES cannot carry
+    are a 415 before anything is read."""
     for track in frames:
         check_track(track.track.codec.fourcc, track.track.codec.codec_string, track.track.media_type)
     key, iv = _key_and_iv(clip, MPEGTS, number, context)
 
     def render(source: SourceBytes) -> bytes:
         encrypted, buffer = encrypt_segment(frames, source, key.key, iv)
-        return ts_write.write_segment(mpegts.plan_segment(plan.number, encrypted, sample_aes=True), buffer)
+        return ts_write.write_segment(mpegts.plan_segment(number, encrypted, sample_aes=True), buffer)
 
-    return replace(segment, size=None, render=render)
+    return MediaSegment(None, TS_TYPE, clip.movie.source, ranges, render)
 
 
 def encrypted_segment(segment: MediaSegment, clip: Placed, number: int, container: str,

@@ -23,14 +23,13 @@ from vodorigin.packagers.hls_keys import (
 )
 from vodorigin.packagers.output import Document, MediaSegment, PackagerContext
 from vodorigin.packagers.playlist import Placed, in_clip, locate, placed
-from vodorigin.packagers.shared import FMP4, MPEGTS, mp4_type
+from vodorigin.packagers.shared import FMP4, MPEGTS, TS_TYPE, mp4_type
 from vodorigin.packagers.text import presented_cues, timeline_span_ms
 from vodorigin.text import cues_between, webvtt_document
 from vodorigin.timing import MPEG_TS_CLOCK, PRESENTATION_DELAY_MS, rescale
 from vodorigin.urls import FileName
 
 PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
-TS_TYPE = "video/MP2T"
 VTT_TYPE = "text/vtt"
 HLS_VERSION = {MPEGTS: 3, FMP4: 6}  # decimal EXTINF (RFC 8216 7); EXT-X-MAP without I-frames only: 6
 SAMPLE_AES_VERSION = 5  # as nginx-vod-module and Apple's tools write SAMPLE-AES playlists
@@ -75,13 +74,14 @@ def media_playlist(name: FileName, media: MediaSet, context: PackagerContext) ->
         keys = [key_tag(name, clips, clip, container, context) for clip in clips] \
             if encrypting(context) else None
         text = render_media_playlist(timelines, name.tokens, container, discontinuity=media.discontinuity,
-                                     keys=keys)
+                                     keys=keys,
+                                     min_version=SAMPLE_AES_VERSION if sample_aes(context) else 0)
     return playlist(text, media)
 
 
 def render_media_playlist(timelines: list[Timeline], tokens: str, container: str = MPEGTS,
-                          extension: str = "", discontinuity: bool = True, keys: list[str] | None = None
-                          ) -> str:
+                          extension: str = "", discontinuity: bool = True, keys: list[str] | None = None,
+                          min_version: int = 0) -> str:
     """A VOD media playlist (RFC 8216 4.3.3): every segment with its real duration. A mapped
     playlist lists its clips one after another, numbering segments through them, with
     EXT-X-DISCONTINUITY (4.3.2.3) and, for fMP4, the next clip's EXT-X-MAP where they change.
@@ -89,9 +89,8 @@ def render_media_playlist(timelines: list[Timeline], tokens: str, container: str
     EXT-X-MAP it also covers."""
     per_clip = [[f"{d / t.timescale:.3f}" for d in t.durations().tolist()] for t in timelines]
     suffix = f"-{tokens}" if tokens else ""
-    samples_encrypted = keys is not None and "METHOD=SAMPLE-AES" in keys[0]
-    version = max(HLS_VERSION[container], SAMPLE_AES_VERSION if samples_encrypted else 0)
-    lines = vod_playlist_head(version, [d for durations in per_clip for d in durations])
+    lines = vod_playlist_head(max(HLS_VERSION[container], min_version),
+                              [d for durations in per_clip for d in durations])
     extension = "m4s" if container == FMP4 else extension or "ts"
     number, current_key = 1, None
     for index, durations in enumerate(per_clip):
@@ -135,14 +134,14 @@ def _segment_frames(name: FileName, media: MediaSet, context: PackagerContext
 def ts_segment(name: FileName, media: MediaSet, context: PackagerContext) -> MediaSegment:
     """Continuity counters follow the playlist number, so segments stay continuous across clips."""
     clip, frames, ranges = _segment_frames(name, media, context)
+    if sample_aes(context):
+        return sample_aes_segment(frames, clip, name.number or 1, ranges, context)
     plan = mpegts.plan_segment(name.number or 1, frames)
 
     def render(source: SourceBytes) -> bytes:
         return ts_write.write_segment(plan, source)
 
     segment = MediaSegment(plan.size, TS_TYPE, clip.movie.source, ranges, render)
-    if sample_aes(context):
-        return sample_aes_segment(plan, frames, clip, name.number or 1, segment, context)
     return encrypted_segment(segment, clip, name.number or 1, MPEGTS, context)
 
 

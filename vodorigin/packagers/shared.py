@@ -12,6 +12,7 @@ from vodorigin.mux import fmp4, mpegts
 from vodorigin.urls import FileName
 
 MPEGTS, FMP4 = "mpegts", "fmp4"
+TS_TYPE = "video/MP2T"
 
 
 def mp4_type(tracks: tuple[Track, ...]) -> str:
