@@ -67,6 +67,8 @@ STREAMS = {  # name -> (server, URL): the two HLS containers, the Kaltura deploy
     "hls-aes128-fmp4-urlset": ("encrypted-fmp4", f"/hls/{URLSET}/master.m3u8"),
     "dash-cenc-clearkey": ("encrypted", "/dash/bframes.mp4/manifest.mpd"),
     "dash-cenc-clearkey-urlset": ("encrypted", f"/dash/{URLSET}/manifest.mpd"),
+    # Common Encryption 'cbcs' (1:9 pattern, slice headers clear), W3C ClearKey
+    "dash-cbcs-clearkey": ("cbcs", "/dash/bframes.mp4/manifest.mpd"),
     # HLS SAMPLE-AES in TS: hls.js decrypts each slice NAL and AAC frame itself (Web Crypto)
     "hls-sample-aes-ts": ("sample-aes", "/hls/bframes.mp4/master.m3u8"),
     "hls-sample-aes-urlset": ("sample-aes", f"/hls/{URLSET}/master.m3u8"),
@@ -124,15 +126,19 @@ def servers() -> Iterator[dict[str, LiveServer]]:
             upstream.documents[f"/drm/{name}"] = drm_info(DRM_KEY, DRM_KID)
         encryption = {"secret_key": "secret-$vod_filepath", "hls_encryption_method": "aes-128",
                       "drm_info_url": f"{upstream.base}/drm", "dash": {"drm_enabled": True}}
+        cbcs_settings = {"drm_info_url": f"{upstream.base}/drm",
+                         "dash": {"drm_enabled": True, "dash_encryption_scheme": "cbcs"}}
         with LiveServer(player_settings("mpegts")) as ts, LiveServer(player_settings("fmp4")) as fmp4, \
                 LiveServer(kaltura) as kaltura_server, LiveServer(mapped) as mapped_server, \
                 LiveServer(player_settings("mpegts", **encryption)) as encrypted, \
                 LiveServer(player_settings("fmp4", **encryption)) as encrypted_fmp4, \
                 LiveServer(player_settings("mpegts", secret_key="secret-$vod_filepath",
                                            hls_encryption_method="sample-aes")) as sample_aes, \
+                LiveServer(player_settings("fmp4", **cbcs_settings)) as cbcs, \
                 ClearKeyServer({DRM_KID: DRM_KEY}) as license_server:
             servers = {"mpegts": ts, "fmp4": fmp4, "kaltura": kaltura_server, "mapped": mapped_server,
-                       "encrypted": encrypted, "encrypted-fmp4": encrypted_fmp4, "sample-aes": sample_aes}
+                       "encrypted": encrypted, "encrypted-fmp4": encrypted_fmp4, "sample-aes": sample_aes,
+                       "cbcs": cbcs}
             yield servers | {"license": license_server}  # type: ignore[dict-item]
 
 

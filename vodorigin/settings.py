@@ -29,7 +29,8 @@ PROTOCOL_SETTINGS = ("segment_duration", "bootstrap_segment_durations", "align_s
                      "expires_manifest", "expires_segment", "gzip_manifests", "last_modified", "drm_enabled")
 PROTOCOL_ONLY = {"hls": ("hls_container", "hls_iframes_playlists", "hls_encryption_method",
                          "hls_encryption_key_uri"),
-                 "dash": ("dash_manifest_format", "dash_segment_index", "dash_subtitle_format")}
+                 "dash": ("dash_manifest_format", "dash_segment_index", "dash_subtitle_format",
+                          "dash_encryption_scheme")}
 
 SegmentCountPolicy = Literal["last_short", "last_long", "last_rounded"]
 DurationsMode = Literal["accurate", "estimate"]
@@ -101,7 +102,8 @@ class Settings(BaseModel):
     # HLS
     hls_container: Literal["auto", "mpegts", "fmp4"] = "auto"  # auto: TS for H.264, fMP4 for HEVC/AV1
     hls_iframes_playlists: bool = True  # EXT-X-I-FRAME-STREAM-INF in the master, iframes-*.m3u8
-    # aes-128: whole segments in AES-128-CBC; sample-aes: the samples of TS segments (H.264, AAC, AC-3)
+    # aes-128: whole segments in AES-128-CBC; sample-aes: the samples (TS: Apple's format for H.264,
+    # AAC, AC-3; fMP4: Common Encryption 'cbcs')
     hls_encryption_method: Literal["none", "aes-128", "sample-aes"] = "none"
     hls_encryption_key_uri: str = ""  # EXT-X-KEY URI; {path} and {key_id} are replaced; "": encryption.key
 
@@ -109,6 +111,7 @@ class Settings(BaseModel):
     dash_manifest_format: Literal["segmenttimeline", "segmenttemplate", "segmentlist"] = "segmenttimeline"
     dash_segment_index: bool = False  # a sidx box in every fragment (styp, sidx, moof, mdat)
     dash_subtitle_format: Literal["webvtt", "wvtt", "stpp"] = "webvtt"  # one .vtt file, or fMP4 segments
+    dash_encryption_scheme: Literal["cenc", "cbcs"] = "cenc"  # drm_enabled: Common Encryption scheme
 
     # reads
     initial_read_size: int = Field(65_536, ge=4096)  # first metadata read, bytes

@@ -77,9 +77,11 @@ def _init(clip: Placed, context: PackagerContext) -> Document:
     if track.media_type is MediaType.SUBTITLE:
         written = output_track(track, context.dash_subtitle_format)
     elif context.encrypts("dash"):
-        key = context.key(clip.movie.source.path)
-        cenc.check_track(track)
-        entry = cenc.protected_sample_entry(track.codec.sample_entry, key.key_id)
+        key, path, scheme = context.key(clip.movie.source.path), clip.movie.source.path, \
+            context.dash_encryption_scheme
+        cenc.check_track(track, scheme)
+        entry = cenc.protected_sample_entry(track.codec.sample_entry, key.key_id, scheme,
+                                            cenc.constant_iv(key, path) if scheme == cenc.CBCS else b"")
         written = replace(track, codec=replace(track.codec, sample_entry=entry))
         pssh = b"".join(system.pssh for system in key.systems)
         second = (track.codec.sample_entry,) if context.clear_lead else ()
@@ -132,15 +134,18 @@ def fragment(name: FileName, clips: list[Placed], context: PackagerContext) -> O
 
 def _encrypted_fragment(clip: Placed, frames: TrackFrames, delay: int, sequence: int,
                         ranges: list[ByteRange], context: PackagerContext) -> MediaSegment:
-    """A fragment in Common Encryption ('cenc'): its senc holds each sample's subsamples, which
-    depend on its NAL units, so it is planned once its frames are read (its size is not known
-    before: MediaSegment.size None)."""
+    """A fragment in Common Encryption (dash_encryption_scheme 'cenc' or 'cbcs'): its senc holds
+    each sample's subsamples, which depend on its NAL units, so it is planned once its frames are
+    read (its size is not known before: MediaSegment.size None)."""
     (track,) = clip.tracks
-    cenc.check_track(track)
+    scheme = context.dash_encryption_scheme
+    cenc.check_track(track, scheme)
     key, path = context.key(clip.movie.source.path), clip.movie.source.path
+    iv = cenc.constant_iv(key, path)
 
     def render(source: SourceBytes) -> bytes:
-        aux, encrypted = cenc.encrypt_samples(key, path, track, frames.first, source.frame_views(frames))
+        aux, encrypted = cenc.encrypt_samples(key, path, track, frames.first, source.frame_views(frames),
+                                              scheme, iv)
         part = fmp4.FragmentTrack(frames, delay, encryption=aux)
         plan = fmp4.plan_fragment(sequence, [part], segment_type=True,
                                   segment_index=context.dash_segment_index)

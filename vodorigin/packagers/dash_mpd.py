@@ -152,7 +152,8 @@ def _adaptation_element(parent: etree._Element, index: int, adaptation: _Set, pe
     encrypted = context.encrypts("dash") and media_type is not MediaType.SUBTITLE
     keys = {context.key(r.movie.source.path).key_id for r in members} if encrypted else set()
     if len(keys) == 1:  # one key for the set: said once, where players look (DASH-IF IOP 7.7.1)
-        for position, protection in enumerate(_protection(context.key(members[0].movie.source.path))):
+        protections = _protection(context.key(members[0].movie.source.path), context.dash_encryption_scheme)
+        for position, protection in enumerate(protections):
             element.insert(position, protection)
     for rendition in members:
         _representation_element(element, rendition, period, context, config, text_file, len(keys) > 1)
@@ -209,12 +210,13 @@ def _representation_element(adaptation: etree._Element, rendition: Rendition, pe
         element.set("audioSamplingRate", str(track.codec.sample_rate))
         _channel_configuration(element, track)
     if protect:  # renditions of the set under different keys: each says its own
-        element.extend(_protection(context.key(rendition.movie.source.path)))
+        element.extend(_protection(context.key(rendition.movie.source.path),
+                                   context.dash_encryption_scheme))
     times = _times(period.media, rendition, config, _segment_starts)
     _segments(element, rep_id, track.timescale, times, period, context)
 
 
-def _protection(key: ContentKey) -> list[etree._Element]:
+def _protection(key: ContentKey, scheme: str) -> list[etree._Element]:
     """ContentProtection elements (23009-1 5.8.4.1, DASH-IF IOP 7.7): mp4protection with the
     scheme and cenc:default_KID (nginx-vod-module leaves the KID off this one), then one per DRM
     system of the DRM info with its pssh box (and PlayReady's mspr:pro). W3C ClearKey is signalled
@@ -222,7 +224,7 @@ def _protection(key: ContentKey) -> list[etree._Element]:
     data from the default KID, and the W3C Common PSSH box is in the init segment. (Given that box
     in the MPD, dash.js hands it to the CDM as "keyids" init data, which the CDM refuses.)"""
     kid = {f"{{{CENC_NAMESPACE}}}default_KID": key_id_uuid(key.key_id)}
-    elements = [etree.Element("ContentProtection", schemeIdUri=MP4PROTECTION_SCHEME, value="cenc", **kid)]
+    elements = [etree.Element("ContentProtection", schemeIdUri=MP4PROTECTION_SCHEME, value=scheme, **kid)]
     for system in key.systems:
         if system.system_id == CLEARKEY_SYSTEM_ID:
             elements.append(etree.Element("ContentProtection", schemeIdUri=DASHIF_CLEARKEY_SCHEME,

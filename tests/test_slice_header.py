@@ -1,0 +1,110 @@
+"""H.264 slice header sizes (drm/slice_header.py) against ffmpeg's own reading of the same slices.
+
+ffmpeg's trace_headers bitstream filter prints every syntax element of every slice header with its
+bit position in the unescaped NAL unit; the header ends after its last element. Streams are our
+fixtures and small encodes that exercise the header's optional parts (CAVLC, weighted prediction,
+interlacing, several slices and reference pictures).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+from vodorigin.drm.slice_header import AvcSlices
+from vodorigin.errors import MediaError
+
+ENCODES = {
+    "cavlc-baseline": ["-profile:v", "baseline"],
+    "weighted-prediction": ["-x264-params", "weightp=2:weightb=1:bframes=3:b-pyramid=normal"],
+    "interlaced": ["-x264-params", "interlaced=1:bframes=2"],
+    "slices-and-references": ["-x264-params", "slices=4:ref=5:bframes=3:b-adapt=2"],
+    "main-cavlc-poc2": ["-profile:v", "main", "-x264-params", "cabac=0:bframes=0"],
+}
+
+
+def _annexb_units(path: Path) -> list[bytes]:
+    stream = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0",
+                             "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264", "-"],
+                            check=True, capture_output=True).stdout
+    units = (unit.rstrip(b"\x00") for unit in re.split(rb"\x00\x00\x01", stream))  # 4-byte start codes
+    return [unit for unit in units if unit]
+
+
+def _traced_header_bits(path: Path) -> list[int]:
+    """For every slice, ffmpeg's count of its header bits (NAL header included)."""
+    log = subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-i", str(path), "-map", "0:v:0",
+                          "-c", "copy", "-bsf:v", "trace_headers", "-f", "null", "-"],
+                         capture_output=True, text=True).stderr
+    sizes, current = [], None
+    for line in log.splitlines():
+        if "trace_headers" not in line:
+            continue
+        if line.rstrip().endswith("Slice Header"):
+            current = 0
+            sizes.append(0)
+            continue
+        element = re.search(r"\]\s+(\d+)\s+(\S+)\s+([01]+) = ", line)
+        if element is None:
+            if not re.search(r"\]\s+\d+\s", line):
+                current = None  # another section begins
+            continue
+        if current is not None:
+            sizes[-1] = int(element.group(1)) + len(element.group(3))
+    return sizes
+
+
+def _stored_size(unit: bytes, rbsp_bytes: int) -> int:
+    """Stored bytes of `unit` holding its first `rbsp_bytes` bytes once emulation prevention is removed."""
+    count, zeros, index = 0, 0, 0
+    while count < rbsp_bytes:
+        byte = unit[index]
+        index += 1
+        if zeros >= 2 and byte == 3:
+            zeros = 0
+            continue
+        zeros = zeros + 1 if byte == 0 else 0
+        count += 1
+    return index
+
+
+@pytest.fixture(scope="module")
+def streams(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("h264")
+    made = {"bframes": FIXTURES / "bframes.mp4", "clip_360p": FIXTURES / "clip_360p.mp4"}
+    for name, options in ENCODES.items():
+        target = folder / f"{name}.mp4"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                        "testsrc2=size=320x240:rate=25:duration=2", "-c:v", "libx264", *options,
+                        "-pix_fmt", "yuv420p", str(target)], check=True)
+        made[name] = target
+    return made
+
+
+@pytest.mark.parametrize("name", ["bframes", "clip_360p", *ENCODES])
+def test_slice_header_sizes_match_ffmpeg(name: str, streams: dict[str, Path]) -> None:
+    path = streams[name]
+    traced = _traced_header_bits(path)
+    slices = AvcSlices()
+    ours = []
+    for unit in _annexb_units(path):
+        kind = unit[0] & 0x1F
+        if kind in (7, 8):
+            slices.learn(unit)
+        elif kind in (1, 5):
+            ours.append((unit, slices.header_size(unit)))
+    assert len(traced) == len(ours) > 10
+    for (unit, size), bits in zip(ours, traced, strict=True):
+        assert size == _stored_size(unit, -(-bits // 8))
+
+
+def test_unreadable_headers_are_media_errors() -> None:
+    slices = AvcSlices()
+    with pytest.raises(MediaError, match="parameter set"):
+        slices.header_size(bytes([0x65, 0x88, 0x84, 0x00]))
+    with pytest.raises(MediaError):
+        AvcSlices([bytes([0x67, 0x64])])  # an SPS cut short
