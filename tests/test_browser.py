@@ -67,8 +67,11 @@ STREAMS = {  # name -> (server, URL): the two HLS containers, the Kaltura deploy
     "hls-aes128-fmp4-urlset": ("encrypted-fmp4", f"/hls/{URLSET}/master.m3u8"),
     "dash-cenc-clearkey": ("encrypted", "/dash/bframes.mp4/manifest.mpd"),
     "dash-cenc-clearkey-urlset": ("encrypted", f"/dash/{URLSET}/manifest.mpd"),
-    # Common Encryption 'cbcs' (1:9 pattern, slice headers clear), W3C ClearKey
+    # Common Encryption 'cbcs' (1:9 pattern, slice headers clear), W3C ClearKey through EME: DASH,
+    # and HLS SAMPLE-AES in fMP4 with an org.w3.clearkey EXT-X-KEY
     "dash-cbcs-clearkey": ("cbcs", "/dash/bframes.mp4/manifest.mpd"),
+    "hls-cbcs-clearkey": ("cbcs", "/hls/bframes.mp4/master.m3u8"),
+    "hls-cbcs-clearkey-urlset": ("cbcs", f"/hls/{URLSET}/master.m3u8"),
     # HLS SAMPLE-AES in TS: hls.js decrypts each slice NAL and AAC frame itself (Web Crypto)
     "hls-sample-aes-ts": ("sample-aes", "/hls/bframes.mp4/master.m3u8"),
     "hls-sample-aes-urlset": ("sample-aes", f"/hls/{URLSET}/master.m3u8"),
@@ -126,8 +129,10 @@ def servers() -> Iterator[dict[str, LiveServer]]:
             upstream.documents[f"/drm/{name}"] = drm_info(DRM_KEY, DRM_KID)
         encryption = {"secret_key": "secret-$vod_filepath", "hls_encryption_method": "aes-128",
                       "drm_info_url": f"{upstream.base}/drm", "dash": {"drm_enabled": True}}
-        cbcs_settings = {"drm_info_url": f"{upstream.base}/drm",
-                         "dash": {"drm_enabled": True, "dash_encryption_scheme": "cbcs"}}
+        cbcs_settings = {"drm_info_url": f"{upstream.base}/drm", "drm_enabled": True,
+                         "hls_encryption_method": "sample-aes", "dash_encryption_scheme": "cbcs",
+                         "hls_encryption_key_formats": ["org.w3.clearkey"],
+                         "hds": {"drm_enabled": False}, "mss": {"drm_enabled": False}}
         with LiveServer(player_settings("mpegts")) as ts, LiveServer(player_settings("fmp4")) as fmp4, \
                 LiveServer(kaltura) as kaltura_server, LiveServer(mapped) as mapped_server, \
                 LiveServer(player_settings("mpegts", **encryption)) as encrypted, \

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import struct
 import subprocess
 import uuid
@@ -63,8 +64,9 @@ def drm_service() -> Iterator[FaultServer]:
         for name in ("bframes.mp4", "clip_180p.mp4", "clip_360p.mp4", "moov_end.mp4"):
             upstream.documents[f"/drm/{name}"] = drm_info()
             upstream.documents[f"/drm-iv/{name}"] = drm_info(iv=IV)
-        upstream.documents["/drm/irregular_gop.mp4"] = drm_info(others=((WIDEVINE, b"widevine data"),
-                                                                        (PLAYREADY, b"<WRMHEADER/>")))
+        for name in ("irregular_gop.mp4", "video_only.mp4"):
+            upstream.documents[f"/drm/{name}"] = drm_info(others=((WIDEVINE, b"widevine data"),
+                                                                  (PLAYREADY, b"<WRMHEADER/>")))
         upstream.statuses["/bad/bframes.mp4"] = 500
         upstream.documents["/bad/moov_end.mp4"] = b"<html>not json</html>"
         upstream.documents["/bad/clip_180p.mp4"] = drm_info(key=KEY[:15])
@@ -379,6 +381,12 @@ def test_a_silent_drm_service_is_a_504(drm_service: FaultServer) -> None:
     ("drm_enabled = true\n", "drm_info_url"),
     ('drm_info_url = "http://drm"\n[mss]\ndrm_enabled = true\n', "not supported"),
     ('drm_enabled = true\ndrm_info_url = "http://drm"\n', "[hds] drm_enabled"),
+    ('secret_key = "s"\nhls_encryption_method = "sample-aes"\nhls_encryption_key_formats = ["fairplay"]\n',
+     "not a list of distinct formats"),
+    ('secret_key = "s"\nhls_encryption_method = "aes-128"\n'
+     'hls_encryption_key_formats = ["org.w3.clearkey"]\n', "need hls_encryption_method = sample-aes"),
+    ('secret_key = "s"\nhls_encryption_method = "sample-aes"\n'
+     'hls_encryption_key_formats = ["com.microsoft.playready"]\n', "PlayReady needs"),
 ])
 def test_encryption_settings_are_checked(text: str, says: str, tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
@@ -525,9 +533,9 @@ def test_ffmpeg_decodes_sample_aes_to_the_clear_frames(sample_aes_drm: httpx.Cli
 
 
 def test_sample_aes_refuses_what_it_cannot_carry(sample_aes: httpx.Client) -> None:
-    """HEVC would be fMP4 (cbcs, not done): 415 for its playlist and segments, not clear media."""
+    """HEVC would be fMP4 (cbcs, H.264 only here): 415 for its playlist and segments, not clear media."""
     response = sample_aes.get("/hls/hevc.mp4/index-v1-a1.m3u8")
-    assert response.status_code == 415 and "SAMPLE-AES" in response.json()["error"]
+    assert response.status_code == 415 and "'cbcs' encrypts H.264" in response.json()["error"]
     for name in ("seg-1-v1-a1.m4s", "init-v1-a1.mp4"):
         assert sample_aes.get(f"/hls/hevc.mp4/{name}").status_code == 415, name
 
@@ -681,3 +689,85 @@ def _framemd5(*arguments: str) -> list[str]:
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0 and result.stderr == "", result.stderr
     return [line for line in result.stdout.splitlines() if not line.startswith("#")]
+
+
+# --- HLS SAMPLE-AES in fMP4: cbcs ------------------------------------------------------------------
+
+FORMATS = ("org.w3.clearkey", "urn:uuid:" + WIDEVINE, "com.microsoft.playready",
+           "com.apple.streamingkeydelivery", "identity")
+
+
+@pytest.fixture(scope="module")
+def hls_cbcs(drm_service: FaultServer) -> Iterator[httpx.Client]:
+    """HLS fMP4 SAMPLE-AES ('cbcs') with DRM keys, an EXT-X-KEY for every key format."""
+    settings = Settings(media_root=str(FIXTURES), hls_container="fmp4", hls_encryption_method="sample-aes",
+                        hls_encryption_key_formats=FORMATS, drm_enabled=True,
+                        drm_info_url=f"{drm_service.base}/drm", hds={"drm_enabled": False},
+                        mss={"drm_enabled": False}, **LIVE_SETTINGS)  # type: ignore[arg-type]
+    yield from _client(settings)
+
+
+def key_tags(text: str, tag: str = "#EXT-X-KEY:") -> list[dict[str, str]]:
+    """The attributes of every `tag` line, quotes removed (RFC 8216 4.2)."""
+    return [{name: value.strip('"') for name, value in re.findall(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)', line)}
+            for line in text.splitlines() if line.startswith(tag)]
+
+
+def data_uri(uri: str) -> bytes:
+    assert uri.startswith("data:text/plain") and ";base64," in uri
+    return base64.b64decode(uri.split(";base64,", 1)[1])
+
+
+def test_hls_cbcs_key_tags_name_every_drm_system(hls_cbcs: httpx.Client) -> None:
+    """One EXT-X-KEY per key format, each with the IV tenc carries; the master repeats them as
+    EXT-X-SESSION-KEY; each system's URI carries what its CDM needs."""
+    text = hls_cbcs.get("/hls/irregular_gop.mp4/index-v1-a1.m3u8").text
+    tags = key_tags(text)
+    assert [tag.get("KEYFORMAT", "identity") for tag in tags] == list(FORMATS)
+    init = hls_cbcs.get("/hls/irregular_gop.mp4/init-v1-a1.mp4").content
+    _, _, kid, iv = tenc(init)
+    assert kid == KID
+    for tag in tags:
+        assert tag["METHOD"] == "SAMPLE-AES" and tag["IV"] == "0x" + iv.hex().upper()
+    uris = {tag.get("KEYFORMAT", "identity"): tag["URI"] for tag in tags}
+    assert data_uri(uris["org.w3.clearkey"]) == KID
+    widevine = data_uri(uris["urn:uuid:" + WIDEVINE])
+    assert widevine[4:8] == b"pssh" and widevine[12:28] == uuid.UUID(WIDEVINE).bytes
+    assert widevine.endswith(b"widevine data")
+    assert data_uri(uris["com.microsoft.playready"]) == b"<WRMHEADER/>"
+    assert uris["com.apple.streamingkeydelivery"] == f"skd://{KID.hex()}"
+    assert all(tag["KEYID"] == "0x" + KID.hex().upper() for tag in tags if "KEYID" in tag)
+    master = hls_cbcs.get("/hls/irregular_gop.mp4/master.m3u8").text
+    assert key_tags(master, "#EXT-X-SESSION-KEY:") == tags
+    assert b"pssh" in init  # the DRM systems' pssh boxes
+    missing = hls_cbcs.get("/hls/bframes.mp4/index-v1-a1.m3u8")  # its DRM info has no PlayReady data
+    assert missing.status_code == 502 and "PlayReady" in missing.json()["error"]
+
+
+def test_hls_cbcs_segments_decrypt_to_the_clear_ones(hls_cbcs: httpx.Client, clear_fmp4: httpx.Client,
+                                                     tmp_path: Path) -> None:
+    """Every segment of a video rendition: its senc maps subsamples (no IVs), decrypted the cbcs
+    way it is the clear segment; ffmpeg decodes it with the key to the clear frames."""
+    require_tools()
+    base = "/hls/video_only.mp4"
+    playlist = m3u8.loads(hls_cbcs.get(f"{base}/index-v1.m3u8").text)
+    init = hls_cbcs.get(f"{base}/init-v1.mp4").content
+    _, pattern, kid, iv = tenc(init)
+    assert (pattern, kid) == (0x19, KID)
+    clear_init = clear_fmp4.get(f"{base}/init-v1.mp4").content
+    assert len(playlist.segments) > 3
+    for segment in playlist.segments:
+        data = hls_cbcs.get(f"{base}/{segment.uri}").content
+        plain = clear_fmp4.get(f"{base}/{segment.uri}").content
+        sizes = trun_sizes(data)
+        position, clear_position = _find(data, [b"mdat"])[0], _find(plain, [b"mdat"])[0]
+        for (_, subsamples), size in zip(senc_entries(data, iv_size=0), sizes, strict=True):
+            sample = data[position : position + size]
+            assert sample != plain[clear_position : clear_position + size]
+            assert cbcs_decrypt(sample, iv, subsamples, 10) == plain[clear_position : clear_position + size]
+            position += size
+            clear_position += size
+        (tmp_path / "encrypted.mp4").write_bytes(init + data)
+        (tmp_path / "clear.mp4").write_bytes(clear_init + plain)
+        decrypted = _framemd5("-decryption_key", KEY.hex(), "-i", str(tmp_path / "encrypted.mp4"))
+        assert decrypted and decrypted == _framemd5("-i", str(tmp_path / "clear.mp4"))

@@ -28,10 +28,13 @@ PROTOCOL_SETTINGS = ("segment_duration", "bootstrap_segment_durations", "align_s
                      "segment_count_policy", "manifest_segment_durations_mode", "manifest_duration_policy",
                      "expires_manifest", "expires_segment", "gzip_manifests", "last_modified", "drm_enabled")
 PROTOCOL_ONLY = {"hls": ("hls_container", "hls_iframes_playlists", "hls_encryption_method",
-                         "hls_encryption_key_uri"),
+                         "hls_encryption_key_uri", "hls_encryption_key_formats"),
                  "dash": ("dash_manifest_format", "dash_segment_index", "dash_subtitle_format",
                           "dash_encryption_scheme")}
 
+HLS_KEY_FORMATS = ("identity", "com.apple.streamingkeydelivery",  # packagers/hls_keys.py
+                   "urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed", "com.microsoft.playready",
+                   "org.w3.clearkey")
 SegmentCountPolicy = Literal["last_short", "last_long", "last_rounded"]
 DurationsMode = Literal["accurate", "estimate"]
 DurationPolicy = Literal["max", "min"]
@@ -106,6 +109,9 @@ class Settings(BaseModel):
     # AAC, AC-3; fMP4: Common Encryption 'cbcs')
     hls_encryption_method: Literal["none", "aes-128", "sample-aes"] = "none"
     hls_encryption_key_uri: str = ""  # EXT-X-KEY URI; {path} and {key_id} are replaced; "": encryption.key
+    # sample-aes: an EXT-X-KEY per format (identity, com.apple.streamingkeydelivery, org.w3.clearkey,
+    # com.microsoft.playready, urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed for Widevine)
+    hls_encryption_key_formats: tuple[str, ...] = ("identity",)
 
     # DASH
     dash_manifest_format: Literal["segmenttimeline", "segmenttemplate", "segmentlist"] = "segmenttimeline"
@@ -181,6 +187,18 @@ class Settings(BaseModel):
         if protocol == "hls" and self.hls_encryption_method != "none" and not keys:
             raise ValueError(f"hls_encryption_method = {self.hls_encryption_method} needs keys: "
                              "secret_key, or drm_enabled with drm_info_url")
+        formats = self.hls_encryption_key_formats
+        unknown = [name for name in formats if name not in HLS_KEY_FORMATS]
+        if unknown or not formats or len(set(formats)) != len(formats):
+            raise ValueError(f"hls_encryption_key_formats: {', '.join(unknown) or 'a list'} is not a list of "
+                             f"distinct formats from {', '.join(HLS_KEY_FORMATS)}")
+        hls = protocol in ("", "hls")
+        if hls and formats != ("identity",) and self.hls_encryption_method != "sample-aes":
+            raise ValueError("hls_encryption_key_formats other than identity need "
+                             "hls_encryption_method = sample-aes (DRM systems decrypt samples)")
+        if hls and "com.microsoft.playready" in formats and not self.drm_enabled:
+            raise ValueError("hls_encryption_key_formats: PlayReady needs its data from the DRM-info "
+                             "service (drm_enabled)")
         if self.drm_enabled and not self.drm_info_url:
             raise ValueError("drm_enabled needs drm_info_url (the DRM-info service)")
         if self.drm_enabled and protocol in ("hds", "mss"):

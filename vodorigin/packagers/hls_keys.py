@@ -1,39 +1,60 @@
-"""HLS encryption (RFC 8216 4.3.2.4): EXT-X-KEY tags, encrypted segments and the key files.
+"""HLS encryption (RFC 8216 4.3.2.4, 4.3.4.5): EXT-X-KEY and EXT-X-SESSION-KEY tags, encrypted
+segments and the key files.
 
 `hls_encryption_method = "aes-128"` encrypts every media segment whole (drm/aes.py);
-`"sample-aes"` encrypts the samples of TS segments (drm/sample_aes.py: H.264, AAC, AC-3; other
-codecs and fMP4 renditions are 415). The key of a
-rendition is its file's: from `secret_key` (served here at `encryption.key`, or
-`encryption-f2.key` / `-s<id>` for a part of a set and `-c2` for a clip of a mapped playlist, as
-nginx-vod-module names them) or from the DRM-info service (`drm_enabled`; never served here: point
-`hls_encryption_key_uri` at the key server). `hls_encryption_key_uri` replaces the URI; `{path}`
-(the file's media path) and `{key_id}` (hex) in it are filled in.
+`"sample-aes"` encrypts the samples: in TS segments Apple's way (drm/sample_aes.py: H.264, AAC,
+AC-3; other codecs are 415), in fMP4 renditions as Common Encryption 'cbcs' (drm/cenc.py: the
+init segment's sample entries say so, each fragment's senc maps its subsamples), which FairPlay,
+Widevine, PlayReady and ClearKey CDMs decrypt. The key of a rendition is its file's: from
+`secret_key` (served here at `encryption.key`, or `encryption-f2.key` / `-s<id>` for a part of a
+set and `-c2` for a clip of a mapped playlist, as nginx-vod-module names them) or from the DRM-info
+service (`drm_enabled`; never served here: point `hls_encryption_key_uri` at the key server).
+`hls_encryption_key_uri` replaces the URI; `{path}` (the file's media path) and `{key_id}` (hex)
+in it are filled in.
+
+Key formats (`hls_encryption_key_formats`, SAMPLE-AES only; one EXT-X-KEY each, in that order):
+* identity: the key's URI (above);
+* com.apple.streamingkeydelivery (FairPlay): `hls_encryption_key_uri`, by default skd://<key id>;
+* urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed (Widevine): a data URI of the Widevine pssh box
+  (the DRM info's, or one naming the key id), with KEYID;
+* com.microsoft.playready: a data URI of the PlayReady object the DRM info gives, with KEYID;
+* org.w3.clearkey: a data URI of the key id (where hls.js reads it), with KEYID.
+The master playlist repeats each distinct tag as EXT-X-SESSION-KEY, so players can fetch
+licenses before the first media playlist.
 
 IVs: TS segments encrypted whole use their media sequence number (no IV attribute) unless the
-DRM info gives an IV; fMP4 renditions encrypt their initialization section too, so their
-EXT-X-KEY (written before the EXT-X-MAP it covers) carries an explicit IV used by the init and
-every segment, and so does SAMPLE-AES (see _iv). WebVTT
+DRM info gives an IV; fMP4 renditions encrypted whole encrypt their initialization section too,
+so their EXT-X-KEY (written before the EXT-X-MAP it covers) carries an explicit IV used by the init
+and every segment, and so does SAMPLE-AES (see _iv; for cbcs it is tenc's constant IV). WebVTT
 subtitle playlists stay clear, as do I-frame playlists' absence: byte ranges cannot address
 frames inside a whole-segment cipher, so none is offered when encrypting.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import replace
 
-from vodorigin.drm import aes
-from vodorigin.drm.keys import ContentKey
+from vodorigin.drm import aes, cenc
+from vodorigin.drm.keys import PLAYREADY_SYSTEM_ID, WIDEVINE_SYSTEM_ID, ContentKey, SystemData
 from vodorigin.drm.sample_aes import check_track, encrypt_segment
-from vodorigin.errors import NotFound, UnsupportedMedia
+from vodorigin.errors import NotFound, UpstreamError
 from vodorigin.media.frames import ByteRange, SourceBytes, TrackFrames
-from vodorigin.media.model import MediaSet
-from vodorigin.mux import mpegts, ts_write
+from vodorigin.media.model import MediaSet, Track
+from vodorigin.mux import fmp4, mpegts, ts_write
 from vodorigin.packagers.output import Document, MediaSegment, PackagerContext
 from vodorigin.packagers.playlist import Placed, in_clip, placed
 from vodorigin.packagers.shared import FMP4, MPEGTS, TS_TYPE
+from vodorigin.settings import HLS_KEY_FORMATS
 from vodorigin.urls import FileName
 
 KEY_TYPE = "application/octet-stream"
+IDENTITY = "identity"
+FAIRPLAY = "com.apple.streamingkeydelivery"
+WIDEVINE = "urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed"
+PLAYREADY = "com.microsoft.playready"
+CLEARKEY = "org.w3.clearkey"
+assert (IDENTITY, FAIRPLAY, WIDEVINE, PLAYREADY, CLEARKEY) == HLS_KEY_FORMATS
 
 
 def encrypting(context: PackagerContext) -> bool:
@@ -46,18 +67,63 @@ def sample_aes(context: PackagerContext) -> bool:
 
 def key_tag(name: FileName, clips: list[Placed], clip: Placed, container: str, context: PackagerContext
             ) -> str:
-    """The EXT-X-KEY of one clip of a rendition."""
+    """The EXT-X-KEY tags of one clip of a rendition (one line per key format)."""
     key, path = context.key(clip.movie.source.path), clip.movie.source.path
     if sample_aes(context):
-        _check_container(container)
-        for track in clip.tracks:
-            check_track(track.codec.fourcc, track.codec.codec_string, track.media_type)
+        check_tracks(clip.tracks, container)
     method = "SAMPLE-AES" if sample_aes(context) else "AES-128"
-    attributes = [f"METHOD={method}", f'URI="{_uri(name, clips, clip, key, context)}"']
     iv = _iv(key, path, container, None, sample_aes(context))
-    if iv is not None:
-        attributes.append(f"IV=0x{iv.hex().upper()}")
-    return "#EXT-X-KEY:" + ",".join(attributes)
+    tags = []
+    for key_format in context.hls_encryption_key_formats if sample_aes(context) else (IDENTITY,):
+        uri = _uri(name, clips, clip, key, context) if key_format == IDENTITY else \
+            _drm_uri(key_format, key, context)
+        attributes = [f"METHOD={method}", f'URI="{uri}"']
+        if iv is not None:
+            attributes.append(f"IV=0x{iv.hex().upper()}")
+        if key_format != IDENTITY:
+            attributes += [f'KEYFORMAT="{key_format}"', 'KEYFORMATVERSIONS="1"']
+        if key_format in (WIDEVINE, PLAYREADY, CLEARKEY):
+            attributes.append(f"KEYID=0x{key.key_id.hex().upper()}")
+        tags.append("#EXT-X-KEY:" + ",".join(attributes))
+    return "\n".join(tags)
+
+
+def session_keys(key_tags: list[str]) -> list[str]:
+    """EXT-X-SESSION-KEY (4.3.4.5): each distinct EXT-X-KEY of the renditions, once."""
+    lines = (line for tags in key_tags for line in tags.splitlines())
+    return [line.replace("#EXT-X-KEY:", "#EXT-X-SESSION-KEY:", 1) for line in dict.fromkeys(lines)]
+
+
+def check_tracks(tracks: tuple[Track, ...], container: str) -> None:
+    """SAMPLE-AES: the codecs this container's encryption carries (415 otherwise)."""
+    for track in tracks:
+        if container == FMP4:
+            cenc.check_track(track, cenc.CBCS)
+        else:
+            check_track(track.codec.fourcc, track.codec.codec_string, track.media_type)
+
+
+def _drm_uri(key_format: str, key: ContentKey, context: PackagerContext) -> str:
+    """The URI of a DRM system's EXT-X-KEY (see above)."""
+    if key_format == FAIRPLAY:
+        template = context.hls_encryption_key_uri or "skd://{key_id}"
+        return template.replace("{key_id}", key.key_id.hex())
+    if key_format == CLEARKEY:
+        return _data_uri(key.key_id)
+    system_id = WIDEVINE_SYSTEM_ID if key_format == WIDEVINE else PLAYREADY_SYSTEM_ID
+    data = next((system.data for system in key.systems if system.system_id == system_id), None)
+    if key_format == PLAYREADY:
+        if data is None:
+            raise UpstreamError("hls_encryption_key_formats lists PlayReady, and the DRM info gives no "
+                                "PlayReady data for this key")
+        return _data_uri(data, "text/plain;charset=UTF-16")
+    if data is None:  # a Widevine pssh data naming the key id (WidevinePsshData field 2, key_id)
+        data = b"\x12\x10" + key.key_id
+    return _data_uri(SystemData(system_id, data).pssh)
+
+
+def _data_uri(data: bytes, media_type: str = "text/plain") -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
 
 
 def _uri(name: FileName, clips: list[Placed], clip: Placed, key: ContentKey, context: PackagerContext) -> str:
@@ -84,12 +150,6 @@ def _iv(key: ContentKey, path: str, container: str, number: int | None, samples:
     return aes.sequence_iv(number) if number is not None else None
 
 
-def _check_container(container: str) -> None:
-    if container == FMP4:
-        raise UnsupportedMedia("SAMPLE-AES is written in MPEG-TS only (H.264 with AAC or AC-3); this "
-                               "rendition is fMP4 (its codecs, or hls_container): cbcs is not done")
-
-
 def sample_aes_segment(frames: list[TrackFrames], clip: Placed, number: int, ranges: list[ByteRange],
                        context: PackagerContext) -> MediaSegment:
     """TS segment `number` with its samples encrypted (drm/sample_aes.py), planned once they are:
@@ -108,9 +168,9 @@ def sample_aes_segment(frames: list[TrackFrames], clip: Placed, number: int, ran
 
 def encrypted_segment(segment: MediaSegment, clip: Placed, number: int, container: str,
                       context: PackagerContext) -> MediaSegment:
-    """The segment encrypted whole when HLS encrypts (its size stays known before its bytes:
-    PKCS#7 pads predictably), else as it is."""
-    if not encrypting(context):
+    """The segment encrypted whole when HLS encrypts with AES-128 (its size stays known before
+    its bytes: PKCS#7 pads predictably), else as it is."""
+    if not encrypting(context) or sample_aes(context):
         return segment
     key, iv = _key_and_iv(clip, container, number, context)
     assert segment.size is not None
@@ -119,22 +179,48 @@ def encrypted_segment(segment: MediaSegment, clip: Placed, number: int, containe
                    render=lambda source: aes.encrypt(render(source), key.key, iv))
 
 
+def cbcs_segment(clip: Placed, number: int, parts: list[fmp4.FragmentTrack], ranges: list[ByteRange],
+                 content_type: str, context: PackagerContext) -> MediaSegment:
+    """fMP4 segment `number` with its samples in 'cbcs' (SAMPLE-AES), planned once they are: its
+    senc boxes depend on the NAL units, so its size is known only then."""
+    check_tracks(clip.tracks, FMP4)
+    key, iv = _key_and_iv(clip, FMP4, None, context)
+    path = clip.movie.source.path
+
+    def render(source: SourceBytes) -> bytes:
+        encrypted_parts, samples = [], []
+        for part in parts:
+            frames = part.frames
+            aux, encrypted = cenc.encrypt_samples(key, path, frames.track, frames.first,
+                                                  source.frame_views(frames), cenc.CBCS, iv)
+            encrypted_parts.append(replace(part, encryption=aux))
+            samples.append([memoryview(sample) for sample in encrypted])
+        return fmp4.write_fragment(fmp4.plan_fragment(number, encrypted_parts), samples)
+
+    return MediaSegment(None, content_type, clip.movie.source, ranges, render)
+
+
 def encrypted_init(document: Document, clip: Placed, context: PackagerContext) -> Document:
-    """The initialization section, encrypted when HLS encrypts."""
+    """The initialization section: encrypted whole with AES-128; with SAMPLE-AES its sample
+    entries protected ('cbcs', the key id, the constant IV) and the DRM systems' pssh boxes in
+    its moov."""
     if not encrypting(context):
         return document
     key, iv = _key_and_iv(clip, FMP4, None, context)
+    if sample_aes(context):
+        check_tracks(clip.tracks, FMP4)
+        tracks = [replace(track, codec=replace(track.codec, sample_entry=cenc.protected_sample_entry(
+            track.codec.sample_entry, key.key_id, cenc.CBCS, iv))) for track in clip.tracks]
+        pssh = b"".join(system.pssh for system in key.systems)
+        return replace(document, body=fmp4.init_segment(tracks, pssh))
     return replace(document, body=aes.encrypt(document.body, key.key, iv))
 
 
 def _key_and_iv(clip: Placed, container: str, number: int | None, context: PackagerContext
                 ) -> tuple[ContentKey, bytes]:
     """The key and IV that encrypt a segment (number) or an init section (None) of a clip."""
-    samples = sample_aes(context)
-    if samples:
-        _check_container(container)
     key, path = context.key(clip.movie.source.path), clip.movie.source.path
-    iv = _iv(key, path, container, number, samples)
+    iv = _iv(key, path, container, number, sample_aes(context))
     assert iv is not None
     return key, iv
 

@@ -14,14 +14,26 @@ Subtitle tracks are EXT-X-MEDIA TYPE=SUBTITLES in one group that every variant n
 
 from __future__ import annotations
 
+import re
+
 from vodorigin.drm import aes
 from vodorigin.media.model import MediaSet, MediaType, Track
 from vodorigin.packagers.hls_iframes import iframe_stream_infs
+from vodorigin.packagers.hls_keys import encrypting, key_tag, session_keys
 from vodorigin.packagers.hls_media import HLS_VERSION, choose_container
 from vodorigin.packagers.output import PackagerContext
-from vodorigin.packagers.playlist import playlist_rates
-from vodorigin.packagers.renditions import Rendition, codec_family, defaults, part_tokens, quoted, renditions
+from vodorigin.packagers.playlist import placed, playlist_rates
+from vodorigin.packagers.renditions import (
+    Rendition,
+    codec_family,
+    defaults,
+    narrowed,
+    part_tokens,
+    quoted,
+    renditions,
+)
 from vodorigin.packagers.shared import frame_rate
+from vodorigin.urls import parse_file_name
 
 SUBTITLE_GROUP = "subs"
 
@@ -59,10 +71,26 @@ def render_master_playlist(media: MediaSet, context: PackagerContext) -> str:
     else:
         variants, containers = _muxed_variants(media, rates, bool(subtitles))
     version = max((HLS_VERSION[c] for c in containers), default=3)
-    lines = ["#EXTM3U", f"#EXT-X-VERSION:{version}", "#EXT-X-INDEPENDENT-SEGMENTS", *media_lines, *variants]
+    lines = ["#EXTM3U", f"#EXT-X-VERSION:{version}", "#EXT-X-INDEPENDENT-SEGMENTS",
+             *_session_keys(media, context, [*media_lines, *variants]), *media_lines, *variants]
     if context.hls_iframes_playlists:
         lines += iframe_stream_infs(media, context)
     return "\n".join(lines) + "\n"
+
+
+def _session_keys(media: MediaSet, context: PackagerContext, lines: list[str]) -> list[str]:
+    """The EXT-X-SESSION-KEY tags: the EXT-X-KEY tags of every audio and video playlist listed."""
+    if not encrypting(context):
+        return []
+    tags = []
+    for uri in dict.fromkeys(re.findall(r"index-[^\"\s]*\.m3u8", "\n".join(lines))):
+        name = parse_file_name(uri)
+        clips = placed(narrowed(media, name), name, context.segments)
+        if clips[0].tracks[0].media_type is MediaType.SUBTITLE:
+            continue
+        container = choose_container(clips[0].tracks, context.hls_container, media)
+        tags += [key_tag(name, clips, clip, container, context) for clip in clips]
+    return session_keys(tags)
 
 
 def _alternate_audio(videos: list[Rendition], audios: list[Rendition]) -> bool:

@@ -14,6 +14,7 @@ from vodorigin.media.model import MediaSet, MediaType, Track
 from vodorigin.media.segmenter import Timeline
 from vodorigin.mux import fmp4, mpegts, ts_write
 from vodorigin.packagers.hls_keys import (
+    cbcs_segment,
     encrypted_init,
     encrypted_segment,
     encrypting,
@@ -147,20 +148,26 @@ def ts_segment(name: FileName, media: MediaSet, context: PackagerContext) -> Med
 
 def fmp4_segment(name: FileName, media: MediaSet, context: PackagerContext) -> MediaSegment:
     clip, frames, ranges = _segment_frames(name, media, context)
+    content_type = mp4_type(tuple(f.track for f in frames))
+    if sample_aes(context):
+        return cbcs_segment(clip, name.number or 1, fragment_parts(frames), ranges, content_type, context)
     plan = fragment_plan(name.number or 1, frames)
 
     def render(source: SourceBytes) -> bytes:
         return fmp4.write_fragment(plan, [source.frame_runs(f) for f in frames])
 
-    content_type = mp4_type(tuple(f.track for f in frames))
     segment = MediaSegment(plan.size, content_type, clip.movie.source, ranges, render)
     return encrypted_segment(segment, clip, name.number or 1, FMP4, context)
 
 
 def fragment_plan(number: int, frames: list[TrackFrames]) -> fmp4.FragmentPlan:
-    """All the rendition's tracks in one fragment; decode times offset by PRESENTATION_DELAY_MS."""
-    parts = [fmp4.FragmentTrack(f, rescale(PRESENTATION_DELAY_MS, 1000, f.track.timescale)) for f in frames]
-    return fmp4.plan_fragment(number, parts)
+    """All the rendition's tracks in one fragment."""
+    return fmp4.plan_fragment(number, fragment_parts(frames))
+
+
+def fragment_parts(frames: list[TrackFrames]) -> list[fmp4.FragmentTrack]:
+    """Each track's part of a fragment, decode times offset by PRESENTATION_DELAY_MS."""
+    return [fmp4.FragmentTrack(f, rescale(PRESENTATION_DELAY_MS, 1000, f.track.timescale)) for f in frames]
 
 
 def webvtt_segment(name: FileName, media: MediaSet, context: PackagerContext) -> Document:

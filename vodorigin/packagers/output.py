@@ -33,6 +33,7 @@ class PackagerContext:
     drm_enabled: bool = False
     clear_lead: int = 0  # DASH: segments at the start left clear (drm_clear_lead_segment_count)
     dash_encryption_scheme: str = "cenc"
+    hls_encryption_key_formats: tuple[str, ...] = ("identity",)
     keys: Mapping[str, ContentKey] = field(default_factory=dict)  # by media path, for this request
 
     @classmethod
@@ -42,7 +43,8 @@ class PackagerContext:
                    settings.hls_iframes_playlists, settings.dash_manifest_format, settings.dash_segment_index,
                    settings.dash_subtitle_format, settings.hls_encryption_method,
                    settings.hls_encryption_key_uri, settings.drm_enabled,
-                   settings.drm_clear_lead_segment_count, settings.dash_encryption_scheme)
+                   settings.drm_clear_lead_segment_count, settings.dash_encryption_scheme,
+                   settings.hls_encryption_key_formats)
 
     def encrypts(self, protocol: str) -> bool:
         """Whether this protocol's media is encrypted (and needs the keys of its files)."""

@@ -107,7 +107,11 @@ function reset() {
 }
 
 function playHls(url) {
-  const hls = new Hls({backBufferLength: Infinity});
+  // ?clearkey=<license server URL>: EME with W3C ClearKey for SAMPLE-AES in fMP4 ('cbcs', an
+  // EXT-X-KEY with KEYFORMAT="org.w3.clearkey")
+  const clearkey = new URLSearchParams(location.search).get("clearkey");
+  const eme = clearkey ? {emeEnabled: true, drmSystems: {"org.w3.clearkey": {licenseUrl: clearkey}}} : {};
+  const hls = new Hls({backBufferLength: Infinity, ...eme});
   vod.player = hls;
   hls.on(Hls.Events.ERROR, (_, data) => {
     fail("hls.js", data.type, data.details, data.fatal, data.reason || (data.error && data.error.message));
