@@ -31,7 +31,7 @@ from playwright.sync_api import Page, sync_playwright
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tests.conftest import FIXTURES, LIVE_SETTINGS, LiveServer
-from tests.test_drm import drm_info
+from tests.test_drm import AUDIO_KEY, AUDIO_KID, VIDEO_KEY, VIDEO_KID, cpix_document, drm_info
 from tests.upstream import FaultServer
 from vodorigin.settings import Settings, load_settings
 
@@ -72,6 +72,8 @@ STREAMS = {  # name -> (server, URL): the two HLS containers, the Kaltura deploy
     "dash-cbcs-clearkey": ("cbcs", "/dash/bframes.mp4/manifest.mpd"),
     "hls-cbcs-clearkey": ("cbcs", "/hls/bframes.mp4/master.m3u8"),
     "hls-cbcs-clearkey-urlset": ("cbcs", f"/hls/{URLSET}/master.m3u8"),
+    # keys from a CPIX document, one for video and one for audio: two licenses
+    "dash-cpix-clearkey": ("cpix", "/dash/bframes.mp4/manifest.mpd"),
     # HLS SAMPLE-AES in TS: hls.js decrypts each slice NAL and AAC frame itself (Web Crypto)
     "hls-sample-aes-ts": ("sample-aes", "/hls/bframes.mp4/master.m3u8"),
     "hls-sample-aes-urlset": ("sample-aes", f"/hls/{URLSET}/master.m3u8"),
@@ -127,8 +129,10 @@ def servers() -> Iterator[dict[str, LiveServer]]:
         mapped = player_settings("mpegts", mode="mapped", mapping_url=upstream.base)
         for name in ("bframes.mp4", "clip_180p.mp4", "clip_360p.mp4"):
             upstream.documents[f"/drm/{name}"] = drm_info(DRM_KEY, DRM_KID)
+        upstream.documents["/cpix/bframes.mp4"] = cpix_document()
         encryption = {"secret_key": "secret-$vod_filepath", "hls_encryption_method": "aes-128",
                       "drm_info_url": f"{upstream.base}/drm", "dash": {"drm_enabled": True}}
+        license_keys = {DRM_KID: DRM_KEY, VIDEO_KID: VIDEO_KEY, AUDIO_KID: AUDIO_KEY}
         cbcs_settings = {"drm_info_url": f"{upstream.base}/drm", "drm_enabled": True,
                          "hls_encryption_method": "sample-aes", "dash_encryption_scheme": "cbcs",
                          "hls_encryption_key_formats": ["org.w3.clearkey"],
@@ -140,10 +144,12 @@ def servers() -> Iterator[dict[str, LiveServer]]:
                 LiveServer(player_settings("mpegts", secret_key="secret-$vod_filepath",
                                            hls_encryption_method="sample-aes")) as sample_aes, \
                 LiveServer(player_settings("fmp4", **cbcs_settings)) as cbcs, \
-                ClearKeyServer({DRM_KID: DRM_KEY}) as license_server:
+                LiveServer(player_settings("fmp4", cpix_url=f"{upstream.base}/cpix",
+                                           dash={"drm_enabled": True})) as cpix, \
+                ClearKeyServer(license_keys) as license_server:
             servers = {"mpegts": ts, "fmp4": fmp4, "kaltura": kaltura_server, "mapped": mapped_server,
                        "encrypted": encrypted, "encrypted-fmp4": encrypted_fmp4, "sample-aes": sample_aes,
-                       "cbcs": cbcs}
+                       "cbcs": cbcs, "cpix": cpix}
             yield servers | {"license": license_server}  # type: ignore[dict-item]
 
 

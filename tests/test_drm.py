@@ -269,9 +269,10 @@ def vcl_units(sample: bytes) -> list[int]:
     return sizes
 
 
-def ctr_decrypt(sample: bytes, iv: bytes, subsamples: list[tuple[int, int]] | None) -> tuple[bytes, int]:
+def ctr_decrypt(sample: bytes, iv: bytes, subsamples: list[tuple[int, int]] | None, key: bytes = KEY
+                ) -> tuple[bytes, int]:
     """The sample decrypted (protected ranges as one counter stream), and how many bytes were."""
-    decryptor = Cipher(algorithms.AES(KEY), modes.CTR(iv + bytes(8))).decryptor()
+    decryptor = Cipher(algorithms.AES(key), modes.CTR(iv + bytes(8))).decryptor()
     if subsamples is None:
         return decryptor.update(sample), len(sample)
     out, position, protected_total = bytearray(sample), 0, 0
@@ -771,3 +772,111 @@ def test_hls_cbcs_segments_decrypt_to_the_clear_ones(hls_cbcs: httpx.Client, cle
         (tmp_path / "clear.mp4").write_bytes(clear_init + plain)
         decrypted = _framemd5("-decryption_key", KEY.hex(), "-i", str(tmp_path / "encrypted.mp4"))
         assert decrypted and decrypted == _framemd5("-i", str(tmp_path / "clear.mp4"))
+
+
+# --- CPIX -----------------------------------------------------------------------------------------
+
+VIDEO_KEY, VIDEO_KID = bytes(range(16)), uuid.uuid4().bytes
+AUDIO_KEY, AUDIO_KID = bytes(range(16, 32)), uuid.uuid4().bytes
+
+
+def pssh_box(system: str, data: bytes, kids: tuple[bytes, ...] = ()) -> bytes:
+    """A pssh box as a key server writes it (version 1 when it lists KIDs)."""
+    version = 1 if kids else 0
+    body = uuid.UUID(system).bytes + (struct.pack(">I", len(kids)) + b"".join(kids) if kids else b"")
+    body += struct.pack(">I", len(data)) + data
+    return struct.pack(">I4sI", 12 + len(body), b"pssh", version << 24) + body
+
+
+def cpix_document(encrypted_key: bool = False, rule_kid: bytes = AUDIO_KID) -> bytes:
+    """A CPIX 2.3 document: a video key (intendedTrackType VIDEO) and an audio key (an AudioFilter),
+    each with a ClearKey and a Widevine pssh."""
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    def content_key(kid: bytes, key: bytes) -> str:
+        secret = f"<pskc:EncryptedValue>{b64(key)}</pskc:EncryptedValue>" if encrypted_key else \
+            f"<pskc:PlainValue>{b64(key)}</pskc:PlainValue>"
+        return (f'<cpix:ContentKey kid="{uuid.UUID(bytes=kid)}" commonEncryptionScheme="cenc">'
+                f"<cpix:Data><pskc:Secret>{secret}</pskc:Secret></cpix:Data></cpix:ContentKey>")
+
+    def systems(kid: bytes) -> str:
+        return "".join(f'<cpix:DRMSystem kid="{uuid.UUID(bytes=kid)}" systemId="{system}">'
+                       f"<cpix:PSSH>{b64(box)}</cpix:PSSH></cpix:DRMSystem>"
+                       for system, box in ((CLEARKEY, pssh_box(CLEARKEY, b"", (kid,))),
+                                           (WIDEVINE, pssh_box(WIDEVINE, b"wv:" + kid))))
+    return (f'<?xml version="1.0" encoding="UTF-8"?><cpix:CPIX contentId="test" '
+            f'xmlns:cpix="urn:dashif:org:cpix" xmlns:pskc="urn:ietf:params:xml:ns:keyprov:pskc">'
+            f"<cpix:ContentKeyList>{content_key(VIDEO_KID, VIDEO_KEY)}{content_key(AUDIO_KID, AUDIO_KEY)}"
+            f"</cpix:ContentKeyList><cpix:DRMSystemList>{systems(VIDEO_KID)}{systems(AUDIO_KID)}"
+            f"</cpix:DRMSystemList><cpix:ContentKeyUsageRuleList>"
+            f'<cpix:ContentKeyUsageRule kid="{uuid.UUID(bytes=VIDEO_KID)}" intendedTrackType="VIDEO"/>'
+            f'<cpix:ContentKeyUsageRule kid="{uuid.UUID(bytes=rule_kid)}"><cpix:AudioFilter/>'
+            f"</cpix:ContentKeyUsageRule></cpix:ContentKeyUsageRuleList></cpix:CPIX>").encode()
+
+
+@pytest.fixture(scope="module")
+def cpix_service() -> Iterator[FaultServer]:
+    with FaultServer() as upstream:
+        upstream.documents["/cpix/bframes.mp4"] = cpix_document()
+        upstream.documents["/cpix/clip_180p.mp4"] = cpix_document(encrypted_key=True)
+        upstream.documents["/cpix/clip_360p.mp4"] = cpix_document(rule_kid=KID)
+        upstream.documents["/cpix/moov_end.mp4"] = b"<cpix:CPIX"
+        upstream.documents["/cpix/video_only.mp4"] = b"<other/>"
+        upstream.statuses["/cpix/audio_only.m4a"] = 404
+        yield upstream
+
+
+@pytest.fixture(scope="module")
+def cpix(cpix_service: FaultServer) -> Iterator[httpx.Client]:
+    settings = Settings(media_root=str(FIXTURES), cpix_url=f"{cpix_service.base}/cpix",
+                        dash={"drm_enabled": True}, **LIVE_SETTINGS)  # type: ignore[arg-type]
+    yield from _client(settings)
+
+
+def test_cpix_keys_encrypt_each_track_type_with_its_own(cpix: httpx.Client, clear: httpx.Client) -> None:
+    """The video AdaptationSet and init name the video key, the audio ones the audio key; the
+    key server's pssh boxes go into the init segments and the MPD as they are; each fragment
+    decrypts with its track type's key to the clear fragment."""
+    mpd = etree.fromstring(cpix.get("/dash/bframes.mp4/manifest.mpd").content)
+    tracks = (("video", VIDEO_KID, VIDEO_KEY, "v1"), ("audio", AUDIO_KID, AUDIO_KEY, "a1"))
+    for content, kid, key, rep in tracks:
+        adaptation = mpd.find(f".//d:AdaptationSet[@contentType='{content}']", MPD)
+        defaults = {element.get(f"{{{MPD['cenc']}}}default_KID")
+                    for element in adaptation.iterfind("d:ContentProtection", MPD)}
+        assert defaults == {str(uuid.UUID(bytes=kid))}
+        widevine = adaptation.find(f"d:ContentProtection[@schemeIdUri='urn:uuid:{WIDEVINE}']/cenc:pssh", MPD)
+        assert base64.b64decode(widevine.text) == pssh_box(WIDEVINE, b"wv:" + kid)
+        init = cpix.get(f"/dash/bframes.mp4/init-{rep}.mp4").content
+        assert pssh_box(CLEARKEY, b"", (kid,)) in init and pssh_box(WIDEVINE, b"wv:" + kid) in init
+        tenc_at = init.index(b"tenc") + 4
+        assert init[tenc_at + 8 : tenc_at + 24] == kid
+        url = f"/dash/bframes.mp4/fragment-2-{rep}.m4s"
+        fragment, plain = cpix.get(url).content, clear.get(url).content
+        position, clear_position = _find(fragment, [b"mdat"])[0], _find(plain, [b"mdat"])[0]
+        for (iv, subsamples), size in zip(senc_entries(fragment), trun_sizes(fragment), strict=True):
+            decrypted, protected = ctr_decrypt(fragment[position : position + size], iv, subsamples, key)
+            assert decrypted == plain[clear_position : clear_position + size] and protected > 0
+            position += size
+            clear_position += size
+
+
+@pytest.mark.parametrize(("name", "says"), [("clip_180p.mp4", "encrypted"), ("clip_360p.mp4", "usage rule"),
+                                            ("moov_end.mp4", "not XML"), ("video_only.mp4", "not a CPIX"),
+                                            ("audio_only.m4a", "no key")])
+def test_cpix_failures_are_clear(name: str, says: str, cpix: httpx.Client) -> None:
+    response = cpix.get(f"/dash/{name}/manifest.mpd")
+    assert response.status_code == 502 and says in response.json()["error"]
+
+
+def test_one_cpix_file_keys_every_file(tmp_path: Path) -> None:
+    document = tmp_path / "keys.cpix.xml"
+    document.write_bytes(cpix_document())
+    settings = Settings(media_root=str(FIXTURES), cpix_file=str(document), dash={"drm_enabled": True},
+                        **LIVE_SETTINGS)  # type: ignore[arg-type]
+    for client in _client(settings):
+        for name in ("bframes.mp4", "clip_360p.mp4"):
+            mpd = client.get(f"/dash/{name}/manifest.mpd").text
+            assert str(uuid.UUID(bytes=VIDEO_KID)) in mpd and str(uuid.UUID(bytes=AUDIO_KID)) in mpd
+    with pytest.raises(ValueError, match="one key source"):
+        Settings(cpix_file=str(document), drm_info_url="http://drm", drm_enabled=True)

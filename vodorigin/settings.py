@@ -81,6 +81,8 @@ class Settings(BaseModel):
     secret_key: str = ""  # HLS AES-128 keys: MD5 of this, $vod_filepath replaced by the media path
     drm_enabled: bool = False  # keys from drm_info_url; DASH: Common Encryption (cenc)
     drm_info_url: str = ""  # GET <drm_info_url>/<media path>: nginx-vod-module's DRM-info JSON
+    cpix_url: str = ""  # drm_enabled, instead: GET <cpix_url>/<media path> answers a CPIX 2.3 document
+    cpix_file: str = ""  # drm_enabled, instead: one CPIX document whose keys encrypt every file
     drm_info_cache_bytes: int = Field(4 * 1024 * 1024, ge=0)  # DRM answers kept, bounded by bytes
     drm_info_cache_ttl: float = Field(60.0, gt=0)  # seconds a DRM answer is used before it is asked again
     max_drm_info_size: int = Field(64 * 1024, ge=1024)  # bytes of a DRM-info response
@@ -186,7 +188,7 @@ class Settings(BaseModel):
         keys = self.secret_key or self.drm_enabled
         if protocol == "hls" and self.hls_encryption_method != "none" and not keys:
             raise ValueError(f"hls_encryption_method = {self.hls_encryption_method} needs keys: "
-                             "secret_key, or drm_enabled with drm_info_url")
+                             "secret_key, or drm_enabled with drm_info_url, cpix_url or cpix_file")
         formats = self.hls_encryption_key_formats
         unknown = [name for name in formats if name not in HLS_KEY_FORMATS]
         if unknown or not formats or len(set(formats)) != len(formats):
@@ -199,8 +201,10 @@ class Settings(BaseModel):
         if hls and "com.microsoft.playready" in formats and not self.drm_enabled:
             raise ValueError("hls_encryption_key_formats: PlayReady needs its data from the DRM-info "
                              "service (drm_enabled)")
-        if self.drm_enabled and not self.drm_info_url:
-            raise ValueError("drm_enabled needs drm_info_url (the DRM-info service)")
+        sources = [name for name in ("drm_info_url", "cpix_url", "cpix_file") if getattr(self, name)]
+        if self.drm_enabled and len(sources) != 1:
+            raise ValueError("drm_enabled needs one key source: drm_info_url (the DRM-info service), "
+                             f"cpix_url or cpix_file (CPIX), not {' and '.join(sources) or 'none'}")
         if self.drm_enabled and protocol in ("hds", "mss"):
             raise ValueError(f"[{protocol}] drm_enabled: {protocol.upper()} encryption is not supported yet "
                              f"(set drm_enabled = false in [{protocol}])")

@@ -19,9 +19,11 @@ import hashlib
 import json
 import struct
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from vodorigin.errors import UpstreamError
+from vodorigin.media.model import MediaType
 from vodorigin.mp4 import write
 
 CLEARKEY_SYSTEM_ID = uuid.UUID("1077efec-c0b2-4d02-ace3-3c1e52e2fb4b").bytes  # W3C Common PSSH box
@@ -36,10 +38,13 @@ class SystemData:
 
     system_id: bytes
     data: bytes
+    box: bytes = b""  # the pssh box as a key server wrote it (CPIX), used as it is
 
     @property
     def pssh(self) -> bytes:
         """The whole pssh box: version 1 for ClearKey (its data holds the KIDs), else version 0."""
+        if self.box:
+            return self.box
         if self.system_id == CLEARKEY_SYSTEM_ID:
             return write.full_box(b"pssh", 1, 0, self.system_id, self.data)
         return write.full_box(b"pssh", 0, 0, self.system_id, struct.pack(">I", len(self.data)), self.data)
@@ -60,6 +65,28 @@ class ContentKey:
         """A digest that changes with anything here (for validators and cache keys)."""
         parts = [self.key, self.key_id, self.iv or b""] + [s.system_id + s.data for s in self.systems]
         return hashlib.sha256(b"\0".join(parts)).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class FileKeys:
+    """The keys of one file: one for all its tracks, or (CPIX) one per track type."""
+
+    default: ContentKey
+    by_type: Mapping[MediaType, ContentKey] = field(default_factory=dict)
+
+    def of(self, media_type: MediaType) -> ContentKey:
+        return self.by_type.get(media_type, self.default)
+
+    @property
+    def identity(self) -> str:
+        keys = [self.default, *(self.by_type[kind] for kind in sorted(self.by_type, key=lambda k: k.value))]
+        return hashlib.sha256("".join(key.identity for key in keys).encode()).hexdigest()[:32]
+
+    @property
+    def size(self) -> int:
+        """Bytes it holds, roughly (for caches bounded by bytes)."""
+        keys = [self.default, *self.by_type.values()]
+        return 256 * len(keys) + sum(len(s.data) + len(s.box) for key in keys for s in key.systems)
 
 
 def secret_key(secret: str, path: str) -> ContentKey:

@@ -77,7 +77,7 @@ def _init(clip: Placed, context: PackagerContext) -> Document:
     if track.media_type is MediaType.SUBTITLE:
         written = output_track(track, context.dash_subtitle_format)
     elif context.encrypts("dash"):
-        key, path, scheme = context.key(clip.movie.source.path), clip.movie.source.path, \
+        key, path, scheme = context.key(clip.movie.source.path, track.media_type), clip.movie.source.path, \
             context.dash_encryption_scheme
         cenc.check_track(track, scheme)
         entry = cenc.protected_sample_entry(track.codec.sample_entry, key.key_id, scheme,
@@ -140,7 +140,7 @@ def _encrypted_fragment(clip: Placed, frames: TrackFrames, delay: int, sequence:
     (track,) = clip.tracks
     scheme = context.dash_encryption_scheme
     cenc.check_track(track, scheme)
-    key, path = context.key(clip.movie.source.path), clip.movie.source.path
+    key, path = context.key(clip.movie.source.path, track.media_type), clip.movie.source.path
     iv = cenc.constant_iv(key, path)
 
     def render(source: SourceBytes) -> bytes:

@@ -150,9 +150,10 @@ def _adaptation_element(parent: etree._Element, index: int, adaptation: _Set, pe
             etree.SubElement(element, "Label").text = first.known_label
         etree.SubElement(element, "Role", schemeIdUri=ROLE_SCHEME, value=_role(adaptation, media))
     encrypted = context.encrypts("dash") and media_type is not MediaType.SUBTITLE
-    keys = {context.key(r.movie.source.path).key_id for r in members} if encrypted else set()
+    keys = {context.key(r.movie.source.path, media_type).key_id for r in members} if encrypted else set()
     if len(keys) == 1:  # one key for the set: said once, where players look (DASH-IF IOP 7.7.1)
-        protections = _protection(context.key(members[0].movie.source.path), context.dash_encryption_scheme)
+        key = context.key(members[0].movie.source.path, media_type)
+        protections = _protection(key, context.dash_encryption_scheme)
         for position, protection in enumerate(protections):
             element.insert(position, protection)
     for rendition in members:
@@ -210,7 +211,7 @@ def _representation_element(adaptation: etree._Element, rendition: Rendition, pe
         element.set("audioSamplingRate", str(track.codec.sample_rate))
         _channel_configuration(element, track)
     if protect:  # renditions of the set under different keys: each says its own
-        element.extend(_protection(context.key(rendition.movie.source.path),
+        element.extend(_protection(context.key(rendition.movie.source.path, track.media_type),
                                    context.dash_encryption_scheme))
     times = _times(period.media, rendition, config, _segment_starts)
     _segments(element, rep_id, track.timescale, times, period, context)

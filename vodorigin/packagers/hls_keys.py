@@ -68,7 +68,7 @@ def sample_aes(context: PackagerContext) -> bool:
 def key_tag(name: FileName, clips: list[Placed], clip: Placed, container: str, context: PackagerContext
             ) -> str:
     """The EXT-X-KEY tags of one clip of a rendition (one line per key format)."""
-    key, path = context.key(clip.movie.source.path), clip.movie.source.path
+    key, path = _clip_key(clip, context), clip.movie.source.path
     if sample_aes(context):
         check_tracks(clip.tracks, container)
     method = "SAMPLE-AES" if sample_aes(context) else "AES-128"
@@ -219,10 +219,16 @@ def encrypted_init(document: Document, clip: Placed, context: PackagerContext) -
 def _key_and_iv(clip: Placed, container: str, number: int | None, context: PackagerContext
                 ) -> tuple[ContentKey, bytes]:
     """The key and IV that encrypt a segment (number) or an init section (None) of a clip."""
-    key, path = context.key(clip.movie.source.path), clip.movie.source.path
+    key, path = _clip_key(clip, context), clip.movie.source.path
     iv = _iv(key, path, container, number, sample_aes(context))
     assert iv is not None
     return key, iv
+
+
+def _clip_key(clip: Placed, context: PackagerContext) -> ContentKey:
+    """A rendition's key: its first track's (one EXT-X-KEY covers every track of a segment, so
+    with CPIX keys per track type a muxed rendition uses its video's)."""
+    return context.key(clip.movie.source.path, clip.tracks[0].media_type)
 
 
 def key_file(name: FileName, media: MediaSet, context: PackagerContext) -> Document:
@@ -230,7 +236,7 @@ def key_file(name: FileName, media: MediaSet, context: PackagerContext) -> Docum
     if not encrypting(context):
         raise NotFound("HLS encryption is off (hls_encryption_method)")
     clip = in_clip(placed(media, name, context.segments), name.clip_index)
-    key = context.key(clip.movie.source.path)
+    key = _clip_key(clip, context)
     if not key.served:
         raise NotFound("keys from the DRM-info service are not served here (hls_encryption_key_uri names "
                        "the key server)")

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from vodorigin.drm.keys import ContentKey
+from vodorigin.drm.keys import ContentKey, FileKeys
 from vodorigin.media.frames import ByteRange, SourceBytes
-from vodorigin.media.model import SourceIdentity
+from vodorigin.media.model import MediaType, SourceIdentity
 from vodorigin.media.segmenter import SegmentConfig
 from vodorigin.settings import Settings
 
@@ -34,7 +34,7 @@ class PackagerContext:
     clear_lead: int = 0  # DASH: segments at the start left clear (drm_clear_lead_segment_count)
     dash_encryption_scheme: str = "cenc"
     hls_encryption_key_formats: tuple[str, ...] = ("identity",)
-    keys: Mapping[str, ContentKey] = field(default_factory=dict)  # by media path, for this request
+    keys: Mapping[str, FileKeys] = field(default_factory=dict)  # by media path, for this request
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PackagerContext:
@@ -51,8 +51,9 @@ class PackagerContext:
         return self.hls_encryption_method != "none" if protocol == "hls" else \
             self.drm_enabled and protocol == "dash"
 
-    def key(self, path: str) -> ContentKey:
-        return self.keys[path]
+    def key(self, path: str, media_type: MediaType = MediaType.VIDEO) -> ContentKey:
+        """The key of a file's tracks of that type (one key for all, unless CPIX gives one per type)."""
+        return self.keys[path].of(media_type)
 
 
 @dataclass(frozen=True, slots=True)

@@ -311,7 +311,8 @@ async def _with_keys(protocol: str, services: Services, sources: Sources
     if services.keys is None or not context.encrypts(protocol):
         return context, ()
     keys = await services.keys.keys((source.path for source in sources), context.drm_enabled)
-    identities = tuple(SourceIdentity(f"key:{path}", 16, 0.0, key.identity) for path, key in keys.items())
+    identities = tuple(SourceIdentity(f"key:{path}", 16, 0.0, file_keys.identity)
+                       for path, file_keys in keys.items())
     return replace(context, keys=keys), identities
 
 
