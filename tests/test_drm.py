@@ -380,7 +380,7 @@ def test_a_silent_drm_service_is_a_504(drm_service: FaultServer) -> None:
 @pytest.mark.parametrize(("text", "says"), [
     ('hls_encryption_method = "aes-128"\n', "needs keys"),
     ("drm_enabled = true\n", "drm_info_url"),
-    ('drm_info_url = "http://drm"\n[mss]\ndrm_enabled = true\n', "not supported"),
+    ('drm_info_url = "http://drm"\n[hds]\ndrm_enabled = true\n', "not supported"),
     ('drm_enabled = true\ndrm_info_url = "http://drm"\n', "[hds] drm_enabled"),
     ('secret_key = "s"\nhls_encryption_method = "sample-aes"\nhls_encryption_key_formats = ["fairplay"]\n',
      "not a list of distinct formats"),
@@ -880,3 +880,71 @@ def test_one_cpix_file_keys_every_file(tmp_path: Path) -> None:
             assert str(uuid.UUID(bytes=VIDEO_KID)) in mpd and str(uuid.UUID(bytes=AUDIO_KID)) in mpd
     with pytest.raises(ValueError, match="one key source"):
         Settings(cpix_file=str(document), drm_info_url="http://drm", drm_enabled=True)
+
+
+# --- Smooth Streaming with PlayReady ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def playready(drm_service: FaultServer) -> Iterator[httpx.Client]:
+    settings = Settings(media_root=str(FIXTURES), drm_info_url=f"{drm_service.base}/drm",
+                        mss={"drm_enabled": True}, **LIVE_SETTINGS)  # type: ignore[arg-type]
+    yield from _client(settings)
+
+
+def piff_entries(fragment: bytes) -> tuple[int, list[tuple[bytes, list[tuple[int, int]] | None]]]:
+    """Where PIFF's SampleEncryptionBox starts in the fragment, and each sample's (IV, subsamples)."""
+    uuid_box = bytes.fromhex("a2394f525a9b4f14a2446c427c648df4")
+    start = fragment.index(b"uuid" + uuid_box) - 4
+    flags = int.from_bytes(fragment[start + 25 : start + 28], "big")
+    count = struct.unpack_from(">I", fragment, start + 28)[0]
+    position, entries = start + 32, []
+    for _ in range(count):
+        iv, subsamples = fragment[position : position + 8], None
+        position += 8
+        if flags & 2:
+            n = struct.unpack_from(">H", fragment, position)[0]
+            subsamples = [struct.unpack_from(">HI", fragment, position + 2 + 6 * k) for k in range(n)]
+            position += 2 + 6 * n
+        entries.append((iv, subsamples))
+    return start, entries
+
+
+def test_smooth_playready_fragments_decrypt_to_the_clear_ones(playready: httpx.Client,
+                                                               clear: httpx.Client) -> None:
+    """The manifest ends with the PlayReady object as a ProtectionHeader; every video and audio
+    fragment carries its IVs and subsamples in PIFF's uuid box (saio pointing at them), and
+    decrypted it is the clear fragment; text streams stay clear."""
+    root = etree.fromstring(playready.get("/mss/irregular_gop.mp4/manifest").content)
+    header = root.find("Protection/ProtectionHeader")
+    assert header.get("SystemID") == PLAYREADY and base64.b64decode(header.text) == b"<WRMHEADER/>"
+    assert root.index(root.find("Protection")) == len(root) - 1
+    for stream in root.iterfind("StreamIndex"):
+        level = stream.find("QualityLevel")
+        times = [int(c.get("t")) for c in stream.findall("c")]
+        for time in times[:3]:
+            url = "/mss/irregular_gop.mp4/" + stream.get("Url").replace("{bitrate}", level.get("Bitrate")) \
+                .replace("{start time}", str(time))
+            fragment, plain = playready.get(url).content, clear.get(url).content
+            assert b"senc" not in fragment
+            start, entries = piff_entries(fragment)
+            saio = _find(fragment, [b"moof", b"traf", b"saio"])
+            moof = fragment.index(b"moof") - 4
+            assert moof + struct.unpack_from(">I", fragment, saio[0] + 8)[0] == start + 32
+            position, clear_position = _find(fragment, [b"mdat"])[0], _find(plain, [b"mdat"])[0]
+            for (iv, subsamples), size in zip(entries, trun_sizes(fragment), strict=True):
+                decrypted, protected = ctr_decrypt(fragment[position : position + size], iv, subsamples)
+                assert decrypted == plain[clear_position : clear_position + size] and protected > 0
+                assert (subsamples is not None) == (stream.get("Type") == "video")
+                position += size
+                clear_position += size
+    missing = playready.get("/mss/bframes.mp4/manifest")  # its DRM info has no PlayReady object
+    assert missing.status_code == 502 and "PlayReady" in missing.json()["error"]
+
+
+def test_smooth_refuses_a_presentation_under_several_keys(cpix_service: FaultServer) -> None:
+    """CPIX gives video and audio their own keys; a Smooth manifest has room for one."""
+    settings = Settings(media_root=str(FIXTURES), cpix_url=f"{cpix_service.base}/cpix",
+                        mss={"drm_enabled": True}, **LIVE_SETTINGS)  # type: ignore[arg-type]
+    for client in _client(settings):
+        response = client.get("/mss/bframes.mp4/manifest")
+        assert response.status_code == 415 and "one key per presentation" in response.json()["error"]

@@ -205,7 +205,7 @@ class Settings(BaseModel):
         if self.drm_enabled and len(sources) != 1:
             raise ValueError("drm_enabled needs one key source: drm_info_url (the DRM-info service), "
                              f"cpix_url or cpix_file (CPIX), not {' and '.join(sources) or 'none'}")
-        if self.drm_enabled and protocol in ("hds", "mss"):
+        if self.drm_enabled and protocol == "hds":
             raise ValueError(f"[{protocol}] drm_enabled: {protocol.upper()} encryption is not supported yet "
                              f"(set drm_enabled = false in [{protocol}])")
         if self.storage == "http" and not self.http_base_url:

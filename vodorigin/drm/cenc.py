@@ -62,6 +62,7 @@ MAX_CLEAR = 0xFFFF  # BytesOfClearData is 16 bits
 AVC = ("avc1", "avc3")
 HEVC = ("hvc1", "hev1")
 SENC_SUBSAMPLES = 0x000002  # senc flags: subsample information present
+PIFF_SENC_UUID = bytes.fromhex("a2394f525a9b4f14a2446c427c648df4")  # PIFF 1.1 5.3.2 SampleEncryptionBox
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,26 +239,28 @@ def cbcs_video_subsamples(sample: memoryview, length_size: int, slices: AvcSlice
 
 # --- boxes ---------------------------------------------------------------------------------------
 
-def traf_boxes(aux: list[SampleAux], senc_offset: int) -> bytes:
+def traf_boxes(aux: list[SampleAux], senc_offset: int, piff: bool = False) -> bytes:
     """saiz + saio + senc for a traf; `senc_offset` is where this senc box will start, from the
-    first byte of the moof (saio counts from the moof: tfhd default-base-is-moof)."""
+    first byte of the moof (saio counts from the moof: tfhd default-base-is-moof). `piff` writes
+    the senc as PIFF's SampleEncryptionBox (a uuid box, 16 bytes longer), which Smooth Streaming
+    clients read."""
     sizes = {entry.size for entry in aux}
     if len(sizes) == 1 and 0 not in sizes:  # a default size of 0 means a size per sample follows
         saiz = write.full_box(b"saiz", 0, 0, struct.pack(">BI", sizes.pop(), len(aux)))
     else:
         saiz = write.full_box(b"saiz", 0, 0, struct.pack(">BI", 0, len(aux)), bytes(e.size for e in aux))
     saio_size = 20
-    data = senc_offset + len(saiz) + saio_size + 16  # senc header (12) + sample_count (4)
-    saio = write.full_box(b"saio", 0, 0, struct.pack(">II", 1, data))
+    header = 16 + (len(PIFF_SENC_UUID) if piff else 0)  # box header, [uuid], version/flags, sample_count
+    saio = write.full_box(b"saio", 0, 0, struct.pack(">II", 1, senc_offset + len(saiz) + saio_size + header))
     assert len(saio) == saio_size
-    return saiz + saio + senc(aux)
+    return saiz + saio + senc(aux, piff)
 
 
 def traf_boxes_size(aux: list[SampleAux]) -> int:
     return len(traf_boxes(aux, 0))
 
 
-def senc(aux: list[SampleAux]) -> bytes:
+def senc(aux: list[SampleAux], piff: bool = False) -> bytes:
     subsamples = any(entry.subsamples is not None for entry in aux)
     parts = [struct.pack(">I", len(aux))]
     for entry in aux:
@@ -266,7 +269,10 @@ def senc(aux: list[SampleAux]) -> bytes:
             ranges = entry.subsamples or ()
             parts.append(struct.pack(">H", len(ranges)))
             parts.extend(struct.pack(">HI", clear, protected) for clear, protected in ranges)
-    return write.full_box(b"senc", 0, SENC_SUBSAMPLES if subsamples else 0, *parts)
+    flags = SENC_SUBSAMPLES if subsamples else 0
+    if piff:
+        return write.box(b"uuid", PIFF_SENC_UUID, struct.pack(">I", flags), *parts)
+    return write.full_box(b"senc", 0, flags, *parts)
 
 
 def protected_sample_entry(entry: bytes, key_id: bytes, scheme: str = CENC, constant_iv: bytes = b""

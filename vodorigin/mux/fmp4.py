@@ -83,6 +83,7 @@ class FragmentTrack:
     traf_extra: bytes = b""
     decode_time_box: bool = True  # tfdt
     encryption: list[SampleAux] | None = None
+    piff: bool = False  # the encryption's senc as PIFF's uuid box (Smooth Streaming)
     sample_description: int = 1  # the stsd entry its samples use (2: the clear one of a clear lead)
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -161,7 +162,8 @@ def _traf(fragment: FragmentTrack, data_offset: int, position: int = 0) -> bytes
     trun = write.full_box(b"trun", 1, flags, struct.pack(">Ii", frames.count, data_offset), table.tobytes())
     boxes = [tfhd, tfdt if fragment.decode_time_box else b"", trun, fragment.traf_extra]
     if fragment.encryption is not None:
-        boxes.append(cenc.traf_boxes(fragment.encryption, position + 8 + sum(len(b) for b in boxes)))
+        boxes.append(cenc.traf_boxes(fragment.encryption, position + 8 + sum(len(b) for b in boxes),
+                                     fragment.piff))
     return write.box(b"traf", *boxes)
 
 

@@ -24,19 +24,36 @@ as the StreamIndex Url template builds them.
   the bitrate's low digits), so `bitrate % 1000` is the index and two QualityLevels never share a
   Bitrate. The rest of the number is not checked.
 * Fragments: moof (mfhd, traf: tfhd, trun, tfxd) + mdat ([MS-SSTR] 2.2.4), from mux/fmp4.py.
+* PlayReady (`drm_enabled` in `[mss]`): the manifest ends with a Protection element holding the
+  PlayReady object of the key as a ProtectionHeader ([MS-SSTR] 2.2.2.2); fragments are Common
+  Encryption 'cenc' (AES-CTR, drm/cenc.py) with their sample IVs and subsamples in PIFF's
+  SampleEncryptionBox (a uuid box, PIFF 1.1 5.3.2) plus saiz/saio. A Smooth presentation has one
+  Protection element, so every audio and video track must be under one key (else 415); text
+  streams stay clear.
 """
 
 from __future__ import annotations
 
+import base64
 import re
 import struct
+import uuid
 from dataclasses import dataclass, replace
 
 import numpy as np
 from lxml import etree
 
-from vodorigin.errors import BadRequest, NotFound, UnsupportedMedia
-from vodorigin.media.frames import SourceBytes, TrackFrames, cut_indexes, merged_ranges, segment_frames
+from vodorigin.drm import cenc
+from vodorigin.drm.keys import PLAYREADY_SYSTEM_ID, ContentKey
+from vodorigin.errors import BadRequest, NotFound, UnsupportedMedia, UpstreamError
+from vodorigin.media.frames import (
+    ByteRange,
+    SourceBytes,
+    TrackFrames,
+    cut_indexes,
+    merged_ranges,
+    segment_frames,
+)
 from vodorigin.media.model import MediaSet, MediaType, Track
 from vodorigin.media.segmenter import Timeline
 from vodorigin.mp4 import write
@@ -183,7 +200,31 @@ def render_manifest(media: MediaSet, context: PackagerContext, name: FileName | 
                          TimeScale=str(TIMESCALE), Duration=str(duration))
     for stream in listed:
         _stream_element(root, stream, bounds[stream.name])
+    if context.encrypts("mss"):
+        _protection_element(root, _presentation_key(listed, context))
     return etree.tostring(root, xml_declaration=True, encoding="utf-8", pretty_print=True)
+
+
+def _presentation_key(listed: list[Stream], context: PackagerContext) -> ContentKey:
+    """The one key of every audio and video track of the presentation."""
+    keys = {context.key(level.rendition.movie.source.path, level.track.media_type)
+            for stream in listed if stream.media_type is not MediaType.SUBTITLE for level in stream.levels}
+    if len({key.key_id for key in keys}) != 1:
+        raise UnsupportedMedia(f"Smooth Streaming carries one key per presentation; these tracks are under "
+                               f"{len({key.key_id for key in keys})} keys")
+    return keys.pop()
+
+
+def _protection_element(root: etree._Element, key: ContentKey) -> None:
+    """Protection/ProtectionHeader ([MS-SSTR] 2.2.2.2): the PlayReady object, base64."""
+    data = next((system.data for system in key.systems if system.system_id == PLAYREADY_SYSTEM_ID), None)
+    if data is None:
+        raise UpstreamError("Smooth Streaming is encrypted for PlayReady, and the key's DRM info gives no "
+                            "PlayReady object")
+    protection = etree.SubElement(root, "Protection")
+    system_id = str(uuid.UUID(bytes=PLAYREADY_SYSTEM_ID))
+    header = etree.SubElement(protection, "ProtectionHeader", SystemID=system_id)
+    header.text = base64.b64encode(data).decode()
 
 
 def _key(level: Level) -> tuple[str, int]:
@@ -271,13 +312,31 @@ def fragment(media: MediaSet, context: PackagerContext, stream_name: str, bitrat
     start = max(int(ticks.dts[0]) if ticks.count else time, 0)  # = chunk_bounds(level)[number - 1]
     duration = int(ticks.durations.sum())
     part = fmp4.FragmentTrack(ticks, 0, _tfxd(start, duration), decode_time_box=False)
+    ranges = merged_ranges([frames], context.read_merge_gap)
+    if context.encrypts("mss"):
+        return _encrypted_fragment(clip, number, frames, part, ranges, context)
     plan = fmp4.plan_fragment(number, [part])
 
     def render(source: SourceBytes) -> bytes:
         return fmp4.write_fragment(plan, [source.frame_runs(frames)])
 
-    ranges = merged_ranges([frames], context.read_merge_gap)
     return MediaSegment(plan.size, mp4_type((track,)), clip.movie.source, ranges, render)
+
+
+def _encrypted_fragment(clip: Placed, number: int, frames: TrackFrames, part: fmp4.FragmentTrack,
+                        ranges: list[ByteRange], context: PackagerContext) -> MediaSegment:
+    """A PlayReady fragment: its samples in 'cenc', their IVs and subsamples in PIFF's uuid box
+    (planned once the frames are read: the subsamples depend on the NAL units)."""
+    (track,) = clip.tracks
+    cenc.check_track(track)
+    key, path = context.key(clip.movie.source.path, track.media_type), clip.movie.source.path
+
+    def render(source: SourceBytes) -> bytes:
+        aux, encrypted = cenc.encrypt_samples(key, path, track, frames.first, source.frame_views(frames))
+        plan = fmp4.plan_fragment(number, [replace(part, encryption=aux, piff=True)])
+        return fmp4.write_fragment(plan, [[memoryview(sample) for sample in encrypted]])
+
+    return MediaSegment(None, mp4_type((track,)), clip.movie.source, ranges, render)
 
 
 def _tfxd(start: int, duration: int) -> bytes:

@@ -49,7 +49,7 @@ class PackagerContext:
     def encrypts(self, protocol: str) -> bool:
         """Whether this protocol's media is encrypted (and needs the keys of its files)."""
         return self.hls_encryption_method != "none" if protocol == "hls" else \
-            self.drm_enabled and protocol == "dash"
+            self.drm_enabled and protocol in ("dash", "mss")
 
     def key(self, path: str, media_type: MediaType = MediaType.VIDEO) -> ContentKey:
         """The key of a file's tracks of that type (one key for all, unless CPIX gives one per type)."""
