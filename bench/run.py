@@ -23,7 +23,7 @@ import httpx
 
 from tests.conftest import LiveServer
 from tests.ts_reference import reference_segment
-from vodorigin.drm.keys import ContentKey
+from vodorigin.drm.keys import ContentKey, FileKeys
 from vodorigin.media.frames import merged_ranges, segment_frames
 from vodorigin.media.model import MediaSet, TrackSpec, select_tracks
 from vodorigin.media.segmenter import movie_timeline
@@ -205,19 +205,25 @@ def bench_encryption(settings: Settings, name: str) -> None:
 
 
 async def _bench_encryption(settings: Settings, name: str) -> None:
-    """TS segments whole in AES-128-CBC (HLS) and video fragments in CENC 'cenc' (DASH), each
-    against the clear segments of the same numbers, read + mux (+ encrypt) timed together."""
+    """TS segments whole in AES-128-CBC and in SAMPLE-AES (HLS), video fragments in Common
+    Encryption 'cenc' and 'cbcs' (DASH), each against the clear segments of the same numbers,
+    read + mux (+ encrypt) timed together."""
     origin = Origin(settings, LocalStorage(MEDIA))
     movie = await origin.movie(name)
     media = MediaSet((movie,))
     key = ContentKey(bytes(range(16)), bytes(range(16, 32)), served=True)
     clear = PackagerContext.from_settings(settings)
-    encrypted = replace(clear, hls_encryption_method="aes-128", drm_enabled=True, keys={name: key})
+    encrypted = replace(clear, hls_encryption_method="aes-128", drm_enabled=True, keys={name: FileKeys(key)})
     numbers = range(1, min(movie_timeline(movie, clear.segments).count, 30) + 1)
-    for label, handle, file_name in (("HLS TS AES-128", hls.handle, "seg-{}-v1-a1.ts"),
-                                     ("DASH video fragment cenc", dash.handle, "fragment-{}-v1.m4s")):
+    cases = (("HLS TS AES-128", hls.handle, "seg-{}-v1-a1.ts", encrypted),
+             ("HLS TS SAMPLE-AES", hls.handle, "seg-{}-v1-a1.ts",
+              replace(encrypted, hls_encryption_method="sample-aes")),
+             ("DASH video fragment cenc", dash.handle, "fragment-{}-v1.m4s", encrypted),
+             ("DASH video fragment cbcs", dash.handle, "fragment-{}-v1.m4s",
+              replace(encrypted, dash_encryption_scheme="cbcs")))
+    for label, handle, file_name, protected in cases:
         rates = {}
-        for kind, context in (("clear", clear), ("encrypted", encrypted)):
+        for kind, context in (("clear", clear), ("encrypted", protected)):
             produced, seconds = 0, 0.0
             for number in numbers:
                 start = time.perf_counter()

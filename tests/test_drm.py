@@ -61,7 +61,7 @@ def drm_info(key: bytes = KEY, kid: bytes = KID, iv: bytes | None = None,
 @pytest.fixture(scope="module")
 def drm_service() -> Iterator[FaultServer]:
     with FaultServer() as upstream:
-        for name in ("bframes.mp4", "clip_180p.mp4", "clip_360p.mp4", "moov_end.mp4"):
+        for name in ("bframes.mp4", "clip_180p.mp4", "clip_360p.mp4", "moov_end.mp4", "hevc.mp4"):
             upstream.documents[f"/drm/{name}"] = drm_info()
             upstream.documents[f"/drm-iv/{name}"] = drm_info(iv=IV)
         for name in ("irregular_gop.mp4", "video_only.mp4"):
@@ -534,11 +534,17 @@ def test_ffmpeg_decodes_sample_aes_to_the_clear_frames(sample_aes_drm: httpx.Cli
 
 
 def test_sample_aes_refuses_what_it_cannot_carry(sample_aes: httpx.Client) -> None:
-    """HEVC would be fMP4 (cbcs, H.264 only here): 415 for its playlist and segments, not clear media."""
-    response = sample_aes.get("/hls/hevc.mp4/index-v1-a1.m3u8")
-    assert response.status_code == 415 and "'cbcs' encrypts H.264" in response.json()["error"]
-    for name in ("seg-1-v1-a1.m4s", "init-v1-a1.mp4"):
-        assert sample_aes.get(f"/hls/hevc.mp4/{name}").status_code == 415, name
+    """TS carries SAMPLE-AES for H.264 with AAC or AC-3: HEVC in TS is a 415 for the playlist and
+    its segments, never clear media; in fMP4 (hls_container auto) HEVC is 'cbcs'."""
+    assert sample_aes.get("/hls/hevc.mp4/index-v1-a1.m3u8").status_code == 200
+    init = sample_aes.get("/hls/hevc.mp4/init-v1-a1.mp4").content
+    assert b"encv" in init and b"cbcs" in init
+    settings = Settings(media_root=str(FIXTURES), secret_key=SECRET, hls_encryption_method="sample-aes",
+                        hls_container="mpegts", **LIVE_SETTINGS)  # type: ignore[arg-type]
+    for client in _client(settings):
+        for name in ("index-v1-a1.m3u8", "seg-1-v1-a1.ts"):
+            response = client.get(f"/hls/hevc.mp4/{name}")
+            assert response.status_code == 415 and "SAMPLE-AES" in response.json()["error"], name
 
 
 @settings(max_examples=300, deadline=None)
@@ -632,26 +638,26 @@ def cbcs_decrypt(sample: bytes, iv: bytes, subsamples: list[tuple[int, int]] | N
     return bytes(out)
 
 
-@pytest.mark.parametrize("rep", ["v1", "a1"])
-def test_cbcs_fragments_decrypt_to_the_clear_ones(rep: str, cbcs: httpx.Client, clear: httpx.Client,
-                                                  tmp_path: Path) -> None:
+@pytest.mark.parametrize(("media", "rep"), [("bframes.mp4", "v1"), ("bframes.mp4", "a1"), ("hevc.mp4", "v1")])
+def test_cbcs_fragments_decrypt_to_the_clear_ones(media: str, rep: str, cbcs: httpx.Client,
+                                                  clear: httpx.Client, tmp_path: Path) -> None:
     """tenc v1 carries the real KID, the 1:9 pattern (video) and a constant IV; each fragment's
     senc lists subsamples without IVs; decrypted here the cbcs way, every sample is the clear
     one, and a slice keeps only its header clear; ffmpeg decodes the whole stream with the key
     to the clear stream's frames, and not without it."""
     require_tools()
-    mpd = etree.fromstring(cbcs.get("/dash/bframes.mp4/manifest.mpd").content)
+    mpd = etree.fromstring(cbcs.get(f"/dash/{media}/manifest.mpd").content)
     assert mpd.find(".//d:ContentProtection[@value='cbcs']", MPD) is not None
     timeline = mpd.find(f".//d:Representation[@id='{rep}']/d:SegmentTemplate/d:SegmentTimeline", MPD)
     count = sum(int(s.get("r", 0)) + 1 for s in timeline.iterfind("d:S", MPD))
-    init = cbcs.get(f"/dash/bframes.mp4/init-{rep}.mp4").content
+    init = cbcs.get(f"/dash/{media}/init-{rep}.mp4").content
     version, pattern, kid, iv = tenc(init)
     assert (version, kid, len(iv)) == (1, KID, 16)
     assert pattern == (0x19 if rep == "v1" else 0)
     every = 10 if rep == "v1" else 1
-    clear_init = clear.get(f"/dash/bframes.mp4/init-{rep}.mp4").content
+    clear_init = clear.get(f"/dash/{media}/init-{rep}.mp4").content
     for number in range(2, count + 1):  # fragment 1 is the clear lead
-        url = f"/dash/bframes.mp4/fragment-{number}-{rep}.m4s"
+        url = f"/dash/{media}/fragment-{number}-{rep}.m4s"
         fragment = cbcs.get(url).content
         plain = clear.get(url).content
         sizes = trun_sizes(fragment)

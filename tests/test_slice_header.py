@@ -1,9 +1,12 @@
-"""H.264 slice header sizes (drm/slice_header.py) against ffmpeg's own reading of the same slices.
+"""H.264 and HEVC slice header sizes (drm/slice_header.py) against ffmpeg's own reading of the
+same slices.
 
 ffmpeg's trace_headers bitstream filter prints every syntax element of every slice header with its
-bit position in the unescaped NAL unit; the header ends after its last element. Streams are our
-fixtures and small encodes that exercise the header's optional parts (CAVLC, weighted prediction,
-interlacing, several slices and reference pictures).
+bit position in the unescaped NAL unit; the header ends after its last element (for HEVC, after
+its byte_alignment()). Streams are our fixtures and small encodes that exercise the header's
+optional parts (H.264: CAVLC, weighted prediction, interlacing, several slices and reference
+pictures; HEVC: B-pyramids, weighted prediction, slices, wavefronts and their entry points,
+open GOPs, long reference lists, no SAO).
 """
 
 from __future__ import annotations
@@ -15,9 +18,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES
-from vodorigin.drm.slice_header import AvcSlices
+from vodorigin.drm.slice_header import HEVC_SLICE_TYPES, AvcSlices, HevcSlices
 from vodorigin.errors import MediaError
 
+HEVC_ENCODES = {
+    "hevc-b-pyramid-weighted": "bframes=4:b-pyramid=1:weightp=1:weightb=1:ref=4",
+    "hevc-slices-wavefronts": "slices=3:wpp=1:bframes=2",
+    "hevc-open-gop-no-sao": "keyint=12:open-gop=1:no-sao=1:bframes=3:rect=1:amp=1",
+    "hevc-scaling-lists": "scaling-list=default:bframes=0:ref=3:tskip=1",
+}
 ENCODES = {
     "cavlc-baseline": ["-profile:v", "baseline"],
     "weighted-prediction": ["-x264-params", "weightp=2:weightb=1:bframes=3:b-pyramid=normal"],
@@ -27,9 +36,9 @@ ENCODES = {
 }
 
 
-def _annexb_units(path: Path) -> list[bytes]:
+def _annexb_units(path: Path, codec: str = "h264") -> list[bytes]:
     stream = subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0",
-                             "-c", "copy", "-bsf:v", "h264_mp4toannexb", "-f", "h264", "-"],
+                             "-c", "copy", "-bsf:v", f"{codec}_mp4toannexb", "-f", codec, "-"],
                             check=True, capture_output=True).stdout
     units = (unit.rstrip(b"\x00") for unit in re.split(rb"\x00\x00\x01", stream))  # 4-byte start codes
     return [unit for unit in units if unit]
@@ -44,7 +53,7 @@ def _traced_header_bits(path: Path) -> list[int]:
     for line in log.splitlines():
         if "trace_headers" not in line:
             continue
-        if line.rstrip().endswith("Slice Header"):
+        if line.rstrip().endswith(("Slice Header", "Slice Segment Header")):
             current = 0
             sizes.append(0)
             continue
@@ -82,6 +91,14 @@ def streams(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                         "testsrc2=size=320x240:rate=25:duration=2", "-c:v", "libx264", *options,
                         "-pix_fmt", "yuv420p", str(target)], check=True)
         made[name] = target
+    for name, options in HEVC_ENCODES.items():
+        target = folder / f"{name}.mp4"
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                        "testsrc2=size=320x240:rate=25:duration=2", "-c:v", "libx265", "-preset", "ultrafast",
+                        "-x265-params", f"log-level=error:{options}", "-pix_fmt", "yuv420p", str(target)],
+                       check=True)
+        made[name] = target
+    made["hevc"] = FIXTURES / "hevc.mp4"
     return made
 
 
@@ -96,6 +113,23 @@ def test_slice_header_sizes_match_ffmpeg(name: str, streams: dict[str, Path]) ->
         if kind in (7, 8):
             slices.learn(unit)
         elif kind in (1, 5):
+            ours.append((unit, slices.header_size(unit)))
+    assert len(traced) == len(ours) > 10
+    for (unit, size), bits in zip(ours, traced, strict=True):
+        assert size == _stored_size(unit, -(-bits // 8))
+
+
+@pytest.mark.parametrize("name", ["hevc", *HEVC_ENCODES])
+def test_hevc_slice_header_sizes_match_ffmpeg(name: str, streams: dict[str, Path]) -> None:
+    path = streams[name]
+    traced = _traced_header_bits(path)
+    slices = HevcSlices()
+    ours = []
+    for unit in _annexb_units(path, "hevc"):
+        kind = (unit[0] >> 1) & 0x3F
+        if kind in (33, 34):
+            slices.learn(unit)
+        elif kind in HEVC_SLICE_TYPES:
             ours.append((unit, slices.header_size(unit)))
     assert len(traced) == len(ours) > 10
     for (unit, size), bits in zip(ours, traced, strict=True):

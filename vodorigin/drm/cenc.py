@@ -16,11 +16,11 @@
   samples, and a function of the sample alone (segment N stands alone).
 
 'cbcs' (10.4), as Apple's FairPlay and CMAF players read it:
-* H.264 slices (NAL types 1 and 5) leave the NAL header and the whole slice header clear
-  (slice_header.py); from the slice data on, whole 16-byte blocks are protected, of which the
-  first of every ten is encrypted (tenc crypt_byte_block 1, skip_byte_block 9). Each subsample
-  starts a new CBC chain from the constant IV; the chain runs through its encrypted blocks only.
-  Other NAL units stay clear. HEVC is not done (its slice header parser is not written: 415).
+* H.264 and HEVC slices leave the NAL header and the whole slice header clear (slice_header.py);
+  from the slice data on, whole 16-byte blocks are protected, of which the first of every ten is
+  encrypted (tenc crypt_byte_block 1, skip_byte_block 9). Each subsample starts a new CBC chain
+  from the constant IV; the chain runs through its encrypted blocks only. Other NAL units stay
+  clear.
 * Audio: every whole block of a sample is encrypted in one chain from the constant IV (pattern 0:0
   in tenc, meaning no pattern); the odd bytes at the end stay clear.
 * The constant IV (16 bytes) is in tenc, so senc entries carry no IV, only subsamples; unlike
@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algori
 
 from vodorigin.drm import aes
 from vodorigin.drm.keys import ContentKey
-from vodorigin.drm.slice_header import AvcSlices
+from vodorigin.drm.slice_header import AvcSlices, HevcSlices, slice_parser
 from vodorigin.errors import UnsupportedMedia
 from vodorigin.media.model import MediaType, Track
 from vodorigin.mp4 import write
@@ -83,9 +83,6 @@ def check_track(track: Track, scheme: str = CENC) -> None:
     if track.media_type is MediaType.VIDEO and track.codec.fourcc not in AVC + HEVC:
         raise UnsupportedMedia(f"{track.key}: {track.codec.codec_string} cannot be encrypted here "
                                "(H.264 and HEVC video can)")
-    if scheme == CBCS and track.codec.fourcc in HEVC:
-        raise UnsupportedMedia(f"{track.key}: 'cbcs' encrypts H.264 video here, not HEVC (its slice "
-                               "headers must stay clear and are not parsed yet); 'cenc' encrypts HEVC")
     if track.media_type is MediaType.VIDEO and track.codec.nal_length_size not in (1, 2, 4):
         raise UnsupportedMedia(f"{track.key}: NAL length fields of {track.codec.nal_length_size} bytes")
 
@@ -185,7 +182,7 @@ def _cbcs_samples(key: bytes, iv: bytes, track: Track, samples: Sequence[memoryv
             aux.append(SampleAux(b"", None))
             encrypted.append(bytes(out))
         return aux, encrypted
-    slices = AvcSlices(track.codec.parameter_sets)
+    slices = slice_parser(track.codec.fourcc, track.codec.parameter_sets)
     for sample in samples:
         out = bytearray(sample)
         subsamples = cbcs_video_subsamples(sample, track.codec.nal_length_size, slices)
@@ -209,11 +206,11 @@ def _cbc_blocks(key: bytes, iv: bytes, out: bytearray, start: int, length: int, 
     blocks[:] = np.frombuffer(cipher_text, np.uint8).reshape(-1, BLOCK)
 
 
-def cbcs_video_subsamples(sample: memoryview, length_size: int, slices: AvcSlices
+def cbcs_video_subsamples(sample: memoryview, length_size: int, slices: AvcSlices | HevcSlices
                           ) -> tuple[tuple[int, int], ...]:
-    """(clear, protected) byte counts of a length-prefixed H.264 sample under cbcs: a slice's
-    protected range is the whole blocks after its slice header; parameter sets in the sample are
-    learned on the way (avc3)."""
+    """(clear, protected) byte counts of a length-prefixed H.264 or HEVC sample under cbcs: a
+    slice's protected range is the whole blocks after its slice header; parameter sets in the
+    sample are learned on the way (avc3, hev1)."""
     entries: list[tuple[int, int]] = []
     clear, position, size = 0, 0, len(sample)
     while position + length_size < size:
@@ -221,11 +218,8 @@ def cbcs_video_subsamples(sample: memoryview, length_size: int, slices: AvcSlice
         end = position + length_size + length
         if length < 1 or end > size:  # a malformed unit: the rest stays clear
             break
-        nal = sample[position + length_size : end]
-        kind = nal[0] & 0x1F
-        if kind in (7, 8):
-            slices.learn(nal)
-        body = length - slices.header_size(nal) if kind in (1, 5) else 0
+        header = slices.observe(sample[position + length_size : end])
+        body = length - header if header is not None else 0
         if body >= BLOCK and len(entries) < MAX_SUBSAMPLES - 1:
             entries.append((clear + length_size + length - body, body - body % BLOCK))
             clear = body % BLOCK
