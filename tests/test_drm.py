@@ -30,7 +30,9 @@ from lxml import etree
 from tests.boxread import boxes, trun_sizes
 from tests.conftest import FIXTURES, LIVE_SETTINGS, LiveServer, ffmpeg_read_errors, require_tools
 from tests.upstream import FaultServer
+from vodorigin.drm.cpix import parse_cpix
 from vodorigin.drm.sample_aes import emulation_prevented
+from vodorigin.errors import UpstreamError
 from vodorigin.settings import Settings, SettingsError, load_settings
 
 SECRET = "vodorigin-test-$vod_filepath"
@@ -873,6 +875,22 @@ def test_cpix_keys_encrypt_each_track_type_with_its_own(cpix: httpx.Client, clea
 def test_cpix_failures_are_clear(name: str, says: str, cpix: httpx.Client) -> None:
     response = cpix.get(f"/dash/{name}/manifest.mpd")
     assert response.status_code == 502 and says in response.json()["error"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(edits=st.lists(st.tuples(st.integers(0, 3000), st.sampled_from(b'<>/"= AZaz09+-:\x00\xff')),
+                      max_size=8), cut=st.integers(0, 3000))
+def test_hostile_cpix_documents_are_upstream_errors(edits: list[tuple[int, int]], cut: int) -> None:
+    """A CPIX document with bytes changed or cut short: its keys, or a 502 naming the problem."""
+    document = bytearray(cpix_document())
+    for position, value in edits:
+        if position < len(document):
+            document[position] = value
+    try:
+        keys = parse_cpix(bytes(document[: cut or None]), "test")
+    except UpstreamError:
+        return
+    assert len(keys.default.key) == 16 and all(len(key.key) == 16 for key in keys.by_type.values())
 
 
 def test_one_cpix_file_keys_every_file(tmp_path: Path) -> None:

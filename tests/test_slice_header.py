@@ -16,6 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES
 from vodorigin.drm.slice_header import HEVC_SLICE_TYPES, AvcSlices, HevcSlices
@@ -142,3 +144,35 @@ def test_unreadable_headers_are_media_errors() -> None:
         slices.header_size(bytes([0x65, 0x88, 0x84, 0x00]))
     with pytest.raises(MediaError):
         AvcSlices([bytes([0x67, 0x64])])  # an SPS cut short
+
+
+@pytest.fixture(scope="module")
+def real_units() -> dict[str, list[bytes]]:
+    """The NAL units of an H.264 and an HEVC fixture (parameter sets first)."""
+    return {"h264": _annexb_units(FIXTURES / "bframes.mp4")[:80],
+            "hevc": _annexb_units(FIXTURES / "hevc.mp4", "hevc")[:80]}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(codec=st.sampled_from(["h264", "hevc"]), index=st.integers(0, 79),
+       edits=st.lists(st.tuples(st.integers(0, 1100), st.integers(0, 255)), max_size=12),
+       cut=st.integers(1, 1200))
+def test_hostile_units_give_a_size_or_a_media_error(codec: str, index: int, edits: list[tuple[int, int]],
+                                                    cut: int, real_units: dict[str, list[bytes]]) -> None:
+    """Real units with bytes changed and cut short, parameter sets included: a header size within
+    the unit, or a MediaError; nothing else, and parameter sets learned or refused alike."""
+    units = real_units[codec]
+    slices = HevcSlices() if codec == "hevc" else AvcSlices()
+    unit = bytearray(units[index % len(units)])
+    for position, value in edits:
+        if position < len(unit) and position > (1 if codec == "hevc" else 0):  # the NAL type stays
+            unit[position] = value
+    unit = unit[: max(cut, 2)]
+    try:
+        for parameter_set in units[:4]:
+            slices.learn(parameter_set)
+        slices.learn(bytes(unit))
+        size = slices.observe(bytes(unit))
+    except MediaError:
+        return
+    assert size is None or 1 <= size <= len(unit)

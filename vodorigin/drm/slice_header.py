@@ -125,8 +125,9 @@ class AvcSlices:
     def observe(self, nal: bytes | memoryview) -> int | None:
         """A slice's header size (types 1 and 5: coded slices); parameter sets are learned, and
         other units (SEI, data partitions...) give None: they stay clear."""
-        kind = nal[0] & 0x1F
-        if kind in (1, IDR):
+        if not len(nal):
+            return None
+        if nal[0] & 0x1F in (1, IDR):
             return self.header_size(nal)
         self.learn(nal)
         return None
