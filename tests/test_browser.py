@@ -72,6 +72,7 @@ STREAMS = {  # name -> (server, URL): the two HLS containers, the Kaltura deploy
     "dash-cbcs-clearkey": ("cbcs", "/dash/bframes.mp4/manifest.mpd"),
     "hls-cbcs-clearkey": ("cbcs", "/hls/bframes.mp4/master.m3u8"),
     "hls-cbcs-clearkey-urlset": ("cbcs", f"/hls/{URLSET}/master.m3u8"),
+    "hls-cenc-clearkey": ("ctr", "/hls/bframes.mp4/master.m3u8"),  # SAMPLE-AES-CTR: 'cenc' in fMP4
     # keys from a CPIX document, one for video and one for audio: two licenses
     "dash-cpix-clearkey": ("cpix", "/dash/bframes.mp4/manifest.mpd"),
     # HLS SAMPLE-AES in TS: hls.js decrypts each slice NAL and AAC frame itself (Web Crypto)
@@ -144,12 +145,14 @@ def servers() -> Iterator[dict[str, LiveServer]]:
                 LiveServer(player_settings("mpegts", secret_key="secret-$vod_filepath",
                                            hls_encryption_method="sample-aes")) as sample_aes, \
                 LiveServer(player_settings("fmp4", **cbcs_settings)) as cbcs, \
+                LiveServer(player_settings("fmp4", **{**cbcs_settings,
+                                                      "hls_encryption_method": "sample-aes-ctr"})) as ctr, \
                 LiveServer(player_settings("fmp4", cpix_url=f"{upstream.base}/cpix",
                                            dash={"drm_enabled": True})) as cpix, \
                 ClearKeyServer(license_keys) as license_server:
             servers = {"mpegts": ts, "fmp4": fmp4, "kaltura": kaltura_server, "mapped": mapped_server,
                        "encrypted": encrypted, "encrypted-fmp4": encrypted_fmp4, "sample-aes": sample_aes,
-                       "cbcs": cbcs, "cpix": cpix}
+                       "cbcs": cbcs, "ctr": ctr, "cpix": cpix}
             yield servers | {"license": license_server}  # type: ignore[dict-item]
 
 

@@ -972,3 +972,55 @@ def test_smooth_refuses_a_presentation_under_several_keys(cpix_service: FaultSer
     for client in _client(settings):
         response = client.get("/mss/bframes.mp4/manifest")
         assert response.status_code == 415 and "one key per presentation" in response.json()["error"]
+
+
+# --- HLS SAMPLE-AES-CTR: cenc in fMP4 -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def hls_ctr(drm_service: FaultServer) -> Iterator[httpx.Client]:
+    formats = ("org.w3.clearkey", "urn:uuid:" + WIDEVINE)
+    settings = Settings(media_root=str(FIXTURES), hls_container="fmp4", drm_enabled=True,
+                        hls_encryption_method="sample-aes-ctr", hls_encryption_key_formats=formats,
+                        drm_info_url=f"{drm_service.base}/drm", hds={"drm_enabled": False},
+                        **LIVE_SETTINGS)  # type: ignore[arg-type]
+    yield from _client(settings)
+
+
+def test_hls_sample_aes_ctr_decrypts_to_the_clear_segments(hls_ctr: httpx.Client, clear_fmp4: httpx.Client,
+                                                            tmp_path: Path) -> None:
+    """METHOD=SAMPLE-AES-CTR without an IV (each sample's is in senc); the init says 'cenc' with
+    the KID; every segment decrypts to the clear one, and ffmpeg decodes it with the key."""
+    require_tools()
+    base = "/hls/video_only.mp4"
+    text = hls_ctr.get(f"{base}/index-v1.m3u8").text
+    tags = key_tags(text)
+    assert [tag["METHOD"] for tag in tags] == ["SAMPLE-AES-CTR"] * 2 and all("IV" not in tag for tag in tags)
+    init = hls_ctr.get(f"{base}/init-v1.mp4").content
+    assert b"schm" in init and init[init.index(b"schm") + 8 : init.index(b"schm") + 12] == b"cenc"
+    version, _, kid, _ = tenc(init)
+    assert (version, kid) == (0, KID)
+    clear_init = clear_fmp4.get(f"{base}/init-v1.mp4").content
+    for segment in m3u8.loads(text).segments:
+        data = hls_ctr.get(f"{base}/{segment.uri}").content
+        plain = clear_fmp4.get(f"{base}/{segment.uri}").content
+        position, clear_position = _find(data, [b"mdat"])[0], _find(plain, [b"mdat"])[0]
+        for (iv, subsamples), size in zip(senc_entries(data), trun_sizes(data), strict=True):
+            decrypted, protected = ctr_decrypt(data[position : position + size], iv, subsamples)
+            assert decrypted == plain[clear_position : clear_position + size] and protected > 0
+            position += size
+            clear_position += size
+        (tmp_path / "encrypted.mp4").write_bytes(init + data)
+        (tmp_path / "clear.mp4").write_bytes(clear_init + plain)
+        decrypted_frames = _framemd5("-decryption_key", KEY.hex(), "-i", str(tmp_path / "encrypted.mp4"))
+        assert decrypted_frames and decrypted_frames == _framemd5("-i", str(tmp_path / "clear.mp4"))
+
+
+def test_sample_aes_ctr_is_fmp4_only(drm_service: FaultServer) -> None:
+    settings = Settings(media_root=str(FIXTURES), hls_container="mpegts",
+                        hls_encryption_method="sample-aes-ctr", drm_enabled=True,
+                        drm_info_url=f"{drm_service.base}/drm", hds={"drm_enabled": False},
+                        **LIVE_SETTINGS)  # type: ignore[arg-type]
+    for client in _client(settings):
+        for name in ("index-v1-a1.m3u8", "seg-1-v1-a1.ts"):
+            response = client.get(f"/hls/bframes.mp4/{name}")
+            assert response.status_code == 415 and "SAMPLE-AES-CTR" in response.json()["error"], name

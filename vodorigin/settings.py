@@ -108,8 +108,8 @@ class Settings(BaseModel):
     hls_container: Literal["auto", "mpegts", "fmp4"] = "auto"  # auto: TS for H.264, fMP4 for HEVC/AV1
     hls_iframes_playlists: bool = True  # EXT-X-I-FRAME-STREAM-INF in the master, iframes-*.m3u8
     # aes-128: whole segments in AES-128-CBC; sample-aes: the samples (TS: Apple's format for H.264,
-    # AAC, AC-3; fMP4: Common Encryption 'cbcs')
-    hls_encryption_method: Literal["none", "aes-128", "sample-aes"] = "none"
+    # AAC, AC-3; fMP4: Common Encryption 'cbcs'); sample-aes-ctr: fMP4 in Common Encryption 'cenc'
+    hls_encryption_method: Literal["none", "aes-128", "sample-aes", "sample-aes-ctr"] = "none"
     hls_encryption_key_uri: str = ""  # EXT-X-KEY URI; {path} and {key_id} are replaced; "": encryption.key
     # sample-aes: an EXT-X-KEY per format (identity, com.apple.streamingkeydelivery, org.w3.clearkey,
     # com.microsoft.playready, urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed for Widevine)
@@ -195,9 +195,10 @@ class Settings(BaseModel):
             raise ValueError(f"hls_encryption_key_formats: {', '.join(unknown) or 'a list'} is not a list of "
                              f"distinct formats from {', '.join(HLS_KEY_FORMATS)}")
         hls = protocol in ("", "hls")
-        if hls and formats != ("identity",) and self.hls_encryption_method != "sample-aes":
-            raise ValueError("hls_encryption_key_formats other than identity need "
-                             "hls_encryption_method = sample-aes (DRM systems decrypt samples)")
+        samples = self.hls_encryption_method in ("sample-aes", "sample-aes-ctr")
+        if hls and formats != ("identity",) and not samples:
+            raise ValueError("hls_encryption_key_formats other than identity need hls_encryption_method "
+                             "= sample-aes or sample-aes-ctr (DRM systems decrypt samples)")
         if hls and "com.microsoft.playready" in formats and not self.drm_enabled:
             raise ValueError("hls_encryption_key_formats: PlayReady needs its data from the DRM-info "
                              "service (drm_enabled)")

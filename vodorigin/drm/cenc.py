@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,7 +47,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, CipherContext, algori
 
 from vodorigin.drm import aes
 from vodorigin.drm.keys import ContentKey
-from vodorigin.drm.slice_header import AvcSlices, HevcSlices, slice_parser
+from vodorigin.drm.slice_header import slice_parser
 from vodorigin.errors import UnsupportedMedia
 from vodorigin.media.model import MediaType, Track
 from vodorigin.mp4 import write
@@ -78,7 +78,7 @@ class SampleAux:
         return len(self.iv) + (2 + 6 * len(self.subsamples) if self.subsamples is not None else 0)
 
 
-def check_track(track: Track, scheme: str = CENC) -> None:
+def check_track(track: Track) -> None:
     """Refuse what we cannot encrypt before anything is listed."""
     if track.media_type is MediaType.VIDEO and track.codec.fourcc not in AVC + HEVC:
         raise UnsupportedMedia(f"{track.key}: {track.codec.codec_string} cannot be encrypted here "
@@ -96,7 +96,7 @@ def encrypt_samples(key: ContentKey, path: str, track: Track, first: int, sample
     seed = key.key_id + path.encode() + struct.pack(">I", track.track_id)
     base = int.from_bytes(hashlib.sha256(seed).digest()[:IV_SIZE], "big")
     video = track.media_type is MediaType.VIDEO
-    hevc = track.codec.fourcc in HEVC
+    clear_head = _nal_header_only(track.codec.fourcc in HEVC)
     cipher = algorithms.AES(key.key)
     aux, encrypted = [], []
     for index, sample in enumerate(samples):
@@ -106,7 +106,7 @@ def encrypt_samples(key: ContentKey, path: str, track: Track, first: int, sample
             aux.append(SampleAux(iv, None))
             encrypted.append(encryptor.update(sample) + encryptor.finalize())
             continue
-        subsamples = video_subsamples(sample, track.codec.nal_length_size, hevc)
+        subsamples = video_subsamples(sample, track.codec.nal_length_size, clear_head, odd_bytes_first=True)
         aux.append(SampleAux(iv, subsamples))
         encrypted.append(_encrypt_ranges(encryptor, sample, subsamples))
     return aux, encrypted
@@ -125,28 +125,46 @@ def _encrypt_ranges(encryptor: CipherContext, sample: memoryview, subsamples: tu
     return bytes(out)
 
 
-def video_subsamples(sample: memoryview, length_size: int, hevc: bool) -> tuple[tuple[int, int], ...]:
-    """(clear, protected) byte counts covering a length-prefixed H.264/HEVC sample (see above)."""
-    header = 2 if hevc else 1
+def video_subsamples(sample: memoryview, length_size: int, clear_head: Callable[[memoryview], int | None],
+                     odd_bytes_first: bool) -> tuple[tuple[int, int], ...]:
+    """(clear, protected) byte counts covering a length-prefixed H.264/HEVC sample: of each NAL
+    unit, `clear_head` says how many first bytes stay clear (None: all of it); the rest is
+    protected in whole blocks when it holds one, its odd bytes clear before it (cenc: protected
+    data ends with the unit) or after it (cbcs: protected data starts with the slice data)."""
     entries: list[tuple[int, int]] = []
     clear, position, size = 0, 0, len(sample)
     while position + length_size < size:
         length = int.from_bytes(sample[position : position + length_size], "big")
         end = position + length_size + length
-        if length < header or end > size:  # a malformed unit: the rest stays clear
+        if length < 1 or end > size:  # a malformed unit: the rest stays clear
             break
-        first = sample[position + length_size]
-        vcl = (first >> 1) & 0x3F < 32 if hevc else 1 <= first & 0x1F <= 5
-        body = length - header
-        if vcl and body >= 16 and len(entries) < MAX_SUBSAMPLES - 1:
-            entries.append((clear + length_size + header + body % 16, body - body % 16))
-            clear = 0
+        head = clear_head(sample[position + length_size : end])
+        body = length - head if head is not None else 0
+        if body >= BLOCK and len(entries) < MAX_SUBSAMPLES - 1:
+            odd = body % BLOCK
+            head_clear = length_size + length - body + (odd if odd_bytes_first else 0)
+            entries.append((clear + head_clear, body - odd))
+            clear = 0 if odd_bytes_first else odd
         else:
             clear += length_size + length
         position = end
     clear += size - position
     entries.append((clear, 0))
     return _bounded(entries)
+
+
+def _nal_header_only(hevc: bool) -> Callable[[memoryview], int | None]:
+    """cenc: a VCL unit keeps its NAL header clear (AVC types 1-5, HEVC types below 32); other
+    units (parameter sets, SEI) stay wholly clear."""
+    header = 2 if hevc else 1
+
+    def clear_head(nal: memoryview) -> int | None:
+        if len(nal) < header:
+            return None
+        vcl = (nal[0] >> 1) & 0x3F < 32 if hevc else 1 <= nal[0] & 0x1F <= 5
+        return header if vcl else None
+
+    return clear_head
 
 
 def _bounded(entries: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
@@ -185,7 +203,7 @@ def _cbcs_samples(key: bytes, iv: bytes, track: Track, samples: Sequence[memoryv
     slices = slice_parser(track.codec.fourcc, track.codec.parameter_sets)
     for sample in samples:
         out = bytearray(sample)
-        subsamples = cbcs_video_subsamples(sample, track.codec.nal_length_size, slices)
+        subsamples = video_subsamples(sample, track.codec.nal_length_size, slices.observe, False)
         position = 0
         for clear, protected in subsamples:
             position += clear
@@ -204,31 +222,6 @@ def _cbc_blocks(key: bytes, iv: bytes, out: bytearray, start: int, length: int, 
     blocks = np.frombuffer(out, np.uint8, count=length, offset=start).reshape(-1, BLOCK)[::every]
     cipher_text = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor().update(blocks.tobytes())
     blocks[:] = np.frombuffer(cipher_text, np.uint8).reshape(-1, BLOCK)
-
-
-def cbcs_video_subsamples(sample: memoryview, length_size: int, slices: AvcSlices | HevcSlices
-                          ) -> tuple[tuple[int, int], ...]:
-    """(clear, protected) byte counts of a length-prefixed H.264 or HEVC sample under cbcs: a
-    slice's protected range is the whole blocks after its slice header; parameter sets in the
-    sample are learned on the way (avc3, hev1)."""
-    entries: list[tuple[int, int]] = []
-    clear, position, size = 0, 0, len(sample)
-    while position + length_size < size:
-        length = int.from_bytes(sample[position : position + length_size], "big")
-        end = position + length_size + length
-        if length < 1 or end > size:  # a malformed unit: the rest stays clear
-            break
-        header = slices.observe(sample[position + length_size : end])
-        body = length - header if header is not None else 0
-        if body >= BLOCK and len(entries) < MAX_SUBSAMPLES - 1:
-            entries.append((clear + length_size + length - body, body - body % BLOCK))
-            clear = body % BLOCK
-        else:
-            clear += length_size + length
-        position = end
-    clear += size - position
-    entries.append((clear, 0))
-    return _bounded(entries)
 
 
 # --- boxes ---------------------------------------------------------------------------------------

@@ -79,7 +79,7 @@ def _init(clip: Placed, context: PackagerContext) -> Document:
     elif context.encrypts("dash"):
         key, path, scheme = context.key(clip.movie.source.path, track.media_type), clip.movie.source.path, \
             context.dash_encryption_scheme
-        cenc.check_track(track, scheme)
+        cenc.check_track(track)
         entry = cenc.protected_sample_entry(track.codec.sample_entry, key.key_id, scheme,
                                             cenc.constant_iv(key, path) if scheme == cenc.CBCS else b"")
         written = replace(track, codec=replace(track.codec, sample_entry=entry))
@@ -139,7 +139,7 @@ def _encrypted_fragment(clip: Placed, frames: TrackFrames, delay: int, sequence:
     read (its size is not known before: MediaSegment.size None)."""
     (track,) = clip.tracks
     scheme = context.dash_encryption_scheme
-    cenc.check_track(track, scheme)
+    cenc.check_track(track)
     key, path = context.key(clip.movie.source.path, track.media_type), clip.movie.source.path
     iv = cenc.constant_iv(key, path)
 

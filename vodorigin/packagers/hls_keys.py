@@ -5,7 +5,9 @@ segments and the key files.
 `"sample-aes"` encrypts the samples: in TS segments Apple's way (drm/sample_aes.py: H.264, AAC,
 AC-3; other codecs are 415), in fMP4 renditions as Common Encryption 'cbcs' (drm/cenc.py: the
 init segment's sample entries say so, each fragment's senc maps its subsamples), which FairPlay,
-Widevine, PlayReady and ClearKey CDMs decrypt. The key of a rendition is its file's: from
+Widevine, PlayReady and ClearKey CDMs decrypt; `"sample-aes-ctr"` (nginx-vod-module's
+"sample-aes-cenc") encrypts fMP4 renditions as Common Encryption 'cenc', METHOD=SAMPLE-AES-CTR
+(TS renditions are 415). The key of a rendition is its file's: from
 `secret_key` (served here at `encryption.key`, or `encryption-f2.key` / `-s<id>` for a part of a
 set and `-c2` for a clip of a mapped playlist, as nginx-vod-module names them) or from the DRM-info
 service (`drm_enabled`; never served here: point `hls_encryption_key_uri` at the key server).
@@ -38,7 +40,7 @@ from dataclasses import replace
 from vodorigin.drm import aes, cenc
 from vodorigin.drm.keys import PLAYREADY_SYSTEM_ID, WIDEVINE_SYSTEM_ID, ContentKey, SystemData
 from vodorigin.drm.sample_aes import check_track, encrypt_segment
-from vodorigin.errors import NotFound, UpstreamError
+from vodorigin.errors import NotFound, UnsupportedMedia, UpstreamError
 from vodorigin.media.frames import ByteRange, SourceBytes, TrackFrames
 from vodorigin.media.model import MediaSet, Track
 from vodorigin.mux import fmp4, mpegts, ts_write
@@ -62,7 +64,13 @@ def encrypting(context: PackagerContext) -> bool:
 
 
 def sample_aes(context: PackagerContext) -> bool:
-    return context.hls_encryption_method == "sample-aes"
+    """Whether the samples are encrypted (SAMPLE-AES or SAMPLE-AES-CTR), not whole segments."""
+    return context.hls_encryption_method in ("sample-aes", "sample-aes-ctr")
+
+
+def _scheme(context: PackagerContext) -> str:
+    """The Common Encryption scheme of fMP4 renditions."""
+    return cenc.CENC if context.hls_encryption_method == "sample-aes-ctr" else cenc.CBCS
 
 
 def key_tag(name: FileName, clips: list[Placed], clip: Placed, container: str, context: PackagerContext
@@ -70,9 +78,9 @@ def key_tag(name: FileName, clips: list[Placed], clip: Placed, container: str, c
     """The EXT-X-KEY tags of one clip of a rendition (one line per key format)."""
     key, path = _clip_key(clip, context), clip.movie.source.path
     if sample_aes(context):
-        check_tracks(clip.tracks, container)
-    method = "SAMPLE-AES" if sample_aes(context) else "AES-128"
-    iv = _iv(key, path, container, None, sample_aes(context))
+        check_tracks(clip.tracks, container, context)
+    method = context.hls_encryption_method.upper() if sample_aes(context) else "AES-128"
+    iv = _iv(key, path, container, None, sample_aes(context)) if _scheme(context) == cenc.CBCS else None
     tags = []
     for key_format in context.hls_encryption_key_formats if sample_aes(context) else (IDENTITY,):
         uri = _uri(name, clips, clip, key, context) if key_format == IDENTITY else \
@@ -94,11 +102,14 @@ def session_keys(key_tags: list[str]) -> list[str]:
     return [line.replace("#EXT-X-KEY:", "#EXT-X-SESSION-KEY:", 1) for line in dict.fromkeys(lines)]
 
 
-def check_tracks(tracks: tuple[Track, ...], container: str) -> None:
-    """SAMPLE-AES: the codecs this container's encryption carries (415 otherwise)."""
+def check_tracks(tracks: tuple[Track, ...], container: str, context: PackagerContext) -> None:
+    """SAMPLE-AES(-CTR): the codecs this container's encryption carries (415 otherwise)."""
+    if container != FMP4 and _scheme(context) == cenc.CENC:
+        raise UnsupportedMedia("SAMPLE-AES-CTR is Common Encryption in fMP4; this rendition is MPEG-TS "
+                               "(hls_container)")
     for track in tracks:
         if container == FMP4:
-            cenc.check_track(track, cenc.CBCS)
+            cenc.check_track(track)
         else:
             check_track(track.codec.fourcc, track.codec.codec_string, track.media_type)
 
@@ -155,8 +166,7 @@ def sample_aes_segment(frames: list[TrackFrames], clip: Placed, number: int, ran
     """TS segment `number` with its samples encrypted (drm/sample_aes.py), planned once they are:
     emulation prevention adds bytes, so its size is known only then. Codecs SAMPLE-AES cannot carry
     are a 415 before anything is read."""
-    for track in frames:
-        check_track(track.track.codec.fourcc, track.track.codec.codec_string, track.track.media_type)
+    check_tracks(tuple(track.track for track in frames), MPEGTS, context)
     key, iv = _key_and_iv(clip, MPEGTS, number, context)
 
     def render(source: SourceBytes) -> bytes:
@@ -179,20 +189,21 @@ def encrypted_segment(segment: MediaSegment, clip: Placed, number: int, containe
                    render=lambda source: aes.encrypt(render(source), key.key, iv))
 
 
-def cbcs_segment(clip: Placed, number: int, parts: list[fmp4.FragmentTrack], ranges: list[ByteRange],
-                 content_type: str, context: PackagerContext) -> MediaSegment:
-    """fMP4 segment `number` with its samples in 'cbcs' (SAMPLE-AES), planned once they are: its
-    senc boxes depend on the NAL units, so its size is known only then."""
-    check_tracks(clip.tracks, FMP4)
+def sample_encrypted_fragment(clip: Placed, number: int, parts: list[fmp4.FragmentTrack],
+                              ranges: list[ByteRange], content_type: str, context: PackagerContext
+                              ) -> MediaSegment:
+    """fMP4 segment `number` with its samples in 'cbcs' (SAMPLE-AES) or 'cenc' (SAMPLE-AES-CTR),
+    planned once they are: its senc boxes depend on the NAL units, so its size is known only then."""
+    check_tracks(clip.tracks, FMP4, context)
     key, iv = _key_and_iv(clip, FMP4, None, context)
-    path = clip.movie.source.path
+    path, scheme = clip.movie.source.path, _scheme(context)
 
     def render(source: SourceBytes) -> bytes:
         encrypted_parts, samples = [], []
         for part in parts:
             frames = part.frames
             aux, encrypted = cenc.encrypt_samples(key, path, frames.track, frames.first,
-                                                  source.frame_views(frames), cenc.CBCS, iv)
+                                                  source.frame_views(frames), scheme, iv)
             encrypted_parts.append(replace(part, encryption=aux))
             samples.append([memoryview(sample) for sample in encrypted])
         return fmp4.write_fragment(fmp4.plan_fragment(number, encrypted_parts), samples)
@@ -201,16 +212,18 @@ def cbcs_segment(clip: Placed, number: int, parts: list[fmp4.FragmentTrack], ran
 
 
 def encrypted_init(document: Document, clip: Placed, context: PackagerContext) -> Document:
-    """The initialization section: encrypted whole with AES-128; with SAMPLE-AES its sample
-    entries protected ('cbcs', the key id, the constant IV) and the DRM systems' pssh boxes in
-    its moov."""
+    """The initialization section: encrypted whole with AES-128; with SAMPLE-AES(-CTR) its sample
+    entries protected (the scheme, the key id, for cbcs the constant IV) and the DRM systems' pssh
+    boxes in its moov."""
     if not encrypting(context):
         return document
     key, iv = _key_and_iv(clip, FMP4, None, context)
     if sample_aes(context):
-        check_tracks(clip.tracks, FMP4)
+        check_tracks(clip.tracks, FMP4, context)
+        scheme = _scheme(context)
+        constant_iv = iv if scheme == cenc.CBCS else b""
         tracks = [replace(track, codec=replace(track.codec, sample_entry=cenc.protected_sample_entry(
-            track.codec.sample_entry, key.key_id, cenc.CBCS, iv))) for track in clip.tracks]
+            track.codec.sample_entry, key.key_id, scheme, constant_iv))) for track in clip.tracks]
         pssh = b"".join(system.pssh for system in key.systems)
         return replace(document, body=fmp4.init_segment(tracks, pssh))
     return replace(document, body=aes.encrypt(document.body, key.key, iv))

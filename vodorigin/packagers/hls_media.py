@@ -14,13 +14,13 @@ from vodorigin.media.model import MediaSet, MediaType, Track
 from vodorigin.media.segmenter import Timeline
 from vodorigin.mux import fmp4, mpegts, ts_write
 from vodorigin.packagers.hls_keys import (
-    cbcs_segment,
     encrypted_init,
     encrypted_segment,
     encrypting,
     key_tag,
     sample_aes,
     sample_aes_segment,
+    sample_encrypted_fragment,
 )
 from vodorigin.packagers.output import Document, MediaSegment, PackagerContext
 from vodorigin.packagers.playlist import Placed, in_clip, locate, placed
@@ -150,7 +150,8 @@ def fmp4_segment(name: FileName, media: MediaSet, context: PackagerContext) -> M
     clip, frames, ranges = _segment_frames(name, media, context)
     content_type = mp4_type(tuple(f.track for f in frames))
     if sample_aes(context):
-        return cbcs_segment(clip, name.number or 1, fragment_parts(frames), ranges, content_type, context)
+        return sample_encrypted_fragment(clip, name.number or 1, fragment_parts(frames), ranges, content_type,
+                                         context)
     plan = fragment_plan(name.number or 1, frames)
 
     def render(source: SourceBytes) -> bytes:
