@@ -15,14 +15,36 @@ import numpy as np
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ChunkMap:
-    """Where samples live: stco/co64 offsets with the first sample of each chunk (from stsc)."""
+    """Where samples live, as the file says it: the stco/co64 offset of every chunk (8.7.5) and
+    stsc's runs of chunks that hold the same number of samples (8.7.4), with the first sample of
+    each run. Not expanded per chunk or per sample: a manifest never needs where samples are, and a
+    segment locates only its own (SampleTable.offsets)."""
 
     offsets: np.ndarray  # uint64, one per chunk
-    first_sample: np.ndarray  # int64, index of each chunk's first sample
+    first_chunk: np.ndarray  # int64 per run: index of its first chunk, increasing from 0
+    per_chunk: np.ndarray  # int64 per run: samples in each of its chunks
+    first_sample: np.ndarray  # int64 per run: index of its first sample
 
     @property
     def nbytes(self) -> int:
-        return int(self.offsets.nbytes + self.first_sample.nbytes)
+        return int(self.offsets.nbytes + self.first_chunk.nbytes + self.per_chunk.nbytes
+                   + self.first_sample.nbytes)
+
+    def chunk_of(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk index, index of that chunk's first sample) of each sample index, all of them
+        below the samples the runs hold. The run found holds the sample, so it holds at least one
+        sample per chunk (runs of empty chunks share their first sample with the next run, and
+        side="right" passes over them)."""
+        run = np.searchsorted(self.first_sample, samples, side="right") - 1
+        per_chunk = self.per_chunk[run]
+        into_run = (samples - self.first_sample[run]) // per_chunk
+        return self.first_chunk[run] + into_run, self.first_sample[run] + into_run * per_chunk
+
+    def samples_of(self, chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(index of the first sample, samples held) of each chunk index."""
+        run = np.searchsorted(self.first_chunk, chunks, side="right") - 1
+        per_chunk = self.per_chunk[run]
+        return self.first_sample[run] + (chunks - self.first_chunk[run]) * per_chunk, per_chunk
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -73,16 +95,16 @@ class SampleTable:
         if stop <= start:
             return np.zeros(0, dtype=np.int64)
         chunks = self.chunks
-        walk_from = int(chunks.first_sample[np.searchsorted(chunks.first_sample, start, side="right") - 1])
+        walk_from = int(chunks.chunk_of(np.array([start], dtype=np.int64))[1][0])
+        chunk, chunk_start = chunks.chunk_of(np.arange(walk_from, stop, dtype=np.int64))
         sizes = self.sizes[walk_from:stop].astype(np.int64)
-        chunk_of = np.searchsorted(chunks.first_sample, np.arange(walk_from, stop), side="right") - 1
         before = np.cumsum(sizes) - sizes  # bytes of the walk before each sample
-        within = before - before[chunks.first_sample[chunk_of] - walk_from]
-        return (chunks.offsets[chunk_of].astype(np.int64) + within)[start - walk_from :]
+        within = before - before[chunk_start - walk_from]
+        return (chunks.offsets[chunk].astype(np.int64) + within)[start - walk_from :]
 
 
 def empty_table() -> SampleTable:
     """The table of a track with no samples in a file (a sidecar subtitle file's cue track)."""
     none = np.zeros(0, dtype=np.int64)
-    chunks = ChunkMap(none.astype(np.uint64), none)
+    chunks = ChunkMap(none.astype(np.uint64), none, none, none)
     return SampleTable(none, 0, None, np.zeros(0, dtype=np.uint32), None, chunks)

@@ -125,42 +125,56 @@ def parse_sample_table(raw: RawTables, bounds: TableBounds) -> SampleTable:
         sync = np.frombuffer(data, dtype=U32).astype(np.int64) - 1  # stss numbers samples from 1
         if n and (sync[0] < 0 or sync[-1] >= count or np.any(np.diff(sync) <= 0)):
             raise MediaError("stss: sample numbers out of range or not increasing")
-    chunks = _chunk_map(raw, sizes)
+    chunks = _chunk_map(raw, count)
     _check_inside_file(chunks, sizes, bounds.file_size)
     return SampleTable(dts, end_dts, ctts, sizes, sync, chunks)
 
 
 def _check_inside_file(chunks: ChunkMap, sizes: np.ndarray, file_size: int) -> None:
-    """Every chunk's samples end inside the file (8.7.4, 8.7.5), checked once for the whole track."""
-    if not len(sizes):
-        return
-    running = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
+    """Every chunk's samples end inside the file (8.7.4, 8.7.5), checked once for the whole track.
+
+    A chunk of at most k samples of at most m bytes ends within k * m bytes of its offset, so only
+    chunks that start within k * m bytes of the end of the file can end past it; their ends are
+    summed exactly. In an ordinary file those are the last few chunks, so the check costs one
+    comparison per chunk instead of a running sum over every sample.
+    """
     count = len(sizes)
-    first = np.minimum(chunks.first_sample, count)
-    last = np.minimum(np.append(chunks.first_sample[1:], count), count)
-    ends = chunks.offsets.astype(np.int64) + (running[last] - running[first])
+    if not count:
+        return
+    reach = int(chunks.per_chunk.max()) * int(sizes.max())  # bytes a chunk may span at most
+    near_end = np.flatnonzero(chunks.offsets >= max(file_size - reach + 1, 0))
+    first, held = chunks.samples_of(near_end)
+    first = np.minimum(first, count)
+    last = np.minimum(first + held, count)
     holding = last > first
-    if holding.any() and int(ends[holding].max()) > file_size:
-        worst = int(ends[holding].max())
+    if not holding.any():
+        return
+    first, last, offsets = first[holding], last[holding], chunks.offsets[near_end[holding]]
+    lo = int(first.min())
+    running = np.concatenate(([0], np.cumsum(sizes[lo : int(last.max())], dtype=np.int64)))
+    spans = running[last - lo] - running[first - lo]
+    beyond = (offsets > file_size) | (offsets + spans.astype(np.uint64) > file_size)  # the first: no wrap
+    if beyond.any():
+        worst = max(map(sum, zip(offsets[beyond].tolist(), spans[beyond].tolist(), strict=True)))
         raise MediaError(f"sample data runs to byte {worst}, past the end of the file ({file_size} bytes): "
                          "a truncated upload or corrupt chunk offsets")
 
 
-def _chunk_map(raw: RawTables, sizes: np.ndarray) -> ChunkMap:
-    """stsc (8.7.4) + stco/co64 (8.7.5) -> the first sample of every chunk."""
+def _chunk_map(raw: RawTables, count: int) -> ChunkMap:
+    """stsc (8.7.4) + stco/co64 (8.7.5) -> the chunks' offsets and stsc's runs, checked: runs
+    numbered in order inside the chunk table, holding at least the track's `count` samples."""
     width = 8 if raw.chunk_offsets_64bit else 4
     n_chunks, data = _entries(raw.chunk_offsets, 4, width, "stco")
     offsets = np.frombuffer(data, dtype=U64 if width == 8 else U32).astype(np.uint64)
     n_runs, runs = _entries(raw.stsc, 4, 12, "stsc")
-    table = np.frombuffer(runs, dtype=U32).reshape(n_runs, 3).astype(np.int64)
-    first_chunk, per_chunk = table[:, 0] - 1, table[:, 1]
+    table = np.frombuffer(runs, dtype=U32).reshape(n_runs, 3)
+    first_chunk, per_chunk = table[:, 0].astype(np.int64) - 1, table[:, 1].astype(np.int64)
     increasing = not n_runs or (first_chunk[0] == 0 and bool(np.all(np.diff(first_chunk) > 0))
                                 and first_chunk[-1] < n_chunks)
-    if not increasing and len(sizes):
+    if not increasing and count:
         raise MediaError("stsc: chunk numbers out of range or not increasing")
-    run_lengths = np.diff(np.append(first_chunk, n_chunks))
-    samples_per_chunk = np.repeat(per_chunk, np.maximum(run_lengths, 0))[:n_chunks]
-    first_sample = np.concatenate(([0], np.cumsum(samples_per_chunk)[:-1])).astype(np.int64)
-    if len(sizes) and (len(samples_per_chunk) != n_chunks or int(samples_per_chunk.sum()) < len(sizes)):
+    held = np.maximum(np.diff(first_chunk, append=n_chunks), 0) * per_chunk  # samples in each run
+    first_sample = np.cumsum(held) - held
+    if count and int(held.sum()) < count:
         raise MediaError("stsc/stco: chunks hold fewer samples than the track has")
-    return ChunkMap(offsets, first_sample)
+    return ChunkMap(offsets, first_chunk, per_chunk, first_sample)
