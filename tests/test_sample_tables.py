@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -69,4 +70,7 @@ def test_runs_locate_and_time_every_sample(runs: list[tuple[int, int]], deltas: 
     for n, delta in deltas:
         for _ in range(n):
             dts.append(dts[-1] + delta)
+    some = np.array(sorted(data.draw(st.sets(st.integers(0, count - 1)))), dtype=np.int64)
+    assert samples.dts_at(some).tolist() == [dts[i] for i in some.tolist()]  # before the column is expanded
+    assert samples.decode_times.median_duration() == float(np.median(np.diff(dts)))
     assert samples.dts.tolist() == dts[:-1] and samples.end_dts == dts[-1]

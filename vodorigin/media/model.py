@@ -81,7 +81,7 @@ def key_times(samples: SampleTable, edit_shift: int) -> np.ndarray:
     """Presentation times of the sync samples (where a segment may start), never decreasing, so
     that searchsorted works even on streams whose key frames' composition offsets vary."""
     sync = samples.sync_indexes()
-    times = samples.dts[sync]
+    times = samples.dts_at(sync)
     if samples.composition_offsets is not None:
         times = times + samples.composition_offsets[sync]
     return np.maximum.accumulate(times + edit_shift) if len(times) else times

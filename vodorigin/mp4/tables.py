@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vodorigin.errors import LimitExceeded, MediaError
-from vodorigin.media.samples import ChunkMap, SampleTable
+from vodorigin.media.samples import ChunkMap, DecodeTimes, SampleTable
 
 U32 = np.dtype(">u4")
 I32 = np.dtype(">i4")
@@ -51,9 +51,13 @@ def _pairs(payload: bytes, name: str, dtype: np.dtype = U32) -> tuple[np.ndarray
     return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
 
 
-def _run_lengths(counts: np.ndarray, values: np.ndarray, total: int, name: str) -> np.ndarray:
+def _check_described(counts: np.ndarray, total: int, name: str) -> None:
     if int(counts.sum()) != total:
         raise MediaError(f"{name}: describes {int(counts.sum())} samples, the track has {total}")
+
+
+def _run_lengths(counts: np.ndarray, values: np.ndarray, total: int, name: str) -> np.ndarray:
+    _check_described(counts, total, name)
     return np.repeat(values, counts)
 
 
@@ -109,11 +113,7 @@ def parse_sample_table(raw: RawTables, bounds: TableBounds) -> SampleTable:
     samples whose bytes would lie outside the file (a truncated upload, hostile offsets)."""
     sizes = parse_sample_sizes(raw, bounds)
     count = len(sizes)
-    stts_counts, stts_deltas = _pairs(raw.stts, "stts")
-    deltas = _run_lengths(stts_counts, stts_deltas, count, "stts")
-    ends = np.cumsum(deltas)
-    dts = ends - deltas
-    end_dts = int(ends[-1]) if count else 0
+    decode_times = _decode_times(raw, count)
     ctts = None
     if raw.ctts is not None:
         ctts_counts, ctts_values = _pairs(raw.ctts, "ctts", I32 if raw.ctts_version else U32)
@@ -127,7 +127,18 @@ def parse_sample_table(raw: RawTables, bounds: TableBounds) -> SampleTable:
             raise MediaError("stss: sample numbers out of range or not increasing")
     chunks = _chunk_map(raw, count)
     _check_inside_file(chunks, sizes, bounds.file_size)
-    return SampleTable(dts, end_dts, ctts, sizes, sync, chunks)
+    return SampleTable(decode_times, ctts, sizes, sync, chunks)
+
+
+def _decode_times(raw: RawTables, count: int) -> DecodeTimes:
+    """stts (8.6.1.2) -> its runs with the first sample and decode time of each, describing
+    exactly the track's `count` samples."""
+    counts, deltas = _pairs(raw.stts, "stts")
+    _check_described(counts, count, "stts")
+    durations = counts * deltas  # each count is at most `count`: no overflow
+    first_sample = np.cumsum(counts) - counts
+    first_time = np.cumsum(durations) - durations
+    return DecodeTimes(counts, deltas, first_sample, first_time, int(durations.sum()))
 
 
 def _check_inside_file(chunks: ChunkMap, sizes: np.ndarray, file_size: int) -> None:
