@@ -21,7 +21,9 @@ from vodorigin.text.cues import Cue
 T = TypeVar("T")
 
 
-MEMO_ENTRIES = 8  # derived values kept per object (timelines per movie, segment cuts per track)
+# Derived values kept per object: a movie's timelines; a track's cuts, segment sizes and I-frames on
+# each timeline (a few per timeline).
+MEMO_ENTRIES = 16
 
 
 def memoized(memo: dict[Any, Any], key: Hashable, compute: Callable[[], T]) -> T:
