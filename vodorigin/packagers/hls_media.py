@@ -117,9 +117,10 @@ def _segment_entries(timeline: Timeline, first_number: int) -> tuple[str, list[s
     ("#EXTINF:<seconds>,\nseg-<N>", numbered from first_number); derived once per timeline
     (model.memoized), so a long title's playlist is one join per request."""
     def derive() -> tuple[str, list[str]]:
-        durations = [f"{d / timeline.timescale:.3f}" for d in timeline.durations().tolist()]
-        longest = max(durations, key=float, default="0.000")
-        return longest, [f"#EXTINF:{d},\nseg-{n}" for n, d in enumerate(durations, start=first_number)]
+        durations, timescale = timeline.durations(), timeline.timescale
+        longest = f"{int(durations.max()) / timescale:.3f}" if len(durations) else "0.000"
+        return longest, [f"#EXTINF:{d / timescale:.3f},\nseg-{n}"
+                         for n, d in enumerate(durations.tolist(), start=first_number)]
 
     return memoized(timeline.memo, ("playlist entries", first_number), derive)
 
