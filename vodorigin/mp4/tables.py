@@ -18,24 +18,25 @@ from vodorigin.media.samples import ChunkMap, DecodeTimes, SampleTable
 U32 = np.dtype(">u4")
 I32 = np.dtype(">i4")
 U64 = np.dtype(">u8")
+Buffer = bytes | memoryview  # views into the moov: every column is copied out of them (astype)
 
 
 @dataclass(frozen=True, slots=True)
 class RawTables:
     """The stbl children's payloads (after the full-box header), as found in the file."""
 
-    stts: bytes
-    stsz: bytes
-    stsc: bytes
-    chunk_offsets: bytes
+    stts: Buffer
+    stsz: Buffer
+    stsc: Buffer
+    chunk_offsets: Buffer
     chunk_offsets_64bit: bool
-    ctts: bytes | None = None
+    ctts: Buffer | None = None
     ctts_version: int = 0
-    stss: bytes | None = None
+    stss: Buffer | None = None
     compact_sizes: bool = False  # stz2 instead of stsz
 
 
-def _entries(payload: bytes, header: int, entry_size: int, name: str) -> tuple[int, memoryview]:
+def _entries(payload: Buffer, header: int, entry_size: int, name: str) -> tuple[int, memoryview]:
     """Entry count and the entries' bytes, checked against the payload length before any allocation."""
     if len(payload) < header:
         raise MediaError(f"{name}: truncated")
@@ -45,7 +46,7 @@ def _entries(payload: bytes, header: int, entry_size: int, name: str) -> tuple[i
     return count, memoryview(payload)[header : header + count * entry_size]
 
 
-def _pairs(payload: bytes, name: str, dtype: np.dtype = U32) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(payload: Buffer, name: str, dtype: np.dtype = U32) -> tuple[np.ndarray, np.ndarray]:
     count, data = _entries(payload, 4, 8, name)
     table = np.frombuffer(data, dtype=dtype).reshape(count, 2)
     return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
