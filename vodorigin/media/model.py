@@ -21,7 +21,9 @@ from vodorigin.text.cues import Cue
 T = TypeVar("T")
 
 
-MEMO_ENTRIES = 8  # derived values kept per object (timelines per movie, segment cuts per track)
+# Derived values kept per object: a movie's timelines; a track's cuts, segment sizes and I-frames on
+# each timeline (a few per timeline).
+MEMO_ENTRIES = 16
 
 
 def memoized(memo: dict[Any, Any], key: Hashable, compute: Callable[[], T]) -> T:
@@ -81,7 +83,7 @@ def key_times(samples: SampleTable, edit_shift: int) -> np.ndarray:
     """Presentation times of the sync samples (where a segment may start), never decreasing, so
     that searchsorted works even on streams whose key frames' composition offsets vary."""
     sync = samples.sync_indexes()
-    times = samples.dts[sync]
+    times = samples.dts_at(sync)
     if samples.composition_offsets is not None:
         times = times + samples.composition_offsets[sync]
     return np.maximum.accumulate(times + edit_shift) if len(times) else times

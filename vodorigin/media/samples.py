@@ -1,6 +1,7 @@
 """Sample tables as numpy columns: the per-sample timing, sizes and places of one track.
 
-Decode times and sizes are expanded per sample (a segmenter needs them); file offsets are not:
+Sizes are expanded per sample when the file is parsed; decode times when a segment first needs
+them (a manifest needs only the key frames', computed from stts's runs); file offsets never:
 `offsets(start, stop)` computes them for one range of samples from the chunk tables
 (ISO/IEC 14496-12 8.7.4, 8.7.5), so a manifest never pays for them. mp4/tables.py fills these
 from an MP4's boxes.
@@ -8,42 +9,123 @@ from an MP4's boxes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class ChunkMap:
-    """Where samples live: stco/co64 offsets with the first sample of each chunk (from stsc)."""
+    """Where samples live, as the file says it: the stco/co64 offset of every chunk (8.7.5) and
+    stsc's runs of chunks that hold the same number of samples (8.7.4), with the first sample of
+    each run. Not expanded per chunk or per sample: a manifest never needs where samples are, and a
+    segment locates only its own (SampleTable.offsets)."""
 
     offsets: np.ndarray  # uint64, one per chunk
-    first_sample: np.ndarray  # int64, index of each chunk's first sample
+    first_chunk: np.ndarray  # int64 per run: index of its first chunk, increasing from 0
+    per_chunk: np.ndarray  # int64 per run: samples in each of its chunks
+    first_sample: np.ndarray  # int64 per run: index of its first sample
 
     @property
     def nbytes(self) -> int:
-        return int(self.offsets.nbytes + self.first_sample.nbytes)
+        return int(self.offsets.nbytes + self.first_chunk.nbytes + self.per_chunk.nbytes
+                   + self.first_sample.nbytes)
+
+    def chunk_of(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(chunk index, index of that chunk's first sample) of each sample index, all of them
+        below the samples the runs hold. The run found holds the sample, so it holds at least one
+        sample per chunk (runs of empty chunks share their first sample with the next run, and
+        side="right" passes over them)."""
+        run = np.searchsorted(self.first_sample, samples, side="right") - 1
+        per_chunk = self.per_chunk[run]
+        into_run = (samples - self.first_sample[run]) // per_chunk
+        return self.first_chunk[run] + into_run, self.first_sample[run] + into_run * per_chunk
+
+    def samples_of(self, chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(index of the first sample, samples held) of each chunk index."""
+        run = np.searchsorted(self.first_chunk, chunks, side="right") - 1
+        per_chunk = self.per_chunk[run]
+        return self.first_sample[run] + (chunks - self.first_chunk[run]) * per_chunk, per_chunk
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DecodeTimes:
+    """stts (8.6.1.2) as the file says it: runs of samples of the same duration, with the first
+    sample and the decode time of each run. A manifest needs the times of the key frames only
+    (at()); a segmenter's per-sample column is expanded once, when first asked for."""
+
+    counts: np.ndarray  # int64 per run: its samples
+    deltas: np.ndarray  # int64 per run: the duration of each of its samples
+    first_sample: np.ndarray  # int64 per run: index of its first sample
+    first_time: np.ndarray  # int64 per run: decode time of its first sample
+    end: int  # decode time just after the last sample
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(a.nbytes) for a in (self.counts, self.deltas, self.first_sample, self.first_time))
+
+    def at(self, samples: np.ndarray) -> np.ndarray:
+        """Decode times of the given sample indexes (runs of no samples are passed over, as in
+        ChunkMap.chunk_of)."""
+        run = np.searchsorted(self.first_sample, samples, side="right") - 1
+        return self.first_time[run] + (samples - self.first_sample[run]) * self.deltas[run]
+
+    def median_duration(self) -> float:
+        """The median of the samples' durations (numpy.median of the per-sample column), from the
+        runs: their deltas in order, weighted by their counts."""
+        total = int(self.counts.sum())
+        if not total:
+            return 0.0
+        order = np.argsort(self.deltas, kind="stable")
+        ends = np.cumsum(self.counts[order])  # sorted samples [0, ends[0]) take the smallest delta...
+        low, high = self.deltas[order][np.searchsorted(ends, [(total - 1) // 2, total // 2], side="right")]
+        return (float(low) + float(high)) / 2
+
+    def expand(self) -> np.ndarray:
+        """Decode times of every sample."""
+        deltas = np.repeat(self.deltas, self.counts)
+        return np.cumsum(deltas) - deltas
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class SampleTable:
-    """Per-sample columns of one track."""
+    """Per-sample columns of one track (decode times expanded on first use: dts)."""
 
-    dts: np.ndarray  # int64 decode times, track ticks
-    end_dts: int  # decode time just after the last sample
+    decode_times: DecodeTimes
     composition_offsets: np.ndarray | None  # int64 ctts offsets, None when all zero
     sizes: np.ndarray  # uint32
     sync: np.ndarray | None  # int64 indexes of sync samples, None when every sample is sync
     chunks: ChunkMap
+    _expanded: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def count(self) -> int:
-        return len(self.dts)
+        return len(self.sizes)
+
+    @property
+    def dts(self) -> np.ndarray:
+        """int64 decode times of every sample, in track ticks."""
+        dts = self._expanded.get("dts")
+        if dts is None:
+            dts = self._expanded["dts"] = self.decode_times.expand()
+        return dts
+
+    @property
+    def end_dts(self) -> int:
+        """Decode time just after the last sample."""
+        return self.decode_times.end
+
+    def dts_at(self, indexes: np.ndarray) -> np.ndarray:
+        """Decode times of some samples, without expanding the column when it is not yet."""
+        dts = self._expanded.get("dts")
+        return dts[indexes] if dts is not None else self.decode_times.at(indexes)
 
     @property
     def nbytes(self) -> int:
-        columns = (self.dts, self.composition_offsets, self.sizes, self.sync)
-        return sum(c.nbytes for c in columns if c is not None) + self.chunks.nbytes
+        """Counting the decode times as expanded, as they will be once a segment is asked for."""
+        columns = (self.composition_offsets, self.sizes, self.sync)
+        expanded = self.count * 8 + self.decode_times.nbytes
+        return sum(c.nbytes for c in columns if c is not None) + expanded + self.chunks.nbytes
 
     def pts(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Presentation times (before edit lists) of samples [start, stop)."""
@@ -73,16 +155,17 @@ class SampleTable:
         if stop <= start:
             return np.zeros(0, dtype=np.int64)
         chunks = self.chunks
-        walk_from = int(chunks.first_sample[np.searchsorted(chunks.first_sample, start, side="right") - 1])
+        walk_from = int(chunks.chunk_of(np.array([start], dtype=np.int64))[1][0])
+        chunk, chunk_start = chunks.chunk_of(np.arange(walk_from, stop, dtype=np.int64))
         sizes = self.sizes[walk_from:stop].astype(np.int64)
-        chunk_of = np.searchsorted(chunks.first_sample, np.arange(walk_from, stop), side="right") - 1
         before = np.cumsum(sizes) - sizes  # bytes of the walk before each sample
-        within = before - before[chunks.first_sample[chunk_of] - walk_from]
-        return (chunks.offsets[chunk_of].astype(np.int64) + within)[start - walk_from :]
+        within = before - before[chunk_start - walk_from]
+        return (chunks.offsets[chunk].astype(np.int64) + within)[start - walk_from :]
 
 
 def empty_table() -> SampleTable:
     """The table of a track with no samples in a file (a sidecar subtitle file's cue track)."""
     none = np.zeros(0, dtype=np.int64)
-    chunks = ChunkMap(none.astype(np.uint64), none)
-    return SampleTable(none, 0, None, np.zeros(0, dtype=np.uint32), None, chunks)
+    chunks = ChunkMap(none.astype(np.uint64), none, none, none)
+    times = DecodeTimes(none, none, none, none, 0)
+    return SampleTable(times, None, np.zeros(0, dtype=np.uint32), None, chunks)

@@ -12,7 +12,8 @@ Segment N is a function of the metadata, the settings and N alone: manifests and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,7 @@ class Timeline:
     listed: np.ndarray
     open_end: bool = True
     offset: int = 0
+    memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)  # see model.memoized()
 
     @property
     def zero(self) -> int:

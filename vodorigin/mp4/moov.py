@@ -201,9 +201,9 @@ def _first_sample_entry(moov: bytes, stsd: Box | None) -> bytes:
     return moov[entries[0].start : entries[0].end]
 
 
-def _payload(moov: bytes, box: Box) -> bytes:
-    """A full box's payload after its version and flags."""
-    return moov[box.payload_start + 4 : box.end]
+def _payload(moov: bytes, box: Box) -> memoryview:
+    """A full box's payload after its version and flags (a view: a sample table's are megabytes)."""
+    return memoryview(moov)[box.payload_start + 4 : box.end]
 
 
 def _raw_tables(moov: bytes, boxes: dict[bytes, Box], media_type: MediaType) -> RawTables:

@@ -13,29 +13,30 @@ from dataclasses import dataclass
 import numpy as np
 
 from vodorigin.errors import LimitExceeded, MediaError
-from vodorigin.media.samples import ChunkMap, SampleTable
+from vodorigin.media.samples import ChunkMap, DecodeTimes, SampleTable
 
 U32 = np.dtype(">u4")
 I32 = np.dtype(">i4")
 U64 = np.dtype(">u8")
+Buffer = bytes | memoryview  # views into the moov: every column is copied out of them (astype)
 
 
 @dataclass(frozen=True, slots=True)
 class RawTables:
     """The stbl children's payloads (after the full-box header), as found in the file."""
 
-    stts: bytes
-    stsz: bytes
-    stsc: bytes
-    chunk_offsets: bytes
+    stts: Buffer
+    stsz: Buffer
+    stsc: Buffer
+    chunk_offsets: Buffer
     chunk_offsets_64bit: bool
-    ctts: bytes | None = None
+    ctts: Buffer | None = None
     ctts_version: int = 0
-    stss: bytes | None = None
+    stss: Buffer | None = None
     compact_sizes: bool = False  # stz2 instead of stsz
 
 
-def _entries(payload: bytes, header: int, entry_size: int, name: str) -> tuple[int, memoryview]:
+def _entries(payload: Buffer, header: int, entry_size: int, name: str) -> tuple[int, memoryview]:
     """Entry count and the entries' bytes, checked against the payload length before any allocation."""
     if len(payload) < header:
         raise MediaError(f"{name}: truncated")
@@ -45,15 +46,19 @@ def _entries(payload: bytes, header: int, entry_size: int, name: str) -> tuple[i
     return count, memoryview(payload)[header : header + count * entry_size]
 
 
-def _pairs(payload: bytes, name: str, dtype: np.dtype = U32) -> tuple[np.ndarray, np.ndarray]:
+def _pairs(payload: Buffer, name: str, dtype: np.dtype = U32) -> tuple[np.ndarray, np.ndarray]:
     count, data = _entries(payload, 4, 8, name)
     table = np.frombuffer(data, dtype=dtype).reshape(count, 2)
     return table[:, 0].astype(np.int64), table[:, 1].astype(np.int64)
 
 
-def _run_lengths(counts: np.ndarray, values: np.ndarray, total: int, name: str) -> np.ndarray:
+def _check_described(counts: np.ndarray, total: int, name: str) -> None:
     if int(counts.sum()) != total:
         raise MediaError(f"{name}: describes {int(counts.sum())} samples, the track has {total}")
+
+
+def _run_lengths(counts: np.ndarray, values: np.ndarray, total: int, name: str) -> np.ndarray:
+    _check_described(counts, total, name)
     return np.repeat(values, counts)
 
 
@@ -109,11 +114,7 @@ def parse_sample_table(raw: RawTables, bounds: TableBounds) -> SampleTable:
     samples whose bytes would lie outside the file (a truncated upload, hostile offsets)."""
     sizes = parse_sample_sizes(raw, bounds)
     count = len(sizes)
-    stts_counts, stts_deltas = _pairs(raw.stts, "stts")
-    deltas = _run_lengths(stts_counts, stts_deltas, count, "stts")
-    ends = np.cumsum(deltas)
-    dts = ends - deltas
-    end_dts = int(ends[-1]) if count else 0
+    decode_times = _decode_times(raw, count)
     ctts = None
     if raw.ctts is not None:
         ctts_counts, ctts_values = _pairs(raw.ctts, "ctts", I32 if raw.ctts_version else U32)
@@ -125,42 +126,67 @@ def parse_sample_table(raw: RawTables, bounds: TableBounds) -> SampleTable:
         sync = np.frombuffer(data, dtype=U32).astype(np.int64) - 1  # stss numbers samples from 1
         if n and (sync[0] < 0 or sync[-1] >= count or np.any(np.diff(sync) <= 0)):
             raise MediaError("stss: sample numbers out of range or not increasing")
-    chunks = _chunk_map(raw, sizes)
+    chunks = _chunk_map(raw, count)
     _check_inside_file(chunks, sizes, bounds.file_size)
-    return SampleTable(dts, end_dts, ctts, sizes, sync, chunks)
+    return SampleTable(decode_times, ctts, sizes, sync, chunks)
+
+
+def _decode_times(raw: RawTables, count: int) -> DecodeTimes:
+    """stts (8.6.1.2) -> its runs with the first sample and decode time of each, describing
+    exactly the track's `count` samples."""
+    counts, deltas = _pairs(raw.stts, "stts")
+    _check_described(counts, count, "stts")
+    durations = counts * deltas  # each count is at most `count`: no overflow
+    first_sample = np.cumsum(counts) - counts
+    first_time = np.cumsum(durations) - durations
+    return DecodeTimes(counts, deltas, first_sample, first_time, int(durations.sum()))
 
 
 def _check_inside_file(chunks: ChunkMap, sizes: np.ndarray, file_size: int) -> None:
-    """Every chunk's samples end inside the file (8.7.4, 8.7.5), checked once for the whole track."""
-    if not len(sizes):
-        return
-    running = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
+    """Every chunk's samples end inside the file (8.7.4, 8.7.5), checked once for the whole track.
+
+    A chunk of at most k samples of at most m bytes ends within k * m bytes of its offset, so only
+    chunks that start within k * m bytes of the end of the file can end past it; their ends are
+    summed exactly. In an ordinary file those are the last few chunks, so the check costs one
+    comparison per chunk instead of a running sum over every sample.
+    """
     count = len(sizes)
-    first = np.minimum(chunks.first_sample, count)
-    last = np.minimum(np.append(chunks.first_sample[1:], count), count)
-    ends = chunks.offsets.astype(np.int64) + (running[last] - running[first])
+    if not count:
+        return
+    reach = int(chunks.per_chunk.max()) * int(sizes.max())  # bytes a chunk may span at most
+    near_end = np.flatnonzero(chunks.offsets >= max(file_size - reach + 1, 0))
+    first, held = chunks.samples_of(near_end)
+    first = np.minimum(first, count)
+    last = np.minimum(first + held, count)
     holding = last > first
-    if holding.any() and int(ends[holding].max()) > file_size:
-        worst = int(ends[holding].max())
+    if not holding.any():
+        return
+    first, last, offsets = first[holding], last[holding], chunks.offsets[near_end[holding]]
+    lo = int(first.min())
+    running = np.concatenate(([0], np.cumsum(sizes[lo : int(last.max())], dtype=np.int64)))
+    spans = running[last - lo] - running[first - lo]
+    beyond = (offsets > file_size) | (offsets + spans.astype(np.uint64) > file_size)  # the first: no wrap
+    if beyond.any():
+        worst = max(map(sum, zip(offsets[beyond].tolist(), spans[beyond].tolist(), strict=True)))
         raise MediaError(f"sample data runs to byte {worst}, past the end of the file ({file_size} bytes): "
                          "a truncated upload or corrupt chunk offsets")
 
 
-def _chunk_map(raw: RawTables, sizes: np.ndarray) -> ChunkMap:
-    """stsc (8.7.4) + stco/co64 (8.7.5) -> the first sample of every chunk."""
+def _chunk_map(raw: RawTables, count: int) -> ChunkMap:
+    """stsc (8.7.4) + stco/co64 (8.7.5) -> the chunks' offsets and stsc's runs, checked: runs
+    numbered in order inside the chunk table, holding at least the track's `count` samples."""
     width = 8 if raw.chunk_offsets_64bit else 4
     n_chunks, data = _entries(raw.chunk_offsets, 4, width, "stco")
     offsets = np.frombuffer(data, dtype=U64 if width == 8 else U32).astype(np.uint64)
     n_runs, runs = _entries(raw.stsc, 4, 12, "stsc")
-    table = np.frombuffer(runs, dtype=U32).reshape(n_runs, 3).astype(np.int64)
-    first_chunk, per_chunk = table[:, 0] - 1, table[:, 1]
+    table = np.frombuffer(runs, dtype=U32).reshape(n_runs, 3)
+    first_chunk, per_chunk = table[:, 0].astype(np.int64) - 1, table[:, 1].astype(np.int64)
     increasing = not n_runs or (first_chunk[0] == 0 and bool(np.all(np.diff(first_chunk) > 0))
                                 and first_chunk[-1] < n_chunks)
-    if not increasing and len(sizes):
+    if not increasing and count:
         raise MediaError("stsc: chunk numbers out of range or not increasing")
-    run_lengths = np.diff(np.append(first_chunk, n_chunks))
-    samples_per_chunk = np.repeat(per_chunk, np.maximum(run_lengths, 0))[:n_chunks]
-    first_sample = np.concatenate(([0], np.cumsum(samples_per_chunk)[:-1])).astype(np.int64)
-    if len(sizes) and (len(samples_per_chunk) != n_chunks or int(samples_per_chunk.sum()) < len(sizes)):
+    held = np.maximum(np.diff(first_chunk, append=n_chunks), 0) * per_chunk  # samples in each run
+    first_sample = np.cumsum(held) - held
+    if count and int(held.sum()) < count:
         raise MediaError("stsc/stco: chunks hold fewer samples than the track has")
-    return ChunkMap(offsets, first_sample)
+    return ChunkMap(offsets, first_chunk, per_chunk, first_sample)

@@ -9,6 +9,7 @@ clip named by a c<n> token), else one Period whose timelines run through every c
 from __future__ import annotations
 
 import base64
+import itertools
 import math
 import uuid
 from collections.abc import Callable
@@ -301,8 +302,11 @@ def _segment_starts(track: Track, timeline: Timeline) -> tuple[list[int], int]:
         starts = [rescale(c, timeline.timescale, track.timescale) - origin for c in cuts]
     else:
         first_samples = cut_indexes(track, timeline)[:-1]
-        dts = np.append(track.samples.dts, track.samples.end_dts)  # a segment past the last sample
-        starts = (dts[first_samples] + track.edit_shift - origin).tolist()
+        samples = track.samples
+        inside = first_samples < samples.count
+        dts = np.full(len(first_samples), samples.end_dts, dtype=np.int64)  # a segment past the last sample
+        dts[inside] = samples.dts_at(first_samples[inside])
+        starts = (dts + track.edit_shift - origin).tolist()
     end = track.presentation_end if timeline.open_end else rescale(timeline.end, timeline.timescale,
                                                                     track.timescale)
     return starts, end - origin
@@ -340,15 +344,14 @@ def _segment_timeline(parent: etree._Element, times: tuple[list[int], int], dela
     while durations and durations[-1] <= 0:
         durations.pop()
     element = etree.SubElement(parent, "SegmentTimeline")
-    previous: etree._Element | None = None
-    for duration in durations:
-        if previous is not None and int(previous.get("d", "0")) == duration:
-            previous.set("r", str(int(previous.get("r", "0")) + 1))
-            continue
-        previous = etree.SubElement(element, "S")
-        if len(element) == 1:
-            previous.set("t", str(starts[0] + delay))
-        previous.set("d", str(duration))
+    for index, (duration, run) in enumerate(itertools.groupby(durations)):
+        segment = etree.SubElement(element, "S")
+        if index == 0:
+            segment.set("t", str(starts[0] + delay))
+        segment.set("d", str(duration))
+        repeats = sum(1 for _ in run) - 1
+        if repeats:
+            segment.set("r", str(repeats))
     return len(durations)
 
 

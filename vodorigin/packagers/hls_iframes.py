@@ -13,7 +13,7 @@ import numpy as np
 
 from vodorigin.errors import NotFound
 from vodorigin.media.frames import cut_indexes, frames_by_index
-from vodorigin.media.model import MediaSet, MediaType, Movie, Track
+from vodorigin.media.model import MediaSet, MediaType, Movie, Track, memoized
 from vodorigin.media.segmenter import Timeline, movie_timeline
 from vodorigin.mux import mpegts
 from vodorigin.packagers.hls_media import choose_container, fragment_plan, vod_playlist_head
@@ -45,8 +45,9 @@ class IFrames:
 
 
 def iframes(video: Track, timeline: Timeline, container: str, context: PackagerContext) -> IFrames:
-    """The I-frames of a video track, located from the planned layout of its video-only segments,
-    a batch of segments at a time.
+    """The I-frames of a video track, located from the planned layout of its video-only segments;
+    derived once per track, timeline and container (model.memoized): the master playlist's peak
+    I-frame bit rate and the I-frame playlist are both read from them.
 
     RFC 8216 4.3.3.6: a byte range must not include the Media Initialization Section, which is
     either EXT-X-MAP or the bytes from the start of the resource to its first I-frame.
@@ -55,12 +56,21 @@ def iframes(video: Track, timeline: Timeline, container: str, context: PackagerC
     * fMP4: the key frame opening each fragment: the moof, the mdat header and that frame, the init
       segment given by EXT-X-MAP (a key frame inside a fragment cannot be addressed without its moof).
     """
+    key = ("iframes", timeline, container, context.max_clip_frames)
+    return memoized(video.memo, key, lambda: _located_iframes(video, timeline, container, context))
+
+
+def _located_iframes(video: Track, timeline: Timeline, container: str, context: PackagerContext) -> IFrames:
+    """iframes(), located a batch of segments at a time; the columns made read-only (shared)."""
     cuts = cut_indexes(video, timeline).tolist()
     if cuts[-1] == cuts[0]:  # no video frame in the clip
         return IFrames(*(np.zeros(0, dtype=np.int64) for _ in range(4)))
     locate = _ts_iframes if container == MPEGTS else _fmp4_iframes
     found = [locate(video, timeline, cuts, first, last, context) for first, last in _batches(cuts)]
-    return IFrames(*(np.concatenate([batch[n] for batch in found]).astype(np.int64) for n in range(4)))
+    columns = [np.concatenate([batch[n] for batch in found]).astype(np.int64) for n in range(4)]
+    for column in columns:
+        column.flags.writeable = False
+    return IFrames(*columns)
 
 
 def _batches(cuts: list[int]) -> list[tuple[int, int]]:

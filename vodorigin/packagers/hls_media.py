@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from vodorigin.errors import UnsupportedMedia
 from vodorigin.media.frames import ByteRange, SourceBytes, TrackFrames, merged_ranges, segment_frames
-from vodorigin.media.model import MediaSet, MediaType, Track
+from vodorigin.media.model import MediaSet, MediaType, Track, memoized
 from vodorigin.media.segmenter import Timeline
 from vodorigin.mux import fmp4, mpegts, ts_write
 from vodorigin.packagers.hls_keys import (
@@ -88,13 +88,16 @@ def render_media_playlist(timelines: list[Timeline], tokens: str, container: str
     EXT-X-DISCONTINUITY (4.3.2.3) and, for fMP4, the next clip's EXT-X-MAP where they change.
     `keys` are each clip's EXT-X-KEY (hls_keys.py), written where the key changes, before the
     EXT-X-MAP it also covers."""
-    per_clip = [[f"{d / t.timescale:.3f}" for d in t.durations().tolist()] for t in timelines]
+    entries: list[tuple[str, list[str]]] = []
+    number = 1  # segments are numbered through the clips
+    for timeline in timelines:
+        entries.append(_segment_entries(timeline, number))
+        number += len(entries[-1][1])
     suffix = f"-{tokens}" if tokens else ""
-    lines = vod_playlist_head(max(HLS_VERSION[container], min_version),
-                              [d for durations in per_clip for d in durations])
+    lines = vod_playlist_head(max(HLS_VERSION[container], min_version), [longest for longest, _ in entries])
     extension = "m4s" if container == FMP4 else extension or "ts"
-    number, current_key = 1, None
-    for index, durations in enumerate(per_clip):
+    current_key = None
+    for index, (_, clip_entries) in enumerate(entries):
         if index and discontinuity:
             lines.append("#EXT-X-DISCONTINUITY")
         if keys is not None and keys[index] != current_key:
@@ -103,11 +106,24 @@ def render_media_playlist(timelines: list[Timeline], tokens: str, container: str
         if container == FMP4 and (index == 0 or discontinuity):
             clip = f"-c{index + 1}" if len(timelines) > 1 else ""
             lines.append(f'#EXT-X-MAP:URI="init{clip}{suffix}.mp4"')
-        for duration in durations:
-            lines += [f"#EXTINF:{duration},", f"seg-{number}{suffix}.{extension}"]
-            number += 1
+        if clip_entries:
+            ending = f"{suffix}.{extension}"
+            lines.append(f"{ending}\n".join(clip_entries) + ending)
     lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
+
+
+def _segment_entries(timeline: Timeline, first_number: int) -> tuple[str, list[str]]:
+    """The longest EXTINF of a timeline, and each segment's entry up to the rendition's tokens
+    ("#EXTINF:<seconds>,\nseg-<N>", numbered from first_number); derived once per timeline
+    (model.memoized), so a long title's playlist is one join per request."""
+    def derive() -> tuple[str, list[str]]:
+        durations, timescale = timeline.durations(), timeline.timescale
+        longest = f"{int(durations.max()) / timescale:.3f}" if len(durations) else "0.000"
+        return longest, [f"#EXTINF:{d / timescale:.3f},\nseg-{n}"
+                         for n, d in enumerate(durations.tolist(), start=first_number)]
+
+    return memoized(timeline.memo, ("playlist entries", first_number), derive)
 
 
 def vod_playlist_head(version: int, durations: list[str]) -> list[str]:

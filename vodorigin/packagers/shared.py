@@ -6,7 +6,7 @@ import numpy as np
 
 from vodorigin.errors import NotFound
 from vodorigin.media.frames import cut_indexes
-from vodorigin.media.model import MediaSet, MediaType, Movie, Track, select_tracks
+from vodorigin.media.model import MediaSet, MediaType, Movie, Track, memoized, select_tracks
 from vodorigin.media.segmenter import Timeline
 from vodorigin.mux import fmp4, mpegts
 from vodorigin.urls import FileName
@@ -61,13 +61,8 @@ def segment_bitrates(tracks: tuple[Track, ...], timeline: Timeline, container: s
     frame_counts = np.zeros(timeline.count, dtype=np.int64)
     pcr = next((i for i, t in enumerate(tracks) if t.media_type is MediaType.VIDEO), 0)
     for index, track in enumerate(tracks):
-        cuts = cut_indexes(track, timeline)
-        if container == MPEGTS:
-            sizes += mpegts.segment_packets(track, cuts, index == pcr) * mpegts.PACKET_SIZE
-        else:
-            running = np.concatenate(([0], np.cumsum(track.samples.sizes.astype(np.int64))))
-            sizes += running[cuts[1:]] - running[cuts[:-1]]
-        frame_counts += np.diff(cuts)
+        sizes += _segment_bytes(track, timeline, container, index == pcr)
+        frame_counts += np.diff(cut_indexes(track, timeline))
     if container == MPEGTS:
         sizes += mpegts.PSI_PACKETS * mpegts.PACKET_SIZE
     else:
@@ -80,8 +75,25 @@ def segment_bitrates(tracks: tuple[Track, ...], timeline: Timeline, container: s
     return int(np.max(bits[valid] / seconds[valid])), int(bits[valid].sum() / seconds[valid].sum())
 
 
+def _segment_bytes(track: Track, timeline: Timeline, container: str, carries_pcr: bool) -> np.ndarray:
+    """One track's bytes in each segment (TS packets, or the fMP4 payload), derived once per track,
+    timeline and layout (model.memoized): a pass over the track's samples."""
+    carries_pcr = carries_pcr and container == MPEGTS
+
+    def derive() -> np.ndarray:
+        cuts = cut_indexes(track, timeline)
+        if container == MPEGTS:
+            sizes = mpegts.segment_packets(track, cuts, carries_pcr) * mpegts.PACKET_SIZE
+        else:
+            running = np.concatenate(([0], np.cumsum(track.samples.sizes.astype(np.int64))))
+            sizes = running[cuts[1:]] - running[cuts[:-1]]
+        sizes.flags.writeable = False
+        return sizes
+
+    return memoized(track.memo, ("segment bytes", timeline, container, carries_pcr), derive)
+
+
 def frame_rate(track: Track) -> float:
     """Frames per second from the median frame duration (robust to a short last frame)."""
-    durations = np.diff(track.samples.dts, append=track.samples.end_dts)
-    median = float(np.median(durations)) if len(durations) else 0.0
+    median = track.samples.decode_times.median_duration()
     return track.timescale / median if median > 0 else 0.0
