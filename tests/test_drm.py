@@ -622,6 +622,29 @@ def tenc(init: bytes) -> tuple[int, int, bytes, bytes]:
     return version, pattern, kid, iv
 
 
+def paired_samples(fragment: bytes, plain: bytes, entries: list[tuple[bytes, list[tuple[int, int]] | None]]
+                   ) -> Iterator[tuple[bytes, list[tuple[int, int]] | None, bytes, bytes]]:
+    """Each sample's (IV, subsamples, bytes in the encrypted fragment, bytes in the clear one)."""
+    position, clear_position = _find(fragment, [b"mdat"])[0], _find(plain, [b"mdat"])[0]
+    for (iv, subsamples), size in zip(entries, trun_sizes(fragment), strict=True):
+        clear_sample = plain[clear_position : clear_position + size]
+        yield iv, subsamples, fragment[position : position + size], clear_sample
+        position += size
+        clear_position += size
+
+
+def assert_ffmpeg_decrypts(init: bytes, fragment: bytes, clear_init: bytes, plain: bytes, folder: Path
+                           ) -> list[str]:
+    """ffmpeg decodes the encrypted fragment with the key to the clear fragment's frames (5.1
+    reads encrypted fragments one at a time: given several, it mismatches their sample maps, its
+    own cenc output included); the frames' digests."""
+    (folder / "encrypted.mp4").write_bytes(init + fragment)
+    (folder / "clear.mp4").write_bytes(clear_init + plain)
+    decrypted = _framemd5("-decryption_key", KEY.hex(), "-i", str(folder / "encrypted.mp4"))
+    assert decrypted and decrypted == _framemd5("-i", str(folder / "clear.mp4"))
+    return decrypted
+
+
 def cbcs_decrypt(sample: bytes, iv: bytes, subsamples: list[tuple[int, int]] | None, every: int) -> bytes:
     """A cbcs sample decrypted: in each protected range (the whole sample without subsamples),
     one block in `every` from its first, in one CBC chain from the constant IV."""
@@ -662,29 +685,16 @@ def test_cbcs_fragments_decrypt_to_the_clear_ones(media: str, rep: str, cbcs: ht
         url = f"/dash/{media}/fragment-{number}-{rep}.m4s"
         fragment = cbcs.get(url).content
         plain = clear.get(url).content
-        sizes = trun_sizes(fragment)
-        entries = senc_entries(fragment, iv_size=0)
-        assert len(entries) == len(sizes)
-        position, clear_position = _find(fragment, [b"mdat"])[0], _find(plain, [b"mdat"])[0]
-        for (_, subsamples), size in zip(entries, sizes, strict=True):
-            sample = fragment[position : position + size]
-            expected = plain[clear_position : clear_position + size]
+        for _, subsamples, sample, expected in paired_samples(fragment, plain, senc_entries(fragment, 0)):
             assert (subsamples is None) == (rep == "a1")
             assert cbcs_decrypt(sample, iv, subsamples, every) == expected
-            assert sample != expected or size < 16
+            assert sample != expected or len(sample) < 16
             if subsamples is not None:
-                assert sum(c + p for c, p in subsamples) == size
+                assert sum(c + p for c, p in subsamples) == len(sample)
                 assert all(protected % 16 == 0 for _, protected in subsamples)
                 slices = vcl_units(expected)
                 assert sum(p for _, p in subsamples) >= sum(slices) - (16 + 64) * len(slices)
-            position += size
-            clear_position += size
-        # ffmpeg 5.1 reads encrypted fragments one at a time (given several, it mismatches their
-        # sample maps, its own cenc output included): each decrypts to the clear fragment's frames
-        (tmp_path / "encrypted.mp4").write_bytes(init + fragment)
-        (tmp_path / "clear.mp4").write_bytes(clear_init + plain)
-        decrypted = _framemd5("-decryption_key", KEY.hex(), "-i", str(tmp_path / "encrypted.mp4"))
-        assert decrypted and decrypted == _framemd5("-i", str(tmp_path / "clear.mp4"))
+        decrypted = assert_ffmpeg_decrypts(init, fragment, clear_init, plain, tmp_path)
     encrypted_file = str(tmp_path / "encrypted.mp4")
     command = ["ffmpeg", "-nostdin", "-v", "error", "-i", encrypted_file, "-f", "framemd5", "-"]
     without = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
@@ -768,18 +778,9 @@ def test_hls_cbcs_segments_decrypt_to_the_clear_ones(hls_cbcs: httpx.Client, cle
     for segment in playlist.segments:
         data = hls_cbcs.get(f"{base}/{segment.uri}").content
         plain = clear_fmp4.get(f"{base}/{segment.uri}").content
-        sizes = trun_sizes(data)
-        position, clear_position = _find(data, [b"mdat"])[0], _find(plain, [b"mdat"])[0]
-        for (_, subsamples), size in zip(senc_entries(data, iv_size=0), sizes, strict=True):
-            sample = data[position : position + size]
-            assert sample != plain[clear_position : clear_position + size]
-            assert cbcs_decrypt(sample, iv, subsamples, 10) == plain[clear_position : clear_position + size]
-            position += size
-            clear_position += size
-        (tmp_path / "encrypted.mp4").write_bytes(init + data)
-        (tmp_path / "clear.mp4").write_bytes(clear_init + plain)
-        decrypted = _framemd5("-decryption_key", KEY.hex(), "-i", str(tmp_path / "encrypted.mp4"))
-        assert decrypted and decrypted == _framemd5("-i", str(tmp_path / "clear.mp4"))
+        for _, subsamples, sample, expected in paired_samples(data, plain, senc_entries(data, 0)):
+            assert sample != expected and cbcs_decrypt(sample, iv, subsamples, 10) == expected
+        assert_ffmpeg_decrypts(init, data, clear_init, plain, tmp_path)
 
 
 # --- CPIX -----------------------------------------------------------------------------------------
@@ -861,12 +862,9 @@ def test_cpix_keys_encrypt_each_track_type_with_its_own(cpix: httpx.Client, clea
         assert init[tenc_at + 8 : tenc_at + 24] == kid
         url = f"/dash/bframes.mp4/fragment-2-{rep}.m4s"
         fragment, plain = cpix.get(url).content, clear.get(url).content
-        position, clear_position = _find(fragment, [b"mdat"])[0], _find(plain, [b"mdat"])[0]
-        for (iv, subsamples), size in zip(senc_entries(fragment), trun_sizes(fragment), strict=True):
-            decrypted, protected = ctr_decrypt(fragment[position : position + size], iv, subsamples, key)
-            assert decrypted == plain[clear_position : clear_position + size] and protected > 0
-            position += size
-            clear_position += size
+        for iv, subsamples, sample, expected in paired_samples(fragment, plain, senc_entries(fragment)):
+            decrypted, protected = ctr_decrypt(sample, iv, subsamples, key)
+            assert decrypted == expected and protected > 0
 
 
 @pytest.mark.parametrize(("name", "says"), [("clip_180p.mp4", "encrypted"), ("clip_360p.mp4", "usage rule"),
@@ -954,13 +952,10 @@ def test_smooth_playready_fragments_decrypt_to_the_clear_ones(playready: httpx.C
             saio = _find(fragment, [b"moof", b"traf", b"saio"])
             moof = fragment.index(b"moof") - 4
             assert moof + struct.unpack_from(">I", fragment, saio[0] + 8)[0] == start + 32
-            position, clear_position = _find(fragment, [b"mdat"])[0], _find(plain, [b"mdat"])[0]
-            for (iv, subsamples), size in zip(entries, trun_sizes(fragment), strict=True):
-                decrypted, protected = ctr_decrypt(fragment[position : position + size], iv, subsamples)
-                assert decrypted == plain[clear_position : clear_position + size] and protected > 0
+            for iv, subsamples, sample, expected in paired_samples(fragment, plain, entries):
+                decrypted, protected = ctr_decrypt(sample, iv, subsamples)
+                assert decrypted == expected and protected > 0
                 assert (subsamples is not None) == (stream.get("Type") == "video")
-                position += size
-                clear_position += size
     missing = playready.get("/mss/bframes.mp4/manifest")  # its DRM info has no PlayReady object
     assert missing.status_code == 502 and "PlayReady" in missing.json()["error"]
 
@@ -1003,16 +998,10 @@ def test_hls_sample_aes_ctr_decrypts_to_the_clear_segments(hls_ctr: httpx.Client
     for segment in m3u8.loads(text).segments:
         data = hls_ctr.get(f"{base}/{segment.uri}").content
         plain = clear_fmp4.get(f"{base}/{segment.uri}").content
-        position, clear_position = _find(data, [b"mdat"])[0], _find(plain, [b"mdat"])[0]
-        for (iv, subsamples), size in zip(senc_entries(data), trun_sizes(data), strict=True):
-            decrypted, protected = ctr_decrypt(data[position : position + size], iv, subsamples)
-            assert decrypted == plain[clear_position : clear_position + size] and protected > 0
-            position += size
-            clear_position += size
-        (tmp_path / "encrypted.mp4").write_bytes(init + data)
-        (tmp_path / "clear.mp4").write_bytes(clear_init + plain)
-        decrypted_frames = _framemd5("-decryption_key", KEY.hex(), "-i", str(tmp_path / "encrypted.mp4"))
-        assert decrypted_frames and decrypted_frames == _framemd5("-i", str(tmp_path / "clear.mp4"))
+        for iv, subsamples, sample, expected in paired_samples(data, plain, senc_entries(data)):
+            decrypted, protected = ctr_decrypt(sample, iv, subsamples)
+            assert decrypted == expected and protected > 0
+        assert_ffmpeg_decrypts(init, data, clear_init, plain, tmp_path)
 
 
 def test_sample_aes_ctr_is_fmp4_only(drm_service: FaultServer) -> None:
