@@ -108,7 +108,7 @@ def test_video_only_layout_matches_the_muxer_plan(name: str) -> None:
         for number in range(1, timeline.count + 1):
             frames = segment_frames(video, timeline, number, 100_000)
             plan = mpegts.plan_segment(number, [frames])
-            assert mpegts.video_only_packets(frames).tolist() == [p.packets for p in plan.pes]
+            assert mpegts.video_only_packets(frames).tolist() == plan.table.packets.tolist()
 
 
 def test_iframe_names_that_address_no_single_video_track(http: httpx.Client) -> None:

@@ -117,9 +117,10 @@ class StreamPlan:
     frames: TrackFrames
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class PesPlan:
-    """One PES packet: which frames, its timestamps, and how it is laid out in TS packets."""
+    """One PES packet: which frames, its timestamps, and how it is laid out in TS packets (a row
+    of PesTable, for readers that take one PES at a time)."""
 
     stream: int  # index into TsPlan.streams
     frame_start: int
@@ -131,25 +132,59 @@ class PesPlan:
     first_af: int  # adaptation field bytes in the first packet (PCR / random access), 0 if none
     pcr: int | None
     random_access: bool
-    extra_packets: int = 0  # continuity padding: packets carrying one payload byte each
-    packets: int = 0  # TS packets, set by set_padding()
+    extra_packets: int  # continuity padding: packets carrying one payload byte each
+    packets: int  # TS packets
 
-    def set_padding(self, extra_packets: int) -> None:
-        self.extra_packets = extra_packets
-        size = self.header_size + self.es_size - extra_packets
-        self.packets = pes_packet_count(size, self.first_af) + extra_packets
+
+PES_COLUMNS = ("stream", "frame_start", "frame_stop", "pts", "dts", "header_size", "es_size", "first_af",
+               "pcr", "random_access", "extra_packets", "packets")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class PesTable:
+    """The segment's PES packets in the order they are sent, as int64 columns (PesPlan's fields;
+    pcr -1 where there is none, random_access 0 or 1): a segment's few hundred PES are planned
+    with numpy, not one Python object each."""
+
+    stream: np.ndarray
+    frame_start: np.ndarray
+    frame_stop: np.ndarray
+    pts: np.ndarray
+    dts: np.ndarray
+    header_size: np.ndarray
+    es_size: np.ndarray
+    first_af: np.ndarray
+    pcr: np.ndarray
+    random_access: np.ndarray
+    extra_packets: np.ndarray
+    packets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.stream)
+
+    def rows(self) -> tuple[PesPlan, ...]:
+        columns = [getattr(self, name).tolist() for name in PES_COLUMNS]
+        return tuple(PesPlan(stream, start, stop, pts, dts, header, es, af, None if pcr < 0 else pcr,
+                             bool(random_access), extra, packets)
+                     for stream, start, stop, pts, dts, header, es, af, pcr, random_access, extra, packets
+                     in zip(*columns, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
 class TsPlan:
     number: int
     streams: tuple[StreamPlan, ...]
-    pes: tuple[PesPlan, ...]
+    table: PesTable
     pcr_pid: int
 
     @property
+    def pes(self) -> tuple[PesPlan, ...]:
+        """The PES one by one (the reference writer in the tests reads them so)."""
+        return self.table.rows()
+
+    @property
     def packet_count(self) -> int:
-        return PSI_PACKETS + sum(p.packets for p in self.pes)
+        return PSI_PACKETS + int(self.table.packets.sum())
 
     @property
     def size(self) -> int:
@@ -169,74 +204,80 @@ def to_90khz(ticks: np.ndarray, timescale: int) -> np.ndarray:
 
 def plan_segment(number: int, tracks: list[TrackFrames], sample_aes: bool = False) -> TsPlan:
     """Lay out segment `number` (1-based) from frame metadata alone (with sample_aes, from frames
-    already encrypted: drm/sample_aes.py)."""
+    already encrypted: drm/sample_aes.py): each stream's PES, sent in decode order (by stream on
+    equal times), and each stream's continuity padding."""
     streams = tuple(StreamPlan(FIRST_ES_PID + i, stream_format(t.track.codec, sample_aes), t)
                     for i, t in enumerate(tracks))
     video = [i for i, s in enumerate(streams) if s.frames.track.media_type is MediaType.VIDEO]
     pcr_stream = video[0] if video else 0
-    pes: list[PesPlan] = []
-    for index, stream in enumerate(streams):
-        pes.extend(_plan_stream(index, stream, index == pcr_stream))
-    pes.sort(key=lambda p: (p.dts, p.stream))
+    parts = [_plan_stream(index, stream, index == pcr_stream) for index, stream in enumerate(streams)]
+    columns = {name: np.concatenate([part[name] for part in parts]) if parts else np.zeros(0, dtype=np.int64)
+               for name in PES_COLUMNS}
+    order = np.lexsort((columns["stream"], columns["dts"]))  # stable: a stream's PES keep their order
+    columns = {name: column[order] for name, column in columns.items()}
     for index in range(len(streams)):
-        _pad_continuity([p for p in pes if p.stream == index])
+        _pad_continuity(columns, np.flatnonzero(columns["stream"] == index))
     pcr_pid = streams[pcr_stream].pid if streams else FIRST_ES_PID
-    return TsPlan(number, streams, tuple(pes), pcr_pid)
+    return TsPlan(number, streams, PesTable(**columns), pcr_pid)
 
 
-def _plan_stream(index: int, stream: StreamPlan, carries_pcr: bool) -> list[PesPlan]:
+def _plan_stream(index: int, stream: StreamPlan, carries_pcr: bool) -> dict[str, np.ndarray]:
+    """One stream's PES as columns: a PES per video frame (a PCR on each when the stream carries
+    it, else a random-access flag on key frames), audio frames grouped (_audio_groups)."""
     frames = stream.frames
     if not frames.count:
-        return []
+        return {name: np.zeros(0, dtype=np.int64) for name in PES_COLUMNS}
     timescale = frames.track.timescale
-    pts = to_90khz(frames.pts, timescale).tolist()
-    dts = to_90khz(frames.dts, timescale).tolist()
+    pts = to_90khz(frames.pts, timescale)
+    dts = to_90khz(frames.dts, timescale)
     if frames.track.media_type is MediaType.VIDEO:
-        sizes = video_es_sizes(frames).tolist()
-        groups = [(i, i + 1) for i in range(frames.count)]
-        sync = frames.sync.tolist()
+        starts = np.arange(frames.count, dtype=np.int64)
+        stops = starts + 1
+        es = video_es_sizes(frames).astype(np.int64)
+        random_access = np.asarray(frames.sync, dtype=np.int64)
     else:
-        per_frame = ADTS_HEADER_SIZE if stream.format.adts else 0
-        sizes = (frames.sizes + per_frame).tolist()
-        groups = _audio_groups(frames, sizes)
-        sync = [False] * frames.count
-    plans = []
-    for start, stop in groups:
-        header = PES_HEADER_PTS_DTS if pts[start] != dts[start] else PES_HEADER_PTS
-        pcr = ((dts[start] - PCR_LEAD) & TIMESTAMP_MASK) if carries_pcr else None
-        random_access = sync[start]
-        first_af = 0
-        if pcr is not None or random_access:
-            first_af = PCR_ADAPTATION_FIELD if pcr is not None else RAP_ADAPTATION_FIELD
-        unit = PesPlan(index, start, stop, pts[start], dts[start], header, sum(sizes[start:stop]),
-                       first_af, pcr, random_access)
-        unit.set_padding(0)
-        plans.append(unit)
-    return plans
+        sizes = frames.sizes.astype(np.int64) + (ADTS_HEADER_SIZE if stream.format.adts else 0)
+        starts = np.array(_audio_groups(frames, sizes.tolist()), dtype=np.int64)
+        stops = np.append(starts[1:], frames.count)
+        es = np.add.reduceat(sizes, starts)
+        random_access = np.zeros(len(starts), dtype=np.int64)
+    pts, dts = pts[starts], dts[starts]
+    header = np.where(pts != dts, PES_HEADER_PTS_DTS, PES_HEADER_PTS)
+    pcr = (dts - PCR_LEAD) & TIMESTAMP_MASK if carries_pcr else np.full(len(starts), -1, dtype=np.int64)
+    first_af = np.full(len(starts), PCR_ADAPTATION_FIELD, dtype=np.int64) if carries_pcr else \
+        np.where(random_access == 1, RAP_ADAPTATION_FIELD, 0)
+    return {"stream": np.full(len(starts), index, dtype=np.int64), "frame_start": starts, "frame_stop": stops,
+            "pts": pts, "dts": dts, "header_size": header, "es_size": es, "first_af": first_af, "pcr": pcr,
+            "random_access": random_access, "extra_packets": np.zeros(len(starts), dtype=np.int64),
+            "packets": _pes_packets(header + es, first_af)}
 
 
-def _audio_groups(frames: TrackFrames, sizes: list[int]) -> list[tuple[int, int]]:
-    """Consecutive audio frames per PES: at most AUDIO_PES_MAX_DURATION_MS, AUDIO_PES_MAX_BYTES."""
+def _audio_groups(frames: TrackFrames, sizes: list[int]) -> list[int]:
+    """The first frame of each audio PES: consecutive frames, at most AUDIO_PES_MAX_DURATION_MS
+    and AUDIO_PES_MAX_BYTES each."""
     max_ticks = frames.track.timescale * AUDIO_PES_MAX_DURATION_MS // 1000
     dts = frames.dts.tolist()
-    groups = []
+    starts = [0]
     start, total = 0, 0
     for i, size in enumerate(sizes):
         if i > start and (dts[i] - dts[start] >= max_ticks or total + size > AUDIO_PES_MAX_BYTES):
-            groups.append((start, i))
+            starts.append(i)
             start, total = i, 0
         total += size
-    groups.append((start, len(sizes)))
-    return groups
+    return starts
 
 
-def _pad_continuity(units: list[PesPlan]) -> None:
-    """Make the stream's packet count a multiple of 16 so the next segment can start at CC 0."""
-    padding = continuity_padding(sum(u.packets for u in units), [u.header_size + u.es_size for u in units],
-                                 [u.es_size for u in units], [u.first_af for u in units])
+def _pad_continuity(columns: dict[str, np.ndarray], rows: np.ndarray) -> None:
+    """Make one stream's packet count (its PES `rows`, in sending order) a multiple of 16 so the
+    next segment can start at continuity counter 0."""
+    es_sizes, first_afs = columns["es_size"][rows], columns["first_af"][rows]
+    sizes = columns["header_size"][rows] + es_sizes
+    padding = continuity_padding(int(columns["packets"][rows].sum()), sizes, es_sizes, first_afs)
     if padding is not None:
         unit, extra = padding
-        units[unit].set_padding(extra)
+        row = rows[unit]
+        columns["extra_packets"][row] = extra
+        columns["packets"][row] = pes_packet_count(int(sizes[unit]) - extra, int(first_afs[unit])) + extra
 
 
 def continuity_padding(total: int, sizes: IntSequence, es_sizes: IntSequence, first_afs: IntSequence

@@ -47,7 +47,7 @@ def write_segment(plan: TsPlan, source: SourceBytes) -> bytes:
     count = plan.packet_count
     packets = np.empty((count, PACKET_SIZE), dtype=U8)
     packets[:PSI_PACKETS] = np.frombuffer(psi_packets(plan), dtype=U8).reshape(PSI_PACKETS, PACKET_SIZE)
-    if plan.pes:
+    if len(plan.table):
         layout = _Layout(plan)
         body = bytearray(layout.body_size)
         array = np.frombuffer(body, dtype=U8)
@@ -66,12 +66,12 @@ class _Layout:
     """Where each PES lies in `body`, as arrays over the segment's PES (in plan order)."""
 
     def __init__(self, plan: TsPlan) -> None:
-        table = np.array([(u.stream, u.frame_start, u.frame_stop, u.packets, u.header_size, u.es_size,
-                           u.first_af, u.extra_packets, u.pts, u.dts, -1 if u.pcr is None else u.pcr,
-                           u.random_access) for u in plan.pes], dtype=I64).reshape(-1, 12)
-        (self.stream, self.frame_start, self.frame_stop, self.packets, self.header_size, self.es_size,
-         self.first_af, self.extra, self.pts, self.dts, self.pcr, random_access) = table.T
-        self.random_access = random_access.astype(bool)
+        table = plan.table
+        self.stream, self.frame_start, self.frame_stop = table.stream, table.frame_start, table.frame_stop
+        self.packets, self.header_size, self.es_size = table.packets, table.header_size, table.es_size
+        self.first_af, self.extra = table.first_af, table.extra_packets
+        self.pts, self.dts, self.pcr = table.pts, table.dts, table.pcr
+        self.random_access = table.random_access.astype(bool)
         self.first_packet = np.cumsum(self.packets) - self.packets
         self.start = self.first_packet * PACKET_PAYLOAD
         self.body_size = int(self.packets.sum()) * PACKET_PAYLOAD
