@@ -14,7 +14,8 @@ service (`drm_enabled`; never served here: point `hls_encryption_key_uri` at the
 `hls_encryption_key_uri` replaces the URI; `{path}` (the file's media path) and `{key_id}` (hex)
 in it are filled in.
 
-Key formats (`hls_encryption_key_formats`, SAMPLE-AES only; one EXT-X-KEY each, in that order):
+Key formats (`hls_encryption_key_formats`, SAMPLE-AES and SAMPLE-AES-CTR; an EXT-X-KEY each, in
+that order):
 * identity: the key's URI (above);
 * com.apple.streamingkeydelivery (FairPlay): `hls_encryption_key_uri`, by default skd://<key id>;
 * urn:uuid:edef8ba9-79d6-4ace-a3c8-27dcd51d21ed (Widevine): a data URI of the Widevine pssh box
@@ -84,7 +85,7 @@ def key_tag(name: FileName, clips: list[Placed], clip: Placed, container: str, c
     tags = []
     for key_format in context.hls_encryption_key_formats if sample_aes(context) else (IDENTITY,):
         uri = _uri(name, clips, clip, key, context) if key_format == IDENTITY else \
-            _drm_uri(key_format, key, context)
+            _drm_uri(key_format, key, path, context)
         attributes = [f"METHOD={method}", f'URI="{uri}"']
         if iv is not None:
             attributes.append(f"IV=0x{iv.hex().upper()}")
@@ -114,11 +115,11 @@ def check_tracks(tracks: tuple[Track, ...], container: str, context: PackagerCon
             check_track(track.codec.fourcc, track.codec.codec_string, track.media_type)
 
 
-def _drm_uri(key_format: str, key: ContentKey, context: PackagerContext) -> str:
+def _drm_uri(key_format: str, key: ContentKey, path: str, context: PackagerContext) -> str:
     """The URI of a DRM system's EXT-X-KEY (see above)."""
     if key_format == FAIRPLAY:
         template = context.hls_encryption_key_uri or "skd://{key_id}"
-        return template.replace("{key_id}", key.key_id.hex())
+        return template.replace("{path}", path).replace("{key_id}", key.key_id.hex())
     if key_format == CLEARKEY:
         return _data_uri(key.key_id)
     system_id = WIDEVINE_SYSTEM_ID if key_format == WIDEVINE else PLAYREADY_SYSTEM_ID
