@@ -27,7 +27,7 @@ from vodorigin.drm.keys import ContentKey, FileKeys
 from vodorigin.media.frames import merged_ranges, segment_frames
 from vodorigin.media.model import MediaSet, TrackSpec, select_tracks
 from vodorigin.media.segmenter import movie_timeline
-from vodorigin.mux import mpegts, ts_write
+from vodorigin.mux import mpegts, ts_kernel, ts_write
 from vodorigin.origin import Origin
 from vodorigin.packagers import dash, hds, hls, mss
 from vodorigin.packagers.output import MediaSegment, PackagerContext
@@ -152,12 +152,16 @@ async def _bench_ts_mux(settings: Settings, name: str) -> None:
         source = await origin.read_ranges(movie.source, merged_ranges(frames, settings.read_merge_gap))
         items.append((mpegts.plan_segment(number, frames), frames, source))
     size = sum(plan.size for plan, _, _ in items)
-    runs: dict[str, list[float]] = {"writer": [], "reference": [], "floor": []}
+    runs: dict[str, list[float]] = {"writer": [], "numpy": [], "reference": [], "floor": []}
     for _ in range(7):
         start = time.perf_counter()
         for plan, _, source in items:
             ts_write.write_segment(plan, source)
         runs["writer"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        for plan, _, source in items:
+            ts_write.write_segment_numpy(plan, source)
+        runs["numpy"].append(time.perf_counter() - start)
         start = time.perf_counter()
         for plan, frames, source in items:
             reference_segment(plan, [source.frame_views(f) for f in frames])
@@ -167,8 +171,11 @@ async def _bench_ts_mux(settings: Settings, name: str) -> None:
             b"".join(view for f in frames for view in source.frame_views(f))
         runs["floor"].append(time.perf_counter() - start)
     rate = {label: size / min(seconds) / 1e6 for label, seconds in runs.items()}
-    row("TS writer (mux/ts_write.py)", f"{rate['writer']:.0f} MB/s",
+    writer = "compiled kernel" if ts_kernel.available() else "numpy: the kernel is not built"
+    row(f"TS writer ({writer})", f"{rate['writer']:.0f} MB/s",
         f"{min(runs['writer']) / len(items) * 1000:.2f} ms per {size / len(items) / 1e6:.2f} MB segment")
+    row("numpy writer (mux/ts_write.py)", f"{rate['numpy']:.0f} MB/s",
+        f"writer / numpy {rate['writer'] / rate['numpy']:.2f}")
     row("reference writer (before issue 17)", f"{rate['reference']:.0f} MB/s",
         f"writer / reference {rate['writer'] / rate['reference']:.2f}")
     row("floor: join the frames' bytes", f"{rate['floor']:.0f} MB/s",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent setup on a fresh Debian machine: the venv and Python packages, the player page's npm
-# packages (hls.js, dashjs), and (with --test) the system tools the test suite uses: ffmpeg and
-# Chromium; with --bench, wrk too. Called by `make run`, `make test` and `make bench`; safe to run again.
+# packages (hls.js, dashjs), the compiled TS writer (a C compiler if missing), and (with --test)
+# the system tools the test suite uses: ffmpeg and Chromium; with --bench, wrk too. Called by `make run`, `make test` and `make bench`; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -38,6 +38,20 @@ fi
 # The player libraries, from the npm registry at setup time (never from a CDN at run time)
 if [ ! -f player/node_modules/.package-lock.json ] || [ player/package-lock.json -nt player/node_modules/.package-lock.json ]; then
     (cd player && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# The compiled TS writer (vodorigin/mux/_ts_kernel.c, loaded by ts_kernel.py). Without a compiler
+# the server uses the numpy writer, which gives the same bytes; the tests require the kernel.
+kernel=vodorigin/mux/_ts_kernel.so
+if ! command -v cc >/dev/null; then
+    if [ "$want_test" = 1 ]; then
+        apt_install gcc libc6-dev
+    else
+        apt_install gcc libc6-dev || echo "setup: no C compiler; the TS writer stays numpy" >&2
+    fi
+fi
+if command -v cc >/dev/null && { [ ! -f "$kernel" ] || [ vodorigin/mux/_ts_kernel.c -nt "$kernel" ]; }; then
+    cc -O2 -Wall -shared -fPIC -o "$kernel" vodorigin/mux/_ts_kernel.c
 fi
 
 stamp=.venv/.installed

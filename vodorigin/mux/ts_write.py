@@ -1,5 +1,6 @@
-"""Writing a planned MPEG-TS segment (ISO/IEC 13818-1) with numpy: Python touches each frame at
-most twice, and each PES only to read its plan.
+"""Writing a planned MPEG-TS segment (ISO/IEC 13818-1): with the compiled kernel when it is built
+(ts_kernel.py, _ts_kernel.c), else with numpy, where Python touches each frame at most twice, and
+each PES only to read its plan. Both give the same bytes.
 
 mpegts.plan_segment gives every PES its packets. The ES packets' 184-byte payloads, end to end, form
 one buffer (`body`). A PES's own bytes (its header, then for each frame a lead, the access unit
@@ -25,6 +26,7 @@ import numpy as np
 from vodorigin.errors import MediaError, UnsupportedMedia
 from vodorigin.media.frames import SourceBytes
 from vodorigin.media.model import MediaType
+from vodorigin.mux import ts_kernel
 from vodorigin.mux.adts import ADTS_HEADER_SIZE, MAX_FRAME_LENGTH, AdtsHeader
 from vodorigin.mux.annexb import START_CODE, AnnexBPrefix
 from vodorigin.mux.mpegts import (
@@ -43,7 +45,15 @@ I64 = np.int64
 
 
 def write_segment(plan: TsPlan, source: SourceBytes) -> bytes:
-    """The segment's bytes, its frames taken from `source` (the ranges read for it)."""
+    """The segment's bytes, its frames taken from `source` (the ranges read for it): by the compiled
+    kernel when it is built (ts_kernel.py, the same bytes), else by numpy."""
+    if ts_kernel.available():
+        return ts_kernel.write_segment(plan, source)
+    return write_segment_numpy(plan, source)
+
+
+def write_segment_numpy(plan: TsPlan, source: SourceBytes) -> bytes:
+    """The segment's bytes, written with numpy (the module's docstring)."""
     count = plan.packet_count
     packets = np.empty((count, PACKET_SIZE), dtype=U8)
     packets[:PSI_PACKETS] = np.frombuffer(psi_packets(plan), dtype=U8).reshape(PSI_PACKETS, PACKET_SIZE)

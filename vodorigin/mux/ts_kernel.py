@@ -1,0 +1,114 @@
+"""The compiled MPEG-TS writer (_ts_kernel.c), loaded with ctypes when it is built.
+
+`scripts/setup.sh` builds it (`make kernel`: one `cc -O2 -shared` command) next to its source;
+without a C compiler, or if the library does not load, `ts_write.write_segment` uses the numpy
+writer, which gives the same bytes (tests/test_ts_kernel.py compares them on every fixture and on
+generated plans). Writing a 1.7 MB segment takes
+the kernel about as long as copying its frames twice; the numpy writer about eight times as long
+(README: Performance).
+
+What the C code takes on trust, this module checks first: the codecs' leads (AnnexBPrefix refuses
+NAL length fields it cannot rewrite in place; ADTS frame lengths), audio PES lengths, and where
+each frame's bytes are (SourceBytes.locate).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+
+from vodorigin.errors import MediaError, UnsupportedMedia
+from vodorigin.media.frames import SourceBytes
+from vodorigin.media.model import MediaType
+from vodorigin.mux.adts import ADTS_HEADER_SIZE, MAX_FRAME_LENGTH, AdtsHeader
+from vodorigin.mux.annexb import AnnexBPrefix
+from vodorigin.mux.mpegts import PACKET_SIZE, PSI_PACKETS, TsPlan, psi_packets
+
+LIBRARY = Path(__file__).with_name("_ts_kernel.so")
+I64P = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
+ERRORS = {1: "H.264/HEVC sample: truncated NAL length", 2: "H.264/HEVC sample: NAL unit overruns the sample",
+          3: "a frame's size differs from the sample table's", 4: "a PES larger than its scratch buffer"}
+OTHER, ANNEXB, ADTS = 0, 1, 2
+
+
+class _Stream(ctypes.Structure):
+    _fields_ = [("pid", ctypes.c_int64), ("stream_id", ctypes.c_int64), ("kind", ctypes.c_int64),
+                ("length_size", ctypes.c_int64), ("plain", ctypes.c_char_p), ("key", ctypes.c_char_p),
+                ("adts", ctypes.c_char_p), ("plain_size", ctypes.c_int64), ("key_size", ctypes.c_int64),
+                ("first_frame", ctypes.c_int64)]
+
+
+def _load() -> ctypes.CDLL | None:
+    """The library, when it is built."""
+    if not LIBRARY.exists():
+        return None
+    try:
+        library = ctypes.CDLL(str(LIBRARY))
+    except OSError:
+        return None
+    function = library.ts_write_es
+    function.restype = ctypes.c_int
+    u8p = np.ctypeslib.ndpointer(dtype=np.uint8, flags="C_CONTIGUOUS")
+    function.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64, *([I64P] * 12),
+                         ctypes.POINTER(_Stream),
+                         ctypes.c_int64, I64P, I64P, u8p, ctypes.c_void_p, ctypes.c_int64]
+    return library
+
+
+_LIBRARY = _load()
+
+
+def available() -> bool:
+    return _LIBRARY is not None
+
+
+def write_segment(plan: TsPlan, source: SourceBytes) -> bytes:
+    """The segment's bytes, as ts_write.write_segment writes them (the kernel must be available)."""
+    assert _LIBRARY is not None
+    out = bytearray(plan.size)
+    out[: PSI_PACKETS * PACKET_SIZE] = psi_packets(plan)
+    table = plan.table
+    if not len(table):
+        return bytes(out)
+    streams = (_Stream * len(plan.streams))()
+    keep: list[bytes] = []  # the leads' bytes, alive while the kernel reads them
+    addresses, sizes, sync, first = [], [], [], 0
+    bases = np.array([np.frombuffer(view, dtype=np.uint8).ctypes.data if len(view) else 0
+                      for view in source.views], dtype=np.int64)
+    for index, stream in enumerate(plan.streams):
+        frames, track = stream.frames, stream.frames.track
+        kind, plain, key, adts, length_size = OTHER, b"", b"", b"", 0
+        frame_sizes = frames.sizes.astype(np.int64)
+        if track.media_type is MediaType.VIDEO:
+            prefix = AnnexBPrefix(track.codec)
+            kind, plain, key, length_size = ANNEXB, prefix.plain, prefix.key, prefix.length_size
+        elif stream.format.adts:
+            if np.any(frame_sizes + ADTS_HEADER_SIZE > MAX_FRAME_LENGTH):
+                raise UnsupportedMedia("an AAC frame is too large for ADTS")
+            kind, adts = ADTS, AdtsHeader(track.codec).build(0)
+        keep += [plain, key, adts]
+        streams[index] = _Stream(stream.pid, stream.format.stream_id, kind, length_size, plain, key, adts,
+                                 len(plain), len(key), first)
+        buffers, local = source.locate(frames.offsets, frame_sizes)
+        addresses.append(bases[buffers] + local)
+        sizes.append(frame_sizes)
+        sync.append(np.asarray(frames.sync, dtype=np.uint8) if kind == ANNEXB else
+                    np.zeros(frames.count, dtype=np.uint8))
+        first += frames.count
+    video = np.array([s.frames.track.media_type is MediaType.VIDEO for s in plan.streams])[table.stream]
+    if np.any((table.header_size - 6 + table.es_size > 0xFFFF) & ~video):
+        raise UnsupportedMedia("audio PES larger than 64 KiB")
+    scratch_size = int((table.header_size + table.es_size).max())
+    scratch = ctypes.create_string_buffer(scratch_size)
+    target = np.frombuffer(out, dtype=np.uint8)
+    status = _LIBRARY.ts_write_es(
+        target.ctypes.data, plan.packet_count - PSI_PACKETS, first, len(table), table.stream,
+        table.frame_start, table.frame_stop, table.pts, table.dts, table.header_size, table.es_size,
+        table.first_af, table.pcr, table.random_access, table.extra_packets, table.packets, streams,
+        len(plan.streams), np.concatenate(addresses), np.concatenate(sizes), np.concatenate(sync), scratch,
+        scratch_size)
+    if status:
+        raise MediaError(ERRORS.get(status, f"the TS kernel failed ({status})"))
+    return bytes(out)
