@@ -59,7 +59,7 @@ class KeySource:
         try:
             data = await asyncio.to_thread(Path(self.file).read_bytes)
         except OSError as error:
-            raise UpstreamError(f"cpix_file {self.file}: {error.strerror}") from None
+            raise UpstreamError(f"cpix_file {self.file}: {error.strerror or error}") from None
         return parse_cpix(data, f"cpix_file {self.file}")
 
     async def close(self) -> None:

@@ -77,8 +77,8 @@ def _init(clip: Placed, context: PackagerContext) -> Document:
     if track.media_type is MediaType.SUBTITLE:
         written = output_track(track, context.dash_subtitle_format)
     elif context.encrypts("dash"):
-        key, path, scheme = context.key(clip.movie.source.path, track.media_type), clip.movie.source.path, \
-            context.dash_encryption_scheme
+        path, scheme = clip.movie.source.path, context.dash_encryption_scheme
+        key = context.key(path, track.media_type)
         cenc.check_track(track)
         entry = cenc.protected_sample_entry(track.codec.sample_entry, key.key_id, scheme,
                                             cenc.constant_iv(key, path) if scheme == cenc.CBCS else b"")
