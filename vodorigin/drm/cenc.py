@@ -138,9 +138,10 @@ def video_subsamples(sample: memoryview, length_size: int, clear_head: Callable[
         end = position + length_size + length
         if length < 1 or end > size:  # a malformed unit: the rest stays clear
             break
-        head = clear_head(sample[position + length_size : end])
+        room = len(entries) < MAX_SUBSAMPLES - 1  # past it, units stay clear: no header is read
+        head = clear_head(sample[position + length_size : end]) if room else None
         body = length - head if head is not None else 0
-        if body >= BLOCK and len(entries) < MAX_SUBSAMPLES - 1:
+        if body >= BLOCK and room:
             odd = body % BLOCK
             head_clear = length_size + length - body + (odd if odd_bytes_first else 0)
             entries.append((clear + head_clear, body - odd))
