@@ -5,7 +5,8 @@
 #
 # Memory (README: Running in a container): each worker holds up to metadata_cache_bytes +
 # response_cache_bytes + upstream_block_cache_bytes, about 100 MB of its own and the requests in
-# flight; with configs/production.toml's 4 workers, give the task 3 GiB.
+# flight, plus allocator_retain_mib (64 MiB); with configs/production.toml's 4 workers, give the
+# task 3.25 GiB.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1

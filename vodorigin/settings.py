@@ -144,6 +144,7 @@ class Settings(BaseModel):
     response_cache_bytes: int = Field(64 * 1024 * 1024, ge=0)  # manifests and init segments; 0: off
     response_cache_ttl: float = Field(300.0, gt=0)  # seconds an entry may be served without rebuilding
     response_cache_segments: bool = False  # media segments too (they are large; the CDN caches them)
+    allocator_retain_mib: int = Field(0, ge=0, le=4096)  # glibc keeps this much freed memory (allocator.py)
 
     # caching headers by request class (like nginx-vod-module's vod_expires); 0: no Cache-Control/Expires
     expires_manifest: int = Field(300, ge=0)  # seconds: playlists, MPDs

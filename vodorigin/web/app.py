@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vodorigin import __version__
+from vodorigin.allocator import retain_freed_memory
 from vodorigin.cache import CachedResponse, ResponseCache
 from vodorigin.drm.source import KeySource
 from vodorigin.errors import MediaError, Unauthorized, VodError
@@ -160,6 +161,7 @@ class MediaDispatch:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    retain_freed_memory(settings.allocator_retain_mib)  # in each worker process (allocator.py)
     origin = Origin(settings, storage_for(settings))
     responses = ResponseCache(settings.response_cache_bytes, settings.response_cache_ttl)
     observer = Observer(origin, responses)
