@@ -94,3 +94,10 @@ def test_frames_outside_the_bytes_read_are_refused() -> None:
     source = SourceBytes(merged_ranges(tracks, 0), [bytes(np.zeros(20, dtype=np.uint8))])
     with pytest.raises(MediaError, match="beyond the bytes read"):
         ts_kernel.write_segment(mpegts.plan_segment(1, tracks), source)
+
+
+def test_a_kernel_of_another_version_is_not_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library built from another version of the source (its arguments laid out otherwise) is
+    never called: the numpy writer is used."""
+    monkeypatch.setattr(ts_kernel, "KERNEL_VERSION", ts_kernel.KERNEL_VERSION + 1)
+    assert ts_kernel._load() is None  # noqa: SLF001
