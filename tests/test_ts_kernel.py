@@ -100,4 +100,4 @@ def test_a_kernel_of_another_version_is_not_loaded(monkeypatch: pytest.MonkeyPat
     """A library built from another version of the source (its arguments laid out otherwise) is
     never called: the numpy writer is used."""
     monkeypatch.setattr(ts_kernel, "KERNEL_VERSION", ts_kernel.KERNEL_VERSION + 1)
-    assert ts_kernel._load() is None  # noqa: SLF001
+    assert ts_kernel._load() is None
