@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 from tests import tsparse
 from tests.conftest import FIXTURES, MEDIA_FILES, av_tracks, load_movie
 from tests.ts_reference import reference_segment
+from vodorigin.errors import UnsupportedMedia
 from vodorigin.media.frames import SourceBytes, TrackFrames, cut_indexes, merged_ranges, segment_frames
 from vodorigin.media.segmenter import SegmentConfig, movie_timeline
 from vodorigin.mux import mpegts
+from vodorigin.mux.adts import MAX_FRAME_LENGTH
 from vodorigin.mux.ts_write import write_segment
 
 
@@ -126,3 +128,10 @@ def test_segment_packets_are_the_muxers(name: str) -> None:
 
 def test_crc32_mpeg2_known_value() -> None:
     assert mpegts.crc32_mpeg2(b"123456789") == 0x0376E6E7  # the CRC-32/MPEG-2 check value
+
+
+def test_what_no_writer_carries_is_refused_by_the_plan() -> None:
+    """An AAC frame longer than ADTS's 13-bit length is a 415 before any byte is read."""
+    with pytest.raises(UnsupportedMedia, match="too large for ADTS"):
+        mpegts.plan_segment(1, [fake_frames([MAX_FRAME_LENGTH], 1, True)])
+    mpegts.plan_segment(1, [fake_frames([MAX_FRAME_LENGTH - 7], 1, True)])  # the longest that fits

@@ -64,7 +64,8 @@ def test_every_fixture_segment_is_the_numpy_writers(name: str, method: str,
         with monkeypatch.context() as patch:
             patch.setattr(ts_kernel, "_LIBRARY", None)
             assert segment.render(source) == kernel
-    assert segments or method == "sample-aes", "no segment compared"
+    # every fixture has TS segments; SAMPLE-AES in TS carries all but HEVC
+    assert segments or (method, name) == ("sample-aes", "hevc.mp4"), "no segment compared"
 
 
 @settings(max_examples=200, deadline=None)

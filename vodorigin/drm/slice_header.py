@@ -350,9 +350,9 @@ def _dec_ref_pic_marking(bits: _Bits, idr: bool) -> None:
 
 # --- HEVC (ISO/IEC 23008-2) ---------------------------------------------------------------------
 
-HEVC_VPS, HEVC_SPS, HEVC_PPS = 32, 33, 34
+HEVC_SPS, HEVC_PPS = 33, 34
 HEVC_SLICE_TYPES = (*range(10), *range(16, 22))  # trailing, leading, IRAP pictures (7.4.2.2)
-HEVC_B, HEVC_P, HEVC_I = 0, 1, 2
+HEVC_B, HEVC_P = 0, 1  # slice_type (7.4.7.1); 2 is I
 MAX_ST_RPS = 64  # num_short_term_ref_pic_sets (7.4.3.2.1)
 
 

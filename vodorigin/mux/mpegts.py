@@ -24,7 +24,7 @@ from vodorigin.media.frames import TrackFrames
 from vodorigin.media.languages import UNDETERMINED, iso639_2
 from vodorigin.media.model import CodecInfo, MediaType, Track
 from vodorigin.mp4.codecs import parse_audio_specific_config
-from vodorigin.mux.adts import ADTS_HEADER_SIZE
+from vodorigin.mux.adts import ADTS_HEADER_SIZE, MAX_FRAME_LENGTH
 from vodorigin.mux.annexb import AnnexBPrefix
 from vodorigin.timing import MPEG_TS_CLOCK, PRESENTATION_DELAY_MS, rescale_array
 
@@ -213,12 +213,25 @@ def plan_segment(number: int, tracks: list[TrackFrames], sample_aes: bool = Fals
     parts = [_plan_stream(index, stream, index == pcr_stream) for index, stream in enumerate(streams)]
     columns = {name: np.concatenate([part[name] for part in parts]) if parts else np.zeros(0, dtype=np.int64)
                for name in PES_COLUMNS}
+    _check_writable(streams, columns)
     order = np.lexsort((columns["stream"], columns["dts"]))  # stable: a stream's PES keep their order
     columns = {name: column[order] for name, column in columns.items()}
     for index in range(len(streams)):
         _pad_continuity(columns, np.flatnonzero(columns["stream"] == index))
     pcr_pid = streams[pcr_stream].pid if streams else FIRST_ES_PID
     return TsPlan(number, streams, PesTable(**columns), pcr_pid)
+
+
+def _check_writable(streams: tuple[StreamPlan, ...], columns: dict[str, np.ndarray]) -> None:
+    """What no writer can carry, refused before a byte is read (415): an AAC frame longer than
+    ADTS's 13-bit length, an audio PES past PES_packet_length's 16 bits (video may leave it 0)."""
+    for stream in streams:
+        if stream.format.adts and np.any(stream.frames.sizes + ADTS_HEADER_SIZE > MAX_FRAME_LENGTH):
+            raise UnsupportedMedia("an AAC frame is too large for ADTS")
+    video = np.array([s.frames.track.media_type is MediaType.VIDEO for s in streams], dtype=bool)
+    length = columns["header_size"] - 6 + columns["es_size"]  # PES_packet_length
+    if len(length) and np.any((length > 0xFFFF) & ~video[columns["stream"]]):
+        raise UnsupportedMedia("audio PES larger than 64 KiB")
 
 
 def _plan_stream(index: int, stream: StreamPlan, carries_pcr: bool) -> dict[str, np.ndarray]:

@@ -7,9 +7,9 @@ the same bytes (tests/test_ts_kernel.py compares them on every fixture and on ge
 The kernel writes a 1.7 MB segment in about 1 ms, a bit over twice a join of its frames' bytes;
 the numpy writer takes about 3.3 times as long (README: Performance).
 
-What the C code takes on trust, this module checks first: the codecs' leads (AnnexBPrefix refuses
-NAL length fields it cannot rewrite in place; ADTS frame lengths), audio PES lengths, and where
-each frame's bytes are (SourceBytes.locate).
+What the C code takes on trust is checked before: the plan (mpegts.plan_segment refuses ADTS frames
+and audio PES too long for their length fields), the codecs' leads (AnnexBPrefix refuses NAL
+length fields it cannot rewrite in place) and where each frame's bytes are (SourceBytes.locate).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vodorigin.errors import MediaError, UnsupportedMedia
+from vodorigin.errors import MediaError
 from vodorigin.media.frames import SourceBytes
 from vodorigin.media.model import MediaType
-from vodorigin.mux.adts import ADTS_HEADER_SIZE, MAX_FRAME_LENGTH, AdtsHeader
+from vodorigin.mux.adts import AdtsHeader
 from vodorigin.mux.annexb import AnnexBPrefix
 from vodorigin.mux.mpegts import PACKET_SIZE, PSI_PACKETS, TsPlan, psi_packets
 
@@ -88,8 +88,6 @@ def write_segment(plan: TsPlan, source: SourceBytes) -> bytes:
             prefix = AnnexBPrefix(track.codec)
             kind, plain, key, length_size = ANNEXB, prefix.plain, prefix.key, prefix.length_size
         elif stream.format.adts:
-            if np.any(frame_sizes + ADTS_HEADER_SIZE > MAX_FRAME_LENGTH):
-                raise UnsupportedMedia("an AAC frame is too large for ADTS")
             kind, adts = ADTS, AdtsHeader(track.codec).build(0)
         keep += [plain, key, adts]
         streams[index] = _Stream(stream.pid, stream.format.stream_id, kind, length_size, plain, key, adts,
@@ -100,9 +98,6 @@ def write_segment(plan: TsPlan, source: SourceBytes) -> bytes:
         sync.append(np.asarray(frames.sync, dtype=np.uint8) if kind == ANNEXB else
                     np.zeros(frames.count, dtype=np.uint8))
         first += frames.count
-    video = np.array([s.frames.track.media_type is MediaType.VIDEO for s in plan.streams])[table.stream]
-    if np.any((table.header_size - 6 + table.es_size > 0xFFFF) & ~video):
-        raise UnsupportedMedia("audio PES larger than 64 KiB")
     scratch_size = int((table.header_size + table.es_size).max())
     scratch = ctypes.create_string_buffer(scratch_size)
     target = np.frombuffer(out, dtype=np.uint8)

@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from vodorigin.errors import MediaError, UnsupportedMedia
+from vodorigin.errors import MediaError
 from vodorigin.media.frames import SourceBytes
 from vodorigin.media.model import MediaType
 from vodorigin.mux import ts_kernel
-from vodorigin.mux.adts import ADTS_HEADER_SIZE, MAX_FRAME_LENGTH, AdtsHeader
+from vodorigin.mux.adts import ADTS_HEADER_SIZE, AdtsHeader
 from vodorigin.mux.annexb import START_CODE, AnnexBPrefix
 from vodorigin.mux.mpegts import (
     PACKET_PAYLOAD,
@@ -107,10 +107,7 @@ class _Layout:
         n = len(self.stream)
         with_dts = self.header_size == PES_HEADER_PTS_DTS
         length = 3 + np.where(with_dts, 10, 5) + self.es_size
-        video = np.array([s.frames.track.media_type is MediaType.VIDEO for s in plan.streams])[self.stream]
-        if np.any((length > 0xFFFF) & ~video):
-            raise UnsupportedMedia("audio PES larger than 64 KiB")
-        length = np.where(length > 0xFFFF, 0, length)  # unbounded, allowed for video (2.4.3.7)
+        length = np.where(length > 0xFFFF, 0, length)  # unbounded: video only (mpegts._check_writable)
         headers = np.empty((n, PES_HEADER_PTS_DTS), dtype=I64)
         headers[:, :3] = (0, 0, 1)
         headers[:, 3] = np.array([s.format.stream_id for s in plan.streams], dtype=I64)[self.stream]
@@ -259,8 +256,6 @@ def _leads(stream: StreamPlan, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarra
         lead = np.where(sync, len(prefix.key), len(prefix.plain)).astype(I64)
         return lead, table[np.repeat(np.where(sync, len(prefix.plain), 0), lead) + _within(lead)]
     if stream.format.adts:
-        if np.any(sizes + ADTS_HEADER_SIZE > MAX_FRAME_LENGTH):
-            raise UnsupportedMedia("an AAC frame is too large for ADTS")
         fixed = np.frombuffer(AdtsHeader(track.codec).build(0), dtype=U8).astype(I64)
         length = sizes + ADTS_HEADER_SIZE
         headers = np.empty((len(sizes), ADTS_HEADER_SIZE), dtype=I64)
