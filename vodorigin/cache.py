@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from cachetools import LRUCache, TTLCache
 
 T = TypeVar("T")
+ENTRY_OVERHEAD = 2_000  # bytes of a response entry besides its bodies: key, objects, the two heads
 
 
 class CountingLRU(LRUCache[Hashable, T]):
@@ -120,6 +121,8 @@ class CachedResponse:
     body: bytes
     content_type: str
     gzipped: bytes | None = None  # the same body compressed, for manifests
+    # the response head of each form (False: plain, True: gzip) once a whole body was sent in it
+    heads: dict[bool, list[tuple[bytes, bytes]]] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def size(self) -> int:
@@ -127,7 +130,7 @@ class CachedResponse:
 
     @property
     def nbytes(self) -> int:
-        return len(self.body) + len(self.gzipped or b"") + 200  # 200: key, object and entry overhead
+        return len(self.body) + len(self.gzipped or b"") + ENTRY_OVERHEAD
 
 
 class ResponseCache(_Figures[CachedResponse]):

@@ -44,6 +44,8 @@ class Origin:
 
     async def sources(self, paths: tuple[str, ...]) -> tuple[SourceIdentity, ...]:
         """The current identity (size, mtime, etag) of each file, one stat each."""
+        if len(paths) == 1:  # most requests: no tasks to gather
+            return (await self.storage.stat(paths[0]),)
         return tuple(await asyncio.gather(*(self.storage.stat(path) for path in paths)))
 
     async def movie(self, path: str) -> Movie:
@@ -93,6 +95,8 @@ class Origin:
 
     async def movies(self, sources: tuple[SourceIdentity, ...]) -> list[Movie]:
         """The metadata of each source, loaded concurrently (and cached)."""
+        if len(sources) == 1:
+            return [await self.movie_of(sources[0])]
         return list(await asyncio.gather(*(self.movie_of(source) for source in sources)))
 
     async def with_cues(self, movies: list[Movie]) -> list[Movie]:

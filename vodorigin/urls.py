@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -32,6 +33,7 @@ SHIFT_LETTERS = {"v": MediaType.VIDEO, "a": MediaType.AUDIO, "s": MediaType.SUBT
 # re.ASCII everywhere: \d must not match other scripts' digits, which int() would accept (an alias
 # URL); \Z rather than $, which also matches before a final newline
 _QUALITY_LEVELS = re.compile(r"^QualityLevels\(\d{1,12}\)\Z", re.ASCII)
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
 _TRACK_TOKEN = re.compile(r"^([vat])(\d{1,3})\Z", re.ASCII)
 _SHIFT_TOKEN = re.compile(r"^([vas])(\d{1,9})\Z", re.ASCII)
 _FILE_INDEX_TOKEN = re.compile(r"^f(\d{1,3})\Z", re.ASCII)
@@ -103,11 +105,23 @@ def check_url_path(path: str, raw_path: bytes) -> None:
     """Refuse URL forms that would alias another URL: control characters (a route pattern's `$`
     matches before a trailing newline, so `/pd/a.mp4%0a` would serve a.mp4) and encoded slashes or
     backslashes (`/hls%2fa.mp4/...` is decoded into another path structure)."""
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in path):
+    if _CONTROL_CHARACTER.search(path):
         raise BadRequest("control character in the URL path")
     lowered = raw_path.lower()
     if b"%2f" in lowered or b"%5c" in lowered:
         raise BadRequest("encoded slash in the URL path")
+
+
+PARSED_KEPT = 4096  # URLs whose parse is remembered (parsed_request)
+PARSED_LENGTH = 512  # the longest path or name remembered: the memory kept stays bounded (a few MB)
+
+
+def parsed_request(protocol: str, path: str, max_urlset_parts: int = 32) -> MediaRequest:
+    """parse_request_path, remembered for recent URLs: a player asks for the same playlists and
+    segments again and again, and a MediaRequest never changes (BadRequest is never kept)."""
+    if len(path) > PARSED_LENGTH:
+        return parse_request_path(protocol, path, max_urlset_parts)
+    return _parsed(protocol, path, max_urlset_parts)
 
 
 def parse_request_path(protocol: str, path: str, max_urlset_parts: int = 32) -> MediaRequest:
@@ -235,7 +249,14 @@ def parse_track_spec(text: str) -> TrackSpec:
 
 
 def parse_file_name(name: str, numbered: bool = False) -> FileName:
-    """Split a file name into its kind, tokens and extension; `numbered` requires a segment number."""
+    """Split a file name into its kind, tokens and extension; `numbered` requires a segment number.
+    Remembered for recent names, as parsed_request is."""
+    if len(name) > PARSED_LENGTH:
+        return _parse_file_name(name, numbered)
+    return _file_names(name, numbered)
+
+
+def _parse_file_name(name: str, numbered: bool) -> FileName:
     match = _FILE_NAME.match(name)
     if match is None:
         raise BadRequest(f"invalid file name {name!r}")
@@ -266,3 +287,7 @@ def parse_file_name(name: str, numbered: bool = False) -> FileName:
     tracks = parse_track_spec("-".join(track_tokens)) if track_tokens else TrackSpec()
     rest = token_text.split("-", 1)[1] if numbered and "-" in token_text else ("" if numbered else token_text)
     return FileName(kind, extension, number, file_index, tracks, language, rest, sequence_id, clip_index)
+
+
+_parsed = functools.lru_cache(maxsize=PARSED_KEPT)(parse_request_path)
+_file_names = functools.lru_cache(maxsize=PARSED_KEPT)(_parse_file_name)

@@ -148,7 +148,7 @@ class SourceIdentity:
     etag: str
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)  # web/offload.py refers to movies
 class Movie:
     """One MP4 file's metadata: its playable tracks, and the raw boxes we copy into new files."""
 

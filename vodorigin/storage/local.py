@@ -46,9 +46,11 @@ class LocalStorage:
 
     def __init__(self, root: Path, max_open: int = MAX_OPEN_FILES) -> None:
         self.root = root.resolve()
+        self._root_text = str(self.root)
         self.counters = UpstreamCounters()
         self.max_open = max_open
-        self._resolved: OrderedDict[str, tuple[Path, int, int]] = OrderedDict()  # path -> real, dev, ino
+        # path -> real path, device, inode, the path under the root as written
+        self._resolved: OrderedDict[str, tuple[Path, int, int, str]] = OrderedDict()
         self._open: OrderedDict[tuple[str, str], _OpenFile] = OrderedDict()  # (path, etag) -> descriptor
 
     def _resolve(self, path: str) -> Path:
@@ -68,14 +70,14 @@ class LocalStorage:
         return self._stat(path)
 
     def _stat(self, path: str) -> SourceIdentity:
-        lexical = self.root / check_relative_path(path)
+        known = self._resolved.get(path)  # a path kept there passed check_relative_path
+        lexical = known[3] if known is not None else os.path.join(self._root_text, check_relative_path(path))
         try:
             info = os.stat(lexical)  # follows symlinks, as the resolution did
-            known = self._resolved.get(path)
             if known is None or (known[1], known[2]) != (info.st_dev, info.st_ino):
                 real = self._resolve(path)
                 info = os.stat(real)
-                self._resolved[path] = (real, info.st_dev, info.st_ino)
+                self._resolved[path] = (real, info.st_dev, info.st_ino, lexical)
                 while len(self._resolved) > RESOLUTIONS_KEPT:
                     self._resolved.popitem(last=False)
         except (FileNotFoundError, NotADirectoryError):

@@ -35,53 +35,61 @@ from vodorigin.packagers import dash, hds, hls, mss, pd
 from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerContext
 from vodorigin.settings import Settings, load_settings
 from vodorigin.storage.factory import storage_for
-from vodorigin.urls import MediaRequest, check_url_path, parse_request_path
+from vodorigin.urls import MediaRequest, check_url_path, parsed_request
 from vodorigin.web.cors import CorsMiddleware
-from vodorigin.web.http_cache import HttpPolicy, compress, compressible, file_class, request_class
+from vodorigin.web.http_cache import (
+    HttpPolicy,
+    accepts_gzip,
+    compress,
+    compressible,
+    file_class,
+    request_class,
+)
 from vodorigin.web.logs import configure_logging
 from vodorigin.web.observe import ObserveMiddleware, Observer
+from vodorigin.web.offload import Offload
 from vodorigin.web.player import player_router
 from vodorigin.web.protect import ProtectionMiddleware
 from vodorigin.web.purge import PURGE_LOG_ENVIRONMENT, Purger, authorized, normalized
-from vodorigin.web.responses import Content, MediaResponder, Validators, error_response, render
+from vodorigin.web.responses import Content, MediaResponder, error_response, render, request_headers
 from vodorigin.web.server import process_protocol
 
 log = logging.getLogger("vodorigin")
 CONFIG_ENVIRONMENT = "VODORIGIN_CONFIG_FILE"
-OFFLOAD_SAMPLES = 100_000  # manifests of media sets with more samples: off the event loop (README: limits)
 LARGE_BODY = 256 * 1024  # manifests longer than this are gzipped off the event loop
-OFFLOAD_CUES = 2_000  # or with more subtitle cues (about 25 µs each where 100,000 samples take 12 ms)
 # Faults no media should cause, but which hostile input might still reach: a 422 with a log line
 # (the fuzz tests treat them as bugs), never a 500.
 PACKAGING_FAULTS = (struct.error, ArithmeticError, LookupError, ValueError)
 
 Sources = tuple[SourceIdentity, ...]
 Handler = Callable[[MediaRequest, Sources, Origin, PackagerContext], Awaitable[Output]]
+Endpoint = Callable[[Scope, str], Awaitable[ASGIApp]]  # (scope, path after /<protocol>/) -> response
 
 
 def packaged(handle: Callable[[str, MediaSet, PackagerContext], Output]) -> Handler:
     """The handler of a packager: its file name, on the media set the request names. Large media
-    sets are packaged in a worker thread, so that the event loop keeps serving other requests."""
+    sets are packaged in a worker thread while that costs less than it saves (web/offload.py)."""
+    offload = Offload()
 
     async def serve(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
                     ) -> Output:
         movies = await origin.movies(sources)
         try:
-            return await _package(handle, request, movies, origin, context)
+            return await _package(handle, request, movies, origin, context, offload)
         except CuesNeeded:  # a subtitle segment of an embedded track: read its samples, then again
-            return await _package(handle, request, await origin.with_cues(movies), origin, context)
+            movies = await origin.with_cues(movies)
+            return await _package(handle, request, movies, origin, context, offload)
 
     return serve
 
 
 async def _package(handle: Callable[[str, MediaSet, PackagerContext], Output], request: MediaRequest,
-                   movies: list[Movie], origin: Origin, context: PackagerContext) -> Output:
+                   movies: list[Movie], origin: Origin, context: PackagerContext, offload: Offload
+                   ) -> Output:
     media = origin.check_size(urlset.media_set(request, {m.source.path: m for m in movies}))
-    # a manifest walks every sample (a segment only its own, its timeline derived once per movie)
-    whole = file_class(request.file_name) == "manifest"
-    if (whole and media.sample_count > OFFLOAD_SAMPLES) or media.cue_count > OFFLOAD_CUES:
-        return await asyncio.to_thread(handle, request.file_name, media, context)
-    return handle(request.file_name, media, context)
+    manifest = file_class(request.file_name) == "manifest"  # walks every sample, a segment its own
+    return await offload.run(lambda: handle(request.file_name, media, context), request, media, movies,
+                             manifest)
 
 
 async def serve_pd(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
@@ -140,11 +148,12 @@ class OriginApp(FastAPI):
 class MediaDispatch:
     """/<protocol>/<path> to the protocol's endpoint, as a route would (405 for other methods)."""
 
-    def __init__(self, endpoints: dict[str, Callable[[Request, str], Awaitable[Response]]]) -> None:
+    def __init__(self, endpoints: dict[str, Endpoint]) -> None:
         self.endpoints = endpoints
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         protocol = scope["path"][1:].partition("/")[0]
+        response: ASGIApp
         if scope["method"] not in ("GET", "HEAD"):
             error = VodError("Method Not Allowed")
             error.status = 405
@@ -153,7 +162,7 @@ class MediaDispatch:
         else:
             path = scope["path"][len(protocol) + 2 :]
             try:
-                response = await self.endpoints[protocol](Request(scope, receive), path)
+                response = await self.endpoints[protocol](scope, path)
             except Exception:
                 log.exception("unexpected error on %s", scope["path"])
                 response = error_response(VodError("internal error"))
@@ -247,44 +256,45 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-def _endpoint(protocol: str, handler: Handler, services: Services
-              ) -> Callable[[Request, str], Awaitable[Response]]:
+def _endpoint(protocol: str, handler: Handler, services: Services) -> Endpoint:
     origin = services.origin
 
-    async def endpoint(request: Request, path: str) -> Response:
+    async def endpoint(scope: Scope, path: str) -> ASGIApp:
         services.purger.catch_up()  # purges other workers answered (several workers only)
+        state = scope.setdefault("state", {})
+        method, url_path = scope["method"], scope["path"]
         try:
-            check_url_path(request.scope["path"], request.scope.get("raw_path") or b"")
-            media_request = parse_request_path(protocol, path, origin.settings.max_urlset_parts)
+            check_url_path(url_path, scope.get("raw_path") or b"")
+            media_request = parsed_request(protocol, path, origin.settings.max_urlset_parts)
             mappings: tuple[SourceIdentity, ...] = ()
             if services.mappings is not None and protocol != "pd":
                 media_request, mappings = await services.mappings.resolve(media_request)
             sources = await origin.sources(media_request.files)
             context, keys = await _with_keys(protocol, services, sources)
             mappings += keys
-            url_path = request.scope["path"]
             kind = request_class(url_path)
-            validators = Validators.of(sources + mappings, url_path, services.policy.last_modified)
             text = compressible(url_path)
-            responder = MediaResponder(services.policy, kind, validators, request.headers, text)
+            headers = request_headers(scope["headers"])
+            responder = MediaResponder(services.policy, kind, sources + mappings, url_path, headers, text)
             if (not_modified := responder.not_modified()) is not None:
-                request.state.cache = "not-modified"
+                state["cache"] = "not-modified"
                 return not_modified
             key = (url_path, sources + mappings)
             content: Content | None = services.responses.get(key) if kind != "progressive" else None
-            request.state.cache = "hit" if content is not None else "-"  # "-": not a cacheable response
+            state["cache"] = "hit" if content is not None else "-"  # "-": not a cacheable response
             if content is None:
+                gzip = services.responses.max_bytes > 0 or accepts_gzip(headers.get("accept-encoding"))
                 content = await _build(await handler(media_request, sources, origin, context),
-                                       text, request.method, services)
+                                       text and gzip, method, services)
                 if isinstance(content, CachedResponse):
                     services.responses.put(key, content)
-                    request.state.cache = "miss"
-            return await responder.respond(content, origin, request.method)
+                    state["cache"] = "miss"
+            return await responder.respond(content, origin, method)
         except VodError as error:
-            log.info("%s %s -> %d %s", request.method, request.url.path, error.status, error.message)
+            log.info("%s %s -> %d %s", method, url_path, error.status, error.message)
             return error_response(error)
         except PACKAGING_FAULTS as fault:
-            log.error("%s %s -> 422 packaging fault", request.method, request.url.path, exc_info=True)
+            log.error("%s %s -> 422 packaging fault", method, url_path, exc_info=True)
             return error_response(MediaError(f"the media could not be packaged ({type(fault).__name__})"))
 
     return endpoint
@@ -318,12 +328,13 @@ async def _with_keys(protocol: str, services: Services, sources: Sources
     return replace(context, keys=keys), identities
 
 
-async def _build(output: Output, text: bool, method: str, services: Services) -> Content:
+async def _build(output: Output, gzip: bool, method: str, services: Services) -> Content:
     """A packager's output as response content: documents (and, when configured, rendered segments)
-    become cacheable bodies, manifests and WebVTT with their gzip form; the rest stays lazy."""
+    become cacheable bodies, manifests and WebVTT with their gzip form when `gzip` (a text response
+    that the cache keeps, or that this client takes gzipped); the rest stays lazy."""
     if isinstance(output, Document):
         gzipped = None
-        if text and services.policy.gzip_manifests:
+        if gzip and services.policy.gzip_manifests:
             large = len(output.body) > LARGE_BODY
             gzipped = await asyncio.to_thread(compress, output.body) if large else compress(output.body)
         return CachedResponse(output.body, output.content_type, gzipped)

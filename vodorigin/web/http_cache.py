@@ -72,6 +72,12 @@ class HttpPolicy:
         expires = (time.time() if now is None else now) + seconds
         return {"cache-control": f"public, max-age={seconds}", "expires": http_date(expires)}
 
+    def expires(self, request_class: str) -> list[tuple[bytes, bytes]]:
+        """The Expires header of caching_headers() alone, as an ASGI header list (the part of a
+        response head that changes every second)."""
+        seconds = self.max_age.get(request_class, 0)
+        return [(b"expires", http_date(time.time() + seconds).encode())] if seconds else []
+
 
 def http_date(seconds: float) -> str:
     """An IMF-fixdate (RFC 9110 5.6.7); whole seconds, so the same second is formatted once."""

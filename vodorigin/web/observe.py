@@ -87,6 +87,7 @@ class Observer:
                          multiprocess_mode="liveall", registry=registry)
         Gauge("vodorigin_build_info", "The version serving", ["version"], multiprocess_mode="max",
               registry=registry).labels(__version__).set(1)
+        self.active = 0  # requests in flight (carried into in_flight by sync, like the owners' figures)
         self._seen: dict[tuple[str, str], float] = {}  # owners' counters as last carried over
         self._process_read = 0.0
         self._sync_pending = False
@@ -117,6 +118,7 @@ class Observer:
                 self._increase(counter.labels(cache), (name, cache), figures[name])
             for name, gauge in self.cache_gauges.items():
                 gauge.labels(cache).set(figures[name])
+        self.in_flight.set(self.active)
         counters = self.counters()
         storage = self.origin.settings.storage
         for name, counter in self.upstream.items():
@@ -224,7 +226,7 @@ class ObserveMiddleware:
         reads = RequestReads()
         token = request_reads.set(reads)
         status, sent = 500, 0
-        self.observer.in_flight.inc()
+        self.observer.active += 1
 
         async def counting_send(message: Message) -> None:
             nonlocal status, sent
@@ -240,7 +242,7 @@ class ObserveMiddleware:
             request_reads.reset(token)
             duration = time.perf_counter() - started
             kind = request_class(scope["path"])
-            self.observer.in_flight.dec()
+            self.observer.active -= 1
             self.observer.record(kind, status, duration, sent)
             if self.log_requests and access_log.isEnabledFor(logging.INFO):
                 headers = _headers(scope)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from starlette.responses import Response, StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from vodorigin.cache import CachedResponse
 from vodorigin.errors import RangeNotSatisfiable, VodError
@@ -55,46 +56,88 @@ class Validators:
         return cls(f'"{digest.hexdigest()[:32]}"', last_modified or max(s.mtime for s in sources))
 
 
-class MediaResponder:
-    """Builds the responses of one request class under the application's HTTP policy."""
+REQUEST_HEADERS = (b"range", b"if-range", b"if-none-match", b"if-modified-since", b"accept-encoding")
 
-    def __init__(self, policy: HttpPolicy, request_class: str, validators: Validators,
-                 request_headers: Mapping[str, str], compressible_class: bool) -> None:
+
+def request_headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request headers a media response depends on (the first of each), from the ASGI scope's
+    list in one pass."""
+    found: dict[str, str] = {}
+    for name, value in raw:
+        if name in REQUEST_HEADERS:
+            found.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+    return found
+
+
+class Reply:
+    """A response whose head is already an ASGI header list: sent as it is (no Response object)."""
+
+    __slots__ = ("status", "headers", "body")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+class MediaResponder:
+    """Builds the responses of one request class under the application's HTTP policy.
+
+    The validators are derived only when a response needs them: a whole cached body is sent with
+    the head kept in its cache entry (only Expires changes), so a request without conditions or
+    Range reaches its body without hashing or formatting anything."""
+
+    def __init__(self, policy: HttpPolicy, request_class: str, identities: tuple[SourceIdentity, ...],
+                 url_path: str, request_headers: Mapping[str, str], compressible_class: bool) -> None:
+        self.policy = policy
         self.request_class = request_class
-        self.validators = validators
+        self.identities = identities
+        self.url_path = url_path
         self.request_headers = request_headers
-        self.headers = {"etag": validators.etag,
-                        "last-modified": http_date(validators.last_modified),
-                        "accept-ranges": "bytes", **policy.caching_headers(request_class)}
         self.compressible = compressible_class and policy.gzip_manifests
+        self._validators: Validators | None = None
+
+    @property
+    def validators(self) -> Validators:
+        if self._validators is None:
+            self._validators = Validators.of(self.identities, self.url_path, self.policy.last_modified)
+        return self._validators
+
+    def headers(self) -> dict[str, str]:
+        """What every media response of the request carries: validators and caching headers."""
+        headers = {"etag": self.validators.etag, "last-modified": http_date(self.validators.last_modified),
+                   "accept-ranges": "bytes", **self.policy.caching_headers(self.request_class)}
         if self.compressible:
-            self.headers["vary"] = "Accept-Encoding"
+            headers["vary"] = "Accept-Encoding"
+        return headers
 
     def not_modified(self) -> Response | None:
         """A 304 when the client's copy is current (checked before anything is built or read)."""
+        request = self.request_headers
+        if "if-none-match" not in request and "if-modified-since" not in request:
+            return None
         etags = [self.validators.etag, gzip_etag(self.validators.etag)] if self.compressible else \
             [self.validators.etag]
-        if any(not_modified(self.request_headers, etag, self.validators.last_modified) for etag in etags):
-            headers = {k: v for k, v in self.headers.items() if k != "accept-ranges"}
-            if self.compressible and accepts_gzip(self.request_headers.get("accept-encoding")):
+        if any(not_modified(request, etag, self.validators.last_modified) for etag in etags):
+            headers = {k: v for k, v in self.headers().items() if k != "accept-ranges"}
+            if self.compressible and accepts_gzip(request.get("accept-encoding")):
                 headers["etag"] = gzip_etag(self.validators.etag)
             return Response(b"", 304, headers=headers)
         return None
 
-    async def respond(self, content: Content, origin: Origin, method: str) -> Response:
-        headers = dict(self.headers)
+    async def respond(self, content: Content, origin: Origin, method: str) -> ASGIApp:
         range_header = self.request_headers.get("range")
-        if not range_still_valid(self.request_headers.get("if-range"), headers["etag"],
-                                 self.validators.last_modified):
+        if range_header is not None and not range_still_valid(
+                self.request_headers.get("if-range"), self.validators.etag, self.validators.last_modified):
             range_header = None
+        if isinstance(content, CachedResponse) and range_header is None:
+            return self._whole(content, method)
+        headers = self.headers()
         body: bytes | None = None
         if isinstance(content, CachedResponse):
             body = content.body
-            if content.gzipped is not None and range_header is None and \
-                    accepts_gzip(self.request_headers.get("accept-encoding")):
-                body = content.gzipped
-                headers["etag"] = gzip_etag(headers["etag"])
-                headers["content-encoding"] = "gzip"
         if isinstance(content, MediaSegment) and content.size is None:  # known once rendered
             body = await render(content, origin)
         size = len(body) if body is not None else content.size
@@ -119,6 +162,30 @@ class MediaResponder:
         assert body is not None
         body = body if selected is None else body[first : last + 1]
         return Response(body, status, headers=headers, media_type=content.content_type)
+
+    def _whole(self, content: CachedResponse, method: str) -> Reply:
+        """The whole body of a cached response, gzipped when it has that form and the client takes
+        it; the head is built once per form and kept with the entry."""
+        gzipped = content.gzipped is not None and accepts_gzip(self.request_headers.get("accept-encoding"))
+        body = content.gzipped if gzipped and content.gzipped is not None else content.body
+        head = content.heads.get(gzipped)
+        if head is None:
+            headers = {name: value for name, value in self.headers().items() if name != "expires"}
+            if gzipped:
+                headers["etag"] = gzip_etag(headers["etag"])
+                headers["content-encoding"] = "gzip"
+            headers["content-length"] = str(len(body))
+            headers["content-type"] = content_type_header(content.content_type)
+            head = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+            content.heads[gzipped] = head
+        return Reply(200, head + self.policy.expires(self.request_class), b"" if method == "HEAD" else body)
+
+
+def content_type_header(media_type: str) -> str:
+    """The Content-Type of a media type, as Starlette's Response writes it (text types in UTF-8)."""
+    if media_type.startswith("text/") and "charset=" not in media_type.lower():
+        return f"{media_type}; charset=utf-8"
+    return media_type
 
 
 # Segments larger than this are muxed in a worker thread, off the event loop. Below it they are muxed
