@@ -100,3 +100,77 @@ def test_a_file_changed_after_its_stat_is_said(tmp_path: Path) -> None:
         await storage.close()
 
     asyncio.run(scenario())
+
+
+def _ranges_read(storage: LocalStorage, path: str, ranges: list[tuple[int, int]]) -> list[bytes]:
+    async def scenario() -> list[bytes]:
+        try:
+            return await storage.read_many(await storage.stat(path), ranges)
+        finally:
+            await storage.close()
+
+    return asyncio.run(scenario())
+
+
+def test_ranges_the_page_cache_holds_are_read_on_the_loop_and_others_in_a_thread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = os.urandom(300_000)
+    (tmp_path / "media.bin").write_bytes(data)  # just written: in the page cache
+    ranges = [(5, 70_000), (100_000, 1), (200_000, 99_999)]
+    expected = [data[offset : offset + length] for offset, length in ranges]
+    trips: list[object] = []
+    real_to_thread = asyncio.to_thread
+
+    async def counted_to_thread(function: object, *args: object) -> object:
+        trips.append(function)
+        return await real_to_thread(function, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(asyncio, "to_thread", counted_to_thread)
+    assert _ranges_read(LocalStorage(tmp_path), "media.bin", ranges) == expected
+    descriptor_opened = len(trips)  # a new file's descriptor is opened in a thread
+    assert descriptor_opened == 1
+
+    def not_cached(*_: object) -> int:
+        raise BlockingIOError("not in the page cache")
+
+    monkeypatch.setattr(os, "preadv", not_cached)
+    assert _ranges_read(LocalStorage(tmp_path), "media.bin", ranges) == expected
+    assert len(trips) == descriptor_opened + 2  # the descriptor, then the reads: in a thread
+
+
+def test_a_filesystem_without_nowait_reads_is_not_asked_again(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "media.bin").write_bytes(b"abcdef" * 1000)
+    calls: list[int] = []
+
+    def unsupported(fd: int, *_: object) -> int:
+        calls.append(fd)
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(os, "preadv", unsupported)
+    storage = LocalStorage(tmp_path)
+
+    async def scenario() -> list[bytes]:
+        source = await storage.stat("media.bin")
+        first = await storage.read_many(source, [(0, 6)])
+        second = await storage.read_many(source, [(6, 6), (3000, 6)])
+        await storage.close()
+        return first + second
+
+    assert asyncio.run(scenario()) == [b"abcdef", b"abcdef", b"abcdef"]
+    assert len(calls) == 1
+
+
+def test_a_file_shorter_than_its_stat_is_said_whichever_way_it_is_read(tmp_path: Path) -> None:
+    (tmp_path / "media.bin").write_bytes(b"x" * 10_000)
+    storage = LocalStorage(tmp_path)
+
+    async def scenario() -> None:
+        source = await storage.stat("media.bin")
+        assert await storage.read_many(source, [(4_000, 2_000)]) == [b"x" * 2_000]  # descriptor kept
+        os.truncate(tmp_path / "media.bin", 5_000)
+        with pytest.raises(MediaError, match="short read"):
+            await storage.read_many(source, [(4_000, 2_000)])
+        await storage.close()
+
+    asyncio.run(scenario())
