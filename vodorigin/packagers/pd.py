@@ -8,7 +8,7 @@ are simply not referenced (one range read, no re-interleaving). Video starts on 
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+import posixpath
 
 import numpy as np
 
@@ -26,7 +26,7 @@ MOVIE_TIMESCALE = 1000
 
 
 def content_type(path: str) -> str:
-    return CONTENT_TYPES.get(PurePosixPath(path).suffix.lower(), "application/octet-stream")
+    return CONTENT_TYPES.get(posixpath.splitext(path)[1].lower(), "application/octet-stream")
 
 
 def whole_file(source: SourceIdentity) -> FileParts:

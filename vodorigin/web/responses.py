@@ -150,18 +150,18 @@ class MediaResponder:
             status = 206
             headers["content-range"] = f"bytes {first}-{last}/{size}"
         if method == "HEAD":
-            return Response(b"", status, headers=headers, media_type=content.content_type)
+            return Reply(status, _head(headers, content.content_type), b"")
         if isinstance(content, FileParts):
             if last + 1 - first <= STREAM_CHUNK:  # a range players and CDNs ask for: one read, one body
-                body = b"".join([chunk async for chunk in _stream_parts(content, origin, first, last + 1)])
-                return Response(body, status, headers=headers, media_type=content.content_type)
+                body = await _read_parts(content, origin, first, last + 1)
+                return Reply(status, _head(headers, content.content_type), body)
             stream = _stream_parts(content, origin, first, last + 1)
             return StreamingResponse(stream, status, headers=headers, media_type=content.content_type)
         if body is None and isinstance(content, MediaSegment):
             body = await render(content, origin)
         assert body is not None
         body = body if selected is None else body[first : last + 1]
-        return Response(body, status, headers=headers, media_type=content.content_type)
+        return Reply(status, _head(headers, content.content_type), body)
 
     def _whole(self, content: CachedResponse, method: str) -> Reply:
         """The whole body of a cached response, gzipped when it has that form and the client takes
@@ -175,17 +175,18 @@ class MediaResponder:
                 headers["etag"] = gzip_etag(headers["etag"])
                 headers["content-encoding"] = "gzip"
             headers["content-length"] = str(len(body))
-            headers["content-type"] = content_type_header(content.content_type)
-            head = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
-            content.heads[gzipped] = head
+            head = content.heads[gzipped] = _head(headers, content.content_type)
         return Reply(200, head + self.policy.expires(self.request_class), b"" if method == "HEAD" else body)
 
 
-def content_type_header(media_type: str) -> str:
-    """The Content-Type of a media type, as Starlette's Response writes it (text types in UTF-8)."""
+def _head(headers: dict[str, str], media_type: str) -> list[tuple[bytes, bytes]]:
+    """The headers as an ASGI list, with the Content-Type of the media type as Starlette's
+    Response writes it (text types in UTF-8)."""
     if media_type.startswith("text/") and "charset=" not in media_type.lower():
-        return f"{media_type}; charset=utf-8"
-    return media_type
+        media_type = f"{media_type}; charset=utf-8"
+    pairs = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    pairs.append((b"content-type", media_type.encode("latin-1")))
+    return pairs
 
 
 # Segments larger than this are muxed in a worker thread, off the event loop. Below it they are muxed
@@ -199,6 +200,13 @@ async def render(segment: MediaSegment, origin: Origin) -> bytes:
     if sum(r.length for r in segment.ranges) > OFFLOAD_BYTES:
         return await asyncio.to_thread(segment.render, source)
     return segment.render(source)
+
+
+async def _read_parts(output: FileParts, origin: Origin, start: int, stop: int) -> bytes:
+    """The bytes [start, stop) of a FileParts body in one piece (a whole file's range: one read)."""
+    if len(output.parts) == 1 and isinstance(part := output.parts[0], ByteRange):
+        return await origin.read(output.source, part.offset + start, stop - start)
+    return b"".join([chunk async for chunk in _stream_parts(output, origin, start, stop)])
 
 
 async def _stream_parts(output: FileParts, origin: Origin, start: int, stop: int) -> AsyncIterator[bytes]:
