@@ -64,7 +64,11 @@ def test_bad_config_exits_with_a_message(tmp_path: Path) -> None:
     assert result.returncode != 0 and "segment_count_policy" in result.stderr
 
 
-def _download_across_sigterm(tmp_path: Path, shutdown_timeout: int, pause: float) -> tuple[int, int, int]:
+SERVERS = ["uvicorn", "granian"]  # vodorigin serve --server (web/server.py)
+
+
+def _download_across_sigterm(tmp_path: Path, shutdown_timeout: int, pause: float, server: str
+                             ) -> tuple[int, int, int]:
     """Start a 256 MB /pd download (a sparse file: no disk used), SIGTERM the server after the
     first MB, pause, then read on. (bytes received, bytes announced, server exit code)"""
     media = tmp_path / "media"
@@ -73,7 +77,7 @@ def _download_across_sigterm(tmp_path: Path, shutdown_timeout: int, pause: float
         big.truncate(256 * 1024 * 1024)
     port = free_port()
     environment = {**os.environ, "VODORIGIN_SHUTDOWN_TIMEOUT": str(shutdown_timeout),
-                   "VODORIGIN_LOG_LEVEL": "warning"}
+                   "VODORIGIN_LOG_LEVEL": "warning", "VODORIGIN_SERVER": server}
     command = [sys.executable, "-m", "vodorigin", "serve", "--media-root", str(media), "--port", str(port)]
     log = tmp_path / "server.log"
     with log.open("wb") as errors, subprocess.Popen(command, cwd=tmp_path, env=environment,
@@ -94,15 +98,18 @@ def _download_across_sigterm(tmp_path: Path, shutdown_timeout: int, pause: float
         return received, announced, process.wait(timeout=30)
 
 
-def test_sigterm_lets_in_flight_responses_finish(tmp_path: Path) -> None:
-    received, announced, code = _download_across_sigterm(tmp_path, shutdown_timeout=30, pause=1.5)
+@pytest.mark.parametrize("server", SERVERS)
+def test_sigterm_lets_in_flight_responses_finish(tmp_path: Path, server: str) -> None:
+    received, announced, code = _download_across_sigterm(tmp_path, shutdown_timeout=30, pause=1.5,
+                                                         server=server)
     assert received == announced
     assert code in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once it has shut down cleanly
 
 
-def test_in_flight_responses_are_cut_past_the_shutdown_timeout(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", SERVERS)
+def test_in_flight_responses_are_cut_past_the_shutdown_timeout(tmp_path: Path, server: str) -> None:
     """The same download with a 1 s shutdown_timeout and a 3 s pause: proof the test above can fail."""
-    received, announced, _ = _download_across_sigterm(tmp_path, shutdown_timeout=1, pause=3)
+    received, announced, _ = _download_across_sigterm(tmp_path, shutdown_timeout=1, pause=3, server=server)
     assert received < announced
 
 
@@ -130,12 +137,13 @@ def test_a_relative_media_root_in_a_config_file_is_relative_to_the_file(tmp_path
     assert load_settings(ROOT / "configs" / "local.toml", environ={}).media_root_path == FIXTURES.resolve()
 
 
-@pytest.mark.parametrize("log_format", ["json", "text"])
-def test_every_log_line_on_stdout_in_one_format(log_format: str, tmp_path: Path) -> None:
-    """uvicorn's lines and ours, access lines included, on stdout in the chosen format."""
+@pytest.mark.parametrize(("log_format", "server"), [("json", "uvicorn"), ("text", "uvicorn"),
+                                                    ("json", "granian"), ("text", "granian")])
+def test_every_log_line_on_stdout_in_one_format(log_format: str, server: str, tmp_path: Path) -> None:
+    """The server's lines and ours, access lines included, on stdout in the chosen format."""
     port = free_port()
     environment = {**{k: v for k, v in os.environ.items() if not k.startswith("VODORIGIN_")},
-                   "VODORIGIN_LOG_FORMAT": log_format}
+                   "VODORIGIN_LOG_FORMAT": log_format, "VODORIGIN_SERVER": server}
     command = [sys.executable, "-m", "vodorigin", "serve", "--config", str(ROOT / "configs/local.toml"),
                "--host", "127.0.0.1", "--port", str(port)]
     out, err = tmp_path / "out.log", tmp_path / "err.log"
@@ -150,7 +158,8 @@ def test_every_log_line_on_stdout_in_one_format(log_format: str, tmp_path: Path)
             process.terminate()
             process.wait(timeout=10)
     lines = out.read_text().splitlines()
-    assert any("startup complete" in line for line in lines), lines  # uvicorn's own line
+    own = {"uvicorn": "startup complete", "granian": "Started worker"}[server]
+    assert any(own in line for line in lines), lines  # the server's own line
     if log_format == "json":
         records = [json.loads(line) for line in lines]  # every line is a JSON object
         access = [r for r in records if r.get("path") == "/hls/bframes.mp4/master.m3u8"]
@@ -162,7 +171,8 @@ def test_every_log_line_on_stdout_in_one_format(log_format: str, tmp_path: Path)
         assert all(re.match(r"\d{4}-\d\d-\d\dT", line) for line in lines), lines
 
 
-def test_metrics_add_up_every_worker(tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", SERVERS)
+def test_metrics_add_up_every_worker(tmp_path: Path, server: str) -> None:
     """Two worker processes: whichever answers the scrape, the counters are the sum over both, they
     only grow, and each worker's process figures appear under its pid. (Workers are started afresh:
     this once failed at startup, unable to hand them the HTTP protocol class.)"""
@@ -170,7 +180,8 @@ def test_metrics_add_up_every_worker(tmp_path: Path) -> None:
     environment = {**{k: v for k, v in os.environ.items()
                       if not k.startswith("VODORIGIN_") and k != "PROMETHEUS_MULTIPROC_DIR"},
                    "VODORIGIN_LOG_LEVEL": "warning", "VODORIGIN_RESPONSE_CACHE_BYTES": "0",
-                   "VODORIGIN_HEADER_TIMEOUT": "1", "TMPDIR": str(tmp_path)}
+                   "VODORIGIN_HEADER_TIMEOUT": "1", "VODORIGIN_KEEPALIVE_TIMEOUT": "1",
+                   "VODORIGIN_SERVER": server, "TMPDIR": str(tmp_path)}
     command = [sys.executable, "-m", "vodorigin", "serve", "--config", str(ROOT / "configs/local.toml"),
                "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
     log = tmp_path / "server.log"
@@ -272,3 +283,43 @@ def test_the_image_and_the_pins_agree_with_the_code() -> None:
     wanted = project["dependencies"] + project["optional-dependencies"]["test"]
     names = {re.split(r"[\[<>=!~ ]", requirement)[0].lower().replace("_", "-") for requirement in wanted}
     assert names <= pins, f"not pinned (make lock): {sorted(names - pins)}"
+
+
+def test_granian_answers_as_uvicorn_does(tmp_path: Path) -> None:
+    """`server = "granian"` serves the same app: the same statuses, bodies and headers for a
+    manifest, a segment, a Range of a file, a conditional request, an error and CORS preflight."""
+    requests = [("GET", "/hls/bframes.mp4/master.m3u8", {}), ("GET", "/hls/bframes.mp4/seg-1-v1-a1.ts", {}),
+                ("GET", "/dash/bframes.mp4/manifest.mpd", {"accept-encoding": "gzip"}),
+                ("GET", "/pd/bframes.mp4", {"range": "bytes=100-5099"}),
+                ("HEAD", "/pd/bframes.mp4", {}), ("GET", "/hls/missing.mp4/master.m3u8", {}),
+                ("OPTIONS", "/hls/bframes.mp4/master.m3u8", {"origin": "https://player.example"})]
+    kept = ("content-type", "content-length", "content-range", "content-encoding", "etag", "cache-control",
+            "accept-ranges", "vary", "access-control-allow-origin", "access-control-max-age")
+    answers: dict[str, list[tuple[int, bytes, dict[str, str]]]] = {}
+    for server in SERVERS:
+        port = free_port()
+        environment = {**{k: v for k, v in os.environ.items() if not k.startswith("VODORIGIN_")},
+                       "VODORIGIN_SERVER": server, "VODORIGIN_LOG_LEVEL": "warning"}
+        command = [sys.executable, "-m", "vodorigin", "serve", "--media-root", str(FIXTURES),
+                   "--host", "127.0.0.1", "--port", str(port)]
+        log = tmp_path / f"{server}.log"
+        with log.open("wb") as errors, subprocess.Popen(command, cwd=tmp_path, env=environment,
+                                                        stdout=subprocess.DEVNULL, stderr=errors) as process:
+            try:
+                wait_for(f"http://127.0.0.1:{port}/health", process, log)
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+                    answers[server] = []
+                    for method, path, headers in requests:
+                        response = client.request(method, path, headers=headers)
+                        headers = {k: v for k, v in response.headers.items() if k in kept}
+                        if response.status_code == 204:  # granian leaves out Content-Length: 0 (RFC 9110 8.6)
+                            headers.pop("content-length", None)
+                        answers[server].append((response.status_code, response.content, headers))
+                    etag = answers[server][0][2]["etag"]
+                    again = client.get(requests[0][1], headers={"if-none-match": etag})
+                    answers[server].append((again.status_code, again.content, {}))
+            finally:
+                process.terminate()
+                process.wait(timeout=15)
+    assert [status for status, _, _ in answers["uvicorn"]] == [200, 200, 200, 206, 200, 404, 204, 304]
+    assert answers["granian"] == answers["uvicorn"]

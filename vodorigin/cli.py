@@ -1,4 +1,4 @@
-"""`vodorigin serve`: run the origin with uvicorn. `vodorigin sign`: a signed URL path."""
+"""`vodorigin serve`: run the origin (uvicorn, or granian). `vodorigin sign`: a signed URL path."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ import time
 import urllib.request
 from collections.abc import Iterator
 
-import uvicorn
-
 from vodorigin import __version__
 from vodorigin.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from vodorigin.storage.factory import probe_storage
@@ -22,7 +20,7 @@ from vodorigin.web.app import CONFIG_ENVIRONMENT
 from vodorigin.web.observe import MULTIPROCESS
 from vodorigin.web.protect import sign_path
 from vodorigin.web.purge import PURGE_LOG_ENVIRONMENT
-from vodorigin.web.server import raise_descriptor_limit, uvicorn_options
+from vodorigin.web.server import raise_descriptor_limit, run_server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -38,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to listen on (default 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (default 1)")
+    serve.add_argument("--server", choices=["uvicorn", "granian"], help="the HTTP server (default uvicorn)")
     sign = commands.add_parser("sign", help="print a URL path with a token (url_signing_key)")
     sign.add_argument("path", help="e.g. /hls/movie.mp4/master.m3u8")
     sign.add_argument("--config", help="a TOML settings file holding url_signing_key")
@@ -52,7 +51,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.command == "health":
         sys.exit(_health(args.config))
-    overrides = {"media_root": args.media_root, "host": args.host, "port": args.port, "workers": args.workers}
+    overrides = {"media_root": args.media_root, "host": args.host, "port": args.port, "workers": args.workers,
+                 "server": args.server}
     try:
         settings = load_settings(args.config, overrides)
         check_storage(settings)
@@ -68,9 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     descriptors = raise_descriptor_limit()
     print(startup_line(settings, args.config, descriptors), file=sys.stderr, flush=True)
     with shared_state(settings.workers):
-        uvicorn.run("vodorigin.web.app:app_from_environment", factory=True, host=settings.host,
-                    port=settings.port, workers=settings.workers, log_level=settings.log_level,
-                    **uvicorn_options(settings, by_name=True))
+        run_server(settings)
 
 
 @contextlib.contextmanager

@@ -51,6 +51,7 @@ class Settings(BaseModel):
     workers: int = Field(1, ge=1)
     keepalive_timeout: int = Field(75, ge=1)  # seconds; longer than the ALB idle timeout (60 s)
     header_timeout: float = Field(10.0, gt=0)  # seconds a request head may take to arrive
+    server: Literal["uvicorn", "granian"] = "uvicorn"  # the HTTP server (web/server.py)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # storage

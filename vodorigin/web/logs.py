@@ -1,5 +1,5 @@
 """Logging: one format per process (`log_format`: json or text), on stdout, for our loggers and
-uvicorn's alike, so a log shipper reads one kind of line.
+the HTTP server's (uvicorn or granian) alike, so a log shipper reads one kind of line.
 
 * json: one object per line. Access lines (`vodorigin.access`, written by web/observe.py) carry
   the request's fields; other lines `time`, `level`, `logger`, `pid` and `message` (and the
@@ -55,9 +55,16 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str, level: str) -> None:
-    """Our loggers and uvicorn's on stdout in one format (called in every worker process)."""
+    """Our loggers and the HTTP server's on stdout in one format (called in every worker process)."""
+    logging.config.dictConfig(logging_config(log_format, level))
+
+
+def logging_config(log_format: str, level: str) -> dict[str, Any]:
+    """The logging.config dictionary of configure_logging(): ours, uvicorn's and granian's loggers
+    (granian's main process is handed it as its log_dictconfig)."""
     formatter = f"vodorigin.web.logs.{'JsonFormatter' if log_format == 'json' else 'TextFormatter'}"
-    logging.config.dictConfig({
+    server = {"handlers": ["stdout"], "level": level.upper(), "propagate": False}
+    return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"line": {"()": formatter}},
@@ -65,8 +72,8 @@ def configure_logging(log_format: str, level: str) -> None:
         "loggers": {
             "vodorigin": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
             ACCESS_LOGGER: {"handlers": ["stdout"], "level": "INFO", "propagate": False},
-            "uvicorn": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
-            "uvicorn.error": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
+            "uvicorn": server, "uvicorn.error": server, "_granian": server,
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            "granian.access": {"handlers": [], "level": "WARNING", "propagate": False},
         },
-    })
+    }

@@ -1,10 +1,17 @@
-"""How uvicorn runs the app: its HTTP protocol with a request-head timeout, and its options.
+"""How the HTTP server runs the app: uvicorn (the default) with its HTTP protocol given a
+request-head timeout, or granian (`server = "granian"`).
 
 uvicorn's keep-alive timeout starts only after a response: a connection that never sends a
 complete request head (opened and left idle, or fed a byte at a time) would be held forever, and
 enough of them exhaust the process's file descriptors. `HeadTimeoutProtocol` closes a connection
 whose request head is not complete `header_timeout` seconds after the connection opened or the
 request began (nginx's client_header_timeout does the same).
+
+granian, a maintained ASGI server written in Rust, parses and writes HTTP off the Python thread;
+small responses cost less there (README: Performance). It has one timer for a request head and
+for an idle keep-alive connection (its header_read_timeout); it is set to the longer of
+header_timeout and keepalive_timeout, so that a load balancer's idle connections stay open as
+long as with uvicorn, and a silent connection is closed after that time.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from vodorigin.settings import Settings
+from vodorigin.web.logs import logging_config
 
 log = logging.getLogger("vodorigin")
 
@@ -83,6 +91,36 @@ def uvicorn_options(settings: Settings, *, by_name: bool = False) -> dict[str, A
             "timeout_graceful_shutdown": settings.shutdown_timeout, "server_header": False,
             "access_log": False,  # web/observe.py writes a richer access log (access_log setting)
             "proxy_headers": False}  # the client address: trusted_proxies (web/observe.py), not uvicorn's
+
+
+APP_FACTORY = "vodorigin.web.app:app_from_environment"
+
+
+def run_server(settings: Settings) -> None:
+    """Run the app factory under the chosen server until it is told to stop (SIGTERM/SIGINT)."""
+    if settings.server == "granian":
+        granian_server(settings).serve()
+        return
+    import uvicorn
+
+    uvicorn.run(APP_FACTORY, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
+                log_level=settings.log_level, **uvicorn_options(settings, by_name=True))
+
+
+def granian_server(settings: Settings) -> Any:
+    """granian serving the app factory over HTTP/1.1 with the same timeouts and workers."""
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+
+    idle = max(settings.header_timeout, settings.keepalive_timeout)
+    return Granian(APP_FACTORY, address=settings.host, port=settings.port, interface=Interfaces.ASGI,
+                   factory=True, workers=settings.workers, loop=Loops.uvloop, http=HTTPModes.http1,
+                   websockets=False, http1_settings=HTTP1Settings(header_read_timeout=int(idle * 1000)),
+                   log_level=LogLevels(settings.log_level), log_access=False,
+                   log_dictconfig=logging_config(settings.log_format, settings.log_level),
+                   workers_kill_timeout=settings.shutdown_timeout)
 
 
 def raise_descriptor_limit() -> int:
