@@ -1,4 +1,5 @@
-"""The HTTP floor for bench/load.py: a bare ASGI app under uvicorn with vodorigin's uvicorn settings.
+"""The HTTP floor for bench/load.py: a bare ASGI app under uvicorn (or granian: `floor.py PORT granian`)
+with vodorigin's settings for that server.
 
 It fetches once what FLOOR_URL answers (with FLOOR_RANGE as Range) and serves those bytes from
 memory to every request with the same Content-Type; with FLOOR_PREAD=file:offset:length it reads
@@ -15,7 +16,7 @@ import httpx
 import uvicorn
 
 from vodorigin.settings import Settings
-from vodorigin.web.server import uvicorn_options
+from vodorigin.web.server import granian_server, uvicorn_options
 
 
 def make_app() -> Any:
@@ -45,10 +46,14 @@ def make_app() -> Any:
 
 
 def main() -> None:
+    port = int(sys.argv[1])
+    if sys.argv[2:] == ["granian"]:  # as vodorigin serve --server granian runs
+        settings = Settings(host="127.0.0.1", port=port, log_level="warning")
+        granian_server(settings, "bench.floor:make_app").serve()
+        return
     options = uvicorn_options(Settings())
     options.pop("http")  # httptools, which vodorigin's own protocol is built on
-    uvicorn.run(make_app(), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", http="httptools",
-                **options)
+    uvicorn.run(make_app(), host="127.0.0.1", port=port, log_level="warning", http="httptools", **options)
 
 
 if __name__ == "__main__":

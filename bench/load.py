@@ -67,18 +67,22 @@ class Server:
             self.process.wait()
 
 
-def vodorigin(workers: int = 1, **settings: str) -> Server:
+SERVERS = ("uvicorn", "granian")  # vodorigin serve --server; each row is measured under both
+
+
+def vodorigin(workers: int = 1, server: str = "uvicorn", **settings: str) -> Server:
     environment = {f"VODORIGIN_{name.upper()}": value for name, value in settings.items()}
     environment |= {"VODORIGIN_MEDIA_ROOT": str(MEDIA), "VODORIGIN_ACCESS_LOG": "false",
                     "VODORIGIN_LOG_LEVEL": "warning", "VODORIGIN_PLAYER_PAGE": "false"}
     return Server([sys.executable, "-m", "vodorigin", "serve", "--port", "{port}",
-                   "--workers", str(workers)], environment)
+                   "--workers", str(workers), "--server", server], environment)
 
 
-def floor(body_from: str, headers: dict[str, str] | None = None, pread: str = "") -> Server:
+def floor(body_from: str, headers: dict[str, str] | None = None, pread: str = "", server: str = "uvicorn"
+          ) -> Server:
     """The bare ASGI app answering what `body_from` answered (or, with pread, `file:offset:length`
-    read on every request)."""
-    return Server([sys.executable, "-m", "bench.floor", "{port}"],
+    read on every request), under the same server."""
+    return Server([sys.executable, "-m", "bench.floor", "{port}", server],
                   {"FLOOR_URL": body_from, "FLOOR_RANGE": (headers or {}).get("range", ""),
                    "FLOOR_PREAD": pread})
 
@@ -116,26 +120,29 @@ def main() -> None:
     if shutil.which("wrk") is None:
         print("wrk is not installed (make bench installs it): load figures skipped")
         return
-    print(f"under load: wrk -t2 -c{CONNECTIONS} for {SECONDS} s, one worker; floors from a bare ASGI app")
-    for name, (path, headers, settings) in ROWS.items():
-        with vodorigin(**settings) as server:
-            ours = wrk(server.base + path, headers)
-            size = len(httpx.get(server.base + path, headers=headers).content)
-            url = server.base + path
-            pread = ""
-            if path.startswith("/pd/"):
-                first, last = (int(n) for n in headers["range"].split("=")[1].split("-"))
-                pread = f"{MEDIA / 'long_360p.mp4'}:{first}:{last - first + 1}"
-            with floor(url, headers, pread) as bare:
-                floor_rate = wrk(bare.base + "/", headers)
-        row(name, ours, floor_rate, f"{size / 1e3:.0f} kB; {ours * size / 1e6:.0f} MB/s")
+    for server_name in SERVERS:
+        print(f"under load with {server_name}: wrk -t2 -c{CONNECTIONS} for {SECONDS} s, one worker; "
+              f"floors from a bare ASGI app under {server_name}")
+        for name, (path, headers, settings) in ROWS.items():
+            with vodorigin(server=server_name, **settings) as server:
+                ours = wrk(server.base + path, headers)
+                size = len(httpx.get(server.base + path, headers=headers).content)
+                url = server.base + path
+                pread = ""
+                if path.startswith("/pd/"):
+                    first, last = (int(n) for n in headers["range"].split("=")[1].split("-"))
+                    pread = f"{MEDIA / 'long_360p.mp4'}:{first}:{last - first + 1}"
+                with floor(url, headers, pread, server_name) as bare:
+                    floor_rate = wrk(bare.base + "/", headers)
+            row(name, ours, floor_rate, f"{size / 1e3:.0f} kB; {ours * size / 1e6:.0f} MB/s")
     cold_manifests()
-    print("scaling with workers (HLS TS segment; HLS index from the response cache)")
-    for workers in (1, 2, 4):
-        with vodorigin(workers=workers) as server:
-            segment = wrk(server.base + ROWS["HLS TS segment, repeated"][0])
-            index = wrk(server.base + ROWS["HLS index, response cache"][0])
-        print(f"  {workers} worker(s): TS segment {segment:>6.0f} req/s, index {index:>6.0f} req/s")
+    for server_name in SERVERS:
+        print(f"scaling with workers under {server_name} (HLS TS segment; HLS index from the response cache)")
+        for workers in (1, 2, 4):
+            with vodorigin(workers=workers, server=server_name) as server:
+                segment = wrk(server.base + ROWS["HLS TS segment, repeated"][0])
+                index = wrk(server.base + ROWS["HLS index, response cache"][0])
+            print(f"  {workers} worker(s): TS segment {segment:>6.0f} req/s, index {index:>6.0f} req/s")
 
 
 def cold_manifests() -> None:

@@ -107,15 +107,16 @@ def run_server(settings: Settings) -> None:
                 log_level=settings.log_level, **uvicorn_options(settings, by_name=True))
 
 
-def granian_server(settings: Settings) -> Any:
-    """granian serving the app factory over HTTP/1.1 with the same timeouts and workers."""
+def granian_server(settings: Settings, factory: str = APP_FACTORY) -> Any:
+    """granian serving an app factory ("module:function") over HTTP/1.1 with the settings'
+    timeouts and workers."""
     from granian import Granian
     from granian.constants import HTTPModes, Interfaces, Loops
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
 
     idle = max(settings.header_timeout, settings.keepalive_timeout)
-    return Granian(APP_FACTORY, address=settings.host, port=settings.port, interface=Interfaces.ASGI,
+    return Granian(factory, address=settings.host, port=settings.port, interface=Interfaces.ASGI,
                    factory=True, workers=settings.workers, loop=Loops.uvloop, http=HTTPModes.http1,
                    websockets=False, http1_settings=HTTP1Settings(header_read_timeout=int(idle * 1000)),
                    log_level=LogLevels(settings.log_level), log_access=False,
