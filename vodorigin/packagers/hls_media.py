@@ -89,13 +89,16 @@ def render_media_playlist(timelines: list[Timeline], tokens: str, container: str
     `keys` are each clip's EXT-X-KEY (hls_keys.py), written where the key changes, before the
     EXT-X-MAP it also covers."""
     entries: list[tuple[str, list[str]]] = []
+    firsts: list[int] = []
     number = 1  # segments are numbered through the clips
     for timeline in timelines:
+        firsts.append(number)
         entries.append(_segment_entries(timeline, number))
         number += len(entries[-1][1])
     suffix = f"-{tokens}" if tokens else ""
     lines = vod_playlist_head(max(HLS_VERSION[container], min_version), [longest for longest, _ in entries])
     extension = "m4s" if container == FMP4 else extension or "ts"
+    ending = f"{suffix}.{extension}"
     current_key = None
     for index, (_, clip_entries) in enumerate(entries):
         if index and discontinuity:
@@ -107,8 +110,7 @@ def render_media_playlist(timelines: list[Timeline], tokens: str, container: str
             clip = f"-c{index + 1}" if len(timelines) > 1 else ""
             lines.append(f'#EXT-X-MAP:URI="init{clip}{suffix}.mp4"')
         if clip_entries:
-            ending = f"{suffix}.{extension}"
-            lines.append(f"{ending}\n".join(clip_entries) + ending)
+            lines.append(_segment_lines(timelines[index], firsts[index], ending))
     lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
 
@@ -124,6 +126,15 @@ def _segment_entries(timeline: Timeline, first_number: int) -> tuple[str, list[s
                          for n, d in enumerate(durations.tolist(), start=first_number)]
 
     return memoized(timeline.memo, ("playlist entries", first_number), derive)
+
+
+def _segment_lines(timeline: Timeline, first_number: int, ending: str) -> str:
+    """The timeline's entries as playlist lines, each URI completed with `ending` (the rendition's
+    tokens and extension); joined once per timeline and rendition (model.memoized)."""
+    def derive() -> str:
+        return f"{ending}\n".join(_segment_entries(timeline, first_number)[1]) + ending
+
+    return memoized(timeline.memo, ("playlist lines", first_number, ending), derive)
 
 
 def vod_playlist_head(version: int, durations: list[str]) -> list[str]:
