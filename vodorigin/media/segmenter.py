@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import numpy.ma  # noqa: F401  np.unique imports it on its first call (24 ms): here, at startup, instead
 
 from vodorigin.errors import BadRequest, LimitExceeded, MediaError, NotFound
 from vodorigin.media.model import Clip, MediaSet, MediaType, Movie, Track, memoized
