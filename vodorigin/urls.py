@@ -112,14 +112,15 @@ def check_url_path(path: str, raw_path: bytes) -> None:
         raise BadRequest("encoded slash in the URL path")
 
 
-PARSED_KEPT = 4096  # URLs whose parse is remembered (parsed_request)
-PARSED_LENGTH = 512  # the longest path or name remembered: the memory kept stays bounded (a few MB)
+PARSED_KEPT = 1024  # URL paths and file names whose parse is remembered (parsed_request)
+PARSED_LENGTH = 512  # the longest name remembered, and the most text a remembered path expands to
+# (a urlset's parts: about the path's length times its commas): at most a few MB per worker
 
 
 def parsed_request(protocol: str, path: str, max_urlset_parts: int = 32) -> MediaRequest:
     """parse_request_path, remembered for recent URLs: a player asks for the same playlists and
     segments again and again, and a MediaRequest never changes (BadRequest is never kept)."""
-    if len(path) > PARSED_LENGTH:
+    if len(path) * (path.count(",") + 1) > 4 * PARSED_LENGTH:
         return parse_request_path(protocol, path, max_urlset_parts)
     return _parsed(protocol, path, max_urlset_parts)
 

@@ -21,6 +21,11 @@ import logging
 import resource
 from typing import Any
 
+import uvicorn
+from granian import Granian
+from granian.constants import HTTPModes, Interfaces, Loops
+from granian.http import HTTP1Settings
+from granian.log import LogLevels
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from vodorigin.settings import Settings
@@ -101,20 +106,13 @@ def run_server(settings: Settings) -> None:
     if settings.server == "granian":
         granian_server(settings).serve()
         return
-    import uvicorn
-
     uvicorn.run(APP_FACTORY, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
                 log_level=settings.log_level, **uvicorn_options(settings, by_name=True))
 
 
-def granian_server(settings: Settings, factory: str = APP_FACTORY) -> Any:
+def granian_server(settings: Settings, factory: str = APP_FACTORY) -> Any:  # granian.Granian, an alias
     """granian serving an app factory ("module:function") over HTTP/1.1 with the settings'
     timeouts and workers."""
-    from granian import Granian
-    from granian.constants import HTTPModes, Interfaces, Loops
-    from granian.http import HTTP1Settings
-    from granian.log import LogLevels
-
     idle = max(settings.header_timeout, settings.keepalive_timeout)
     return Granian(factory, address=settings.host, port=settings.port, interface=Interfaces.ASGI,
                    factory=True, workers=settings.workers, loop=Loops.uvloop, http=HTTPModes.http1,
