@@ -20,6 +20,7 @@ unreadable slice is refused, never sent with its picture in the clear.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 from vodorigin.errors import MediaError
 
@@ -29,6 +30,15 @@ SLICE_P, SLICE_B, SLICE_I, SLICE_SP, SLICE_SI = range(5)
 HIGH_PROFILES = (100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135)  # 7.3.2.1.1
 MAX_SCAN = 1024  # bytes of a NAL read to find its header: more than the longest header can take
 MAX_LOOP = 64  # entries of a list a header may repeat (reference list edits, memory operations)
+
+
+class _PictureParameterSet(Protocol):
+    @property
+    def sps_id(self) -> int: ...
+
+
+S = TypeVar("S")  # a codec's sequence parameter set
+P = TypeVar("P", bound=_PictureParameterSet)  # and picture parameter set, which names its SPS
 
 
 class _Bits:
@@ -113,34 +123,77 @@ def slice_parser(fourcc: str, parameter_sets: tuple[bytes, ...]) -> AvcSlices | 
     return HevcSlices(parameter_sets) if fourcc in ("hvc1", "hev1") else AvcSlices(parameter_sets)
 
 
-class AvcSlices:
-    """The parameter sets of one H.264 stream, and the slice header sizes they imply."""
+class _Slices(Generic[S, P]):
+    """The parameter sets of one stream, learned from its sample entry and its samples, and the
+    slice header sizes they imply; a subclass per codec gives its NAL unit types and syntax."""
+
+    codec = ""
+    nal_header = 1  # bytes of the NAL unit header
+    slice_types: tuple[int, ...] = ()
+    sps_type = pps_type = -1
 
     def __init__(self, parameter_sets: tuple[bytes, ...] | list[bytes] = ()) -> None:
-        self.sps: dict[int, _Sps] = {}
-        self.pps: dict[int, _Pps] = {}
+        self.sps: dict[int, S] = {}
+        self.pps: dict[int, P] = {}
         for nal in parameter_sets:
             self.learn(nal)
 
+    def nal_type(self, first_byte: int) -> int:
+        raise NotImplementedError
+
+    def parse_sps(self, bits: _Bits) -> tuple[int, S]:
+        raise NotImplementedError
+
+    def parse_pps(self, bits: _Bits) -> tuple[int, P]:
+        raise NotImplementedError
+
+    def header_size(self, nal: bytes | memoryview) -> int:
+        """Stored bytes from the NAL header through the slice header of a slice NAL unit."""
+        raise NotImplementedError
+
     def observe(self, nal: bytes | memoryview) -> int | None:
-        """A slice's header size (types 1 and 5: coded slices); parameter sets are learned, and
-        other units (SEI, data partitions...) give None: they stay clear."""
-        if not len(nal):
+        """A slice's header size; parameter sets are learned, and other units (SEI, data
+        partitions...) give None: they stay clear."""
+        if len(nal) < self.nal_header:
             return None
-        if nal[0] & 0x1F in (1, IDR):
+        if self.nal_type(nal[0]) in self.slice_types:
             return self.header_size(nal)
         self.learn(nal)
         return None
 
     def learn(self, nal: bytes | memoryview) -> None:
         """Remember a sequence or picture parameter set (other NAL units are ignored)."""
-        kind = nal[0] & 0x1F if len(nal) else 0
-        if kind == SPS:
-            sps_id, sps = _parse_sps(_Bits(nal, 1))
+        kind = self.nal_type(nal[0]) if len(nal) >= self.nal_header else None
+        if kind == self.sps_type:
+            sps_id, sps = self.parse_sps(_Bits(nal, self.nal_header))
             self.sps[sps_id] = sps
-        elif kind == PPS:
-            pps_id, pps = _parse_pps(_Bits(nal, 1))
+        elif kind == self.pps_type:
+            pps_id, pps = self.parse_pps(_Bits(nal, self.nal_header))
             self.pps[pps_id] = pps
+
+    def parameter_sets(self, pps_id: int) -> tuple[S, P]:
+        """The SPS and PPS a slice names (by its PPS's id), or MediaError."""
+        pps = self.pps.get(pps_id)
+        sps = self.sps.get(pps.sps_id) if pps is not None else None
+        if pps is None or sps is None:
+            raise MediaError(f"an {self.codec} slice names a parameter set the stream does not carry")
+        return sps, pps
+
+
+class AvcSlices(_Slices["_Sps", "_Pps"]):
+    """The parameter sets of one H.264 stream, and the slice header sizes they imply (coded slices:
+    NAL unit types 1 and 5)."""
+
+    codec, nal_header, slice_types, sps_type, pps_type = "H.264", 1, (1, IDR), SPS, PPS
+
+    def nal_type(self, first_byte: int) -> int:
+        return first_byte & 0x1F
+
+    def parse_sps(self, bits: _Bits) -> tuple[int, _Sps]:
+        return _parse_sps(bits)
+
+    def parse_pps(self, bits: _Bits) -> tuple[int, _Pps]:
+        return _parse_pps(bits)
 
     def header_size(self, nal: bytes | memoryview) -> int:
         """Stored bytes from the NAL header through the slice header of a slice NAL (type 1 or 5)."""
@@ -151,10 +204,7 @@ class AvcSlices:
         if slice_type > 9:
             raise MediaError(f"H.264 slice type {slice_type}")
         slice_type %= 5
-        pps = self.pps.get(bits.ue())
-        sps = self.sps.get(pps.sps_id) if pps is not None else None
-        if pps is None or sps is None:
-            raise MediaError("an H.264 slice names a parameter set the stream does not carry")
+        sps, pps = self.parameter_sets(bits.ue())
         if sps.separate_colour_plane:
             bits.u(2)  # colour_plane_id
         bits.u(sps.log2_max_frame_num)  # frame_num
@@ -399,33 +449,20 @@ class _HevcPps:
     chroma_qp_offset_list: bool
 
 
-class HevcSlices:
+class HevcSlices(_Slices["_HevcSps", "_HevcPps"]):
     """The parameter sets of one HEVC stream, and the slice segment header sizes they imply
     (7.3.6.1: the header ends with byte_alignment(), so the slice data starts on a byte)."""
 
-    def __init__(self, parameter_sets: tuple[bytes, ...] | list[bytes] = ()) -> None:
-        self.sps: dict[int, _HevcSps] = {}
-        self.pps: dict[int, _HevcPps] = {}
-        for nal in parameter_sets:
-            self.learn(nal)
+    codec, nal_header, slice_types, sps_type, pps_type = "HEVC", 2, HEVC_SLICE_TYPES, HEVC_SPS, HEVC_PPS
 
-    def observe(self, nal: bytes | memoryview) -> int | None:
-        """A slice segment's header size; parameter sets are learned, other units give None."""
-        if len(nal) < 2:
-            return None
-        if (nal[0] >> 1) & 0x3F in HEVC_SLICE_TYPES:
-            return self.header_size(nal)
-        self.learn(nal)
-        return None
+    def nal_type(self, first_byte: int) -> int:
+        return (first_byte >> 1) & 0x3F
 
-    def learn(self, nal: bytes | memoryview) -> None:
-        kind = (nal[0] >> 1) & 0x3F if len(nal) > 1 else 0
-        if kind == HEVC_SPS:
-            sps_id, sps = _parse_hevc_sps(_Bits(nal, 2))
-            self.sps[sps_id] = sps
-        elif kind == HEVC_PPS:
-            pps_id, pps = _parse_hevc_pps(_Bits(nal, 2))
-            self.pps[pps_id] = pps
+    def parse_sps(self, bits: _Bits) -> tuple[int, _HevcSps]:
+        return _parse_hevc_sps(bits)
+
+    def parse_pps(self, bits: _Bits) -> tuple[int, _HevcPps]:
+        return _parse_hevc_pps(bits)
 
     def header_size(self, nal: bytes | memoryview) -> int:
         """Stored bytes from the NAL header through the slice segment header's byte_alignment()."""
@@ -434,10 +471,7 @@ class HevcSlices:
         first_in_picture = bits.u(1)
         if 16 <= nal_type <= 23:
             bits.u(1)  # no_output_of_prior_pics_flag
-        pps = self.pps.get(bits.ue())
-        sps = self.sps.get(pps.sps_id) if pps is not None else None
-        if pps is None or sps is None:
-            raise MediaError("an HEVC slice names a parameter set the stream does not carry")
+        sps, pps = self.parameter_sets(bits.ue())
         dependent = False
         if not first_in_picture:
             if pps.dependent_slice_segments:

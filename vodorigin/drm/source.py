@@ -5,8 +5,8 @@ file's path in the storage, ending with its name) once per file of a set; answer
 bytes for drm_info_cache_ttl seconds, and concurrent requests for one file share a single request
 (nginx-vod-module, without a DRM cache, asks on every request). It failing is never a clear answer:
 a 404 (no key for media that exists), another status, a body that is not DRM info (or CPIX) or over
-max_drm_info_size are 502s, no answer in time a 504. `cpix_file` is one CPIX document, read once,
-whose keys encrypt every file.
+max_drm_info_size are 502s, no answer in time a 504. `cpix_file` is one CPIX document, read once
+every drm_info_cache_ttl seconds, whose keys encrypt every file.
 """
 
 from __future__ import annotations

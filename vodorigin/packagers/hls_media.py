@@ -88,19 +88,18 @@ def render_media_playlist(timelines: list[Timeline], tokens: str, container: str
     EXT-X-DISCONTINUITY (4.3.2.3) and, for fMP4, the next clip's EXT-X-MAP where they change.
     `keys` are each clip's EXT-X-KEY (hls_keys.py), written where the key changes, before the
     EXT-X-MAP it also covers."""
-    entries: list[tuple[str, list[str]]] = []
-    firsts: list[int] = []
+    clips: list[tuple[Timeline, int, str, int]] = []  # timeline, first number, longest EXTINF, segments
     number = 1  # segments are numbered through the clips
     for timeline in timelines:
-        firsts.append(number)
-        entries.append(_segment_entries(timeline, number))
-        number += len(entries[-1][1])
+        longest, entries = _segment_entries(timeline, number)
+        clips.append((timeline, number, longest, len(entries)))
+        number += len(entries)
     suffix = f"-{tokens}" if tokens else ""
-    lines = vod_playlist_head(max(HLS_VERSION[container], min_version), [longest for longest, _ in entries])
+    lines = vod_playlist_head(max(HLS_VERSION[container], min_version), [clip[2] for clip in clips])
     extension = "m4s" if container == FMP4 else extension or "ts"
     ending = f"{suffix}.{extension}"
     current_key = None
-    for index, (_, clip_entries) in enumerate(entries):
+    for index, (timeline, first_number, _, count) in enumerate(clips):
         if index and discontinuity:
             lines.append("#EXT-X-DISCONTINUITY")
         if keys is not None and keys[index] != current_key:
@@ -109,8 +108,8 @@ def render_media_playlist(timelines: list[Timeline], tokens: str, container: str
         if container == FMP4 and (index == 0 or discontinuity):
             clip = f"-c{index + 1}" if len(timelines) > 1 else ""
             lines.append(f'#EXT-X-MAP:URI="init{clip}{suffix}.mp4"')
-        if clip_entries:
-            lines.append(_segment_lines(timelines[index], firsts[index], ending))
+        if count:
+            lines.append(_segment_lines(timeline, first_number, ending))
     lines.append("#EXT-X-ENDLIST")
     return "\n".join(lines) + "\n"
 

@@ -75,8 +75,8 @@ class HttpPolicy:
     def expires(self, request_class: str) -> list[tuple[bytes, bytes]]:
         """The Expires header of caching_headers() alone, as an ASGI header list (the part of a
         response head that changes every second)."""
-        seconds = self.max_age.get(request_class, 0)
-        return [(b"expires", http_date(time.time() + seconds).encode())] if seconds else []
+        expires = self.caching_headers(request_class).get("expires")
+        return [(b"expires", expires.encode())] if expires else []
 
 
 def http_date(seconds: float) -> str:
