@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup on a fresh Debian machine: the venv and Python packages, the player page's npm
 # packages (hls.js, dashjs), the compiled TS writer (a C compiler if missing), and (with --test)
-# the system tools the test suite uses: ffmpeg and Chromium; with --bench, wrk too. Called by `make run`, `make test` and `make bench`; safe to run again.
+# the system tools the test suite uses: ffmpeg and Chromium; with --bench, wrk too. Called by
+# `make run`, `make test` and `make bench`; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
