@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
-import sys
 import time
 from typing import Any
 
@@ -68,7 +67,7 @@ def logging_config(log_format: str, level: str) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"line": {"()": formatter}},
-        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "line", "stream": sys.stdout}},
+        "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "line", "stream": "ext://sys.stdout"}},
         "loggers": {
             "vodorigin": {"handlers": ["stdout"], "level": level.upper(), "propagate": False},
             ACCESS_LOGGER: {"handlers": ["stdout"], "level": "INFO", "propagate": False},

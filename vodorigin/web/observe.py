@@ -26,15 +26,7 @@ import resource
 import time
 from typing import Any, Literal
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-    multiprocess,
-    values,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vodorigin import __version__
@@ -70,8 +62,6 @@ class Observer:
         self.responses = responses
         self.started = time.time()
         self.multiprocess = bool(os.environ.get(MULTIPROCESS))
-        if self.multiprocess:  # a forked worker (granian's) inherits prometheus-client imported before
-            values.ValueClass = values.get_value_class()  # the folder was named: values go to its files
         # in multiprocess mode the values live in files; the scrape collects them (metrics_text)
         self.registry = CollectorRegistry()
         registry = None if self.multiprocess else self.registry

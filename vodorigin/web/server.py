@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import resource
 from typing import Any
 
@@ -104,6 +105,10 @@ APP_FACTORY = "vodorigin.web.app:app_from_environment"
 def run_server(settings: Settings) -> None:
     """Run the app factory under the chosen server until it is told to stop (SIGTERM/SIGINT)."""
     if settings.server == "granian":
+        # Workers started afresh, as uvicorn's are, not forked from this process: each imports the
+        # app and its libraries under the environment set for it (prometheus-client reads its
+        # multiprocess folder at import), and inherits no threads or open state from here.
+        multiprocessing.set_start_method("spawn", force=True)
         granian_server(settings).serve()
         return
     uvicorn.run(APP_FACTORY, factory=True, host=settings.host, port=settings.port, workers=settings.workers,
