@@ -157,6 +157,7 @@ class Movie:
     tracks: tuple[Track, ...]
     skipped: tuple[str, ...] = ()  # why tracks were left out (unknown handler or codec)
     sequence_id: str = ""  # the id of the mapped sequence it plays in (s<id> file-name tokens)
+    moov_bytes: int = 0  # the moov it was parsed from, kept: its sample tables are views into it
     timelines: dict[Any, Any] = field(default_factory=dict, init=False, repr=False)  # see memoized()
 
     def tracks_of(self, media_type: MediaType) -> tuple[Track, ...]:
@@ -164,7 +165,7 @@ class Movie:
 
     @property
     def nbytes(self) -> int:
-        return sum(t.nbytes for t in self.tracks) + 1024
+        return sum(t.nbytes for t in self.tracks) + self.moov_bytes + 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,10 +1,11 @@
 """Sample tables as numpy columns: the per-sample timing, sizes and places of one track.
 
-Sizes are expanded per sample when the file is parsed; decode times when a segment first needs
-them (a manifest needs only the key frames', computed from stts's runs); file offsets never:
-`offsets(start, stop)` computes them for one range of samples from the chunk tables
-(ISO/IEC 14496-12 8.7.4, 8.7.5), so a manifest never pays for them. mp4/tables.py fills these
-from an MP4's boxes.
+Sizes, chunk offsets and stsc's runs are the file's own tables, read in place (big-endian views
+into the moov, which the movie keeps): parsing a moov copies none of them. Decode times are
+expanded per sample when a segment first needs them (a manifest needs only the key frames',
+computed from stts's runs); file offsets never: `offsets(start, stop)` computes them for one range
+of samples from the chunk tables (ISO/IEC 14496-12 8.7.4, 8.7.5), so a manifest never pays for
+them. mp4/tables.py fills these from an MP4's boxes.
 """
 
 from __future__ import annotations
@@ -14,38 +15,48 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+def owned_nbytes(array: np.ndarray | None) -> int:
+    """The bytes an array holds of its own: 0 for a view into the bytes of a file's moov (counted
+    once, with the movie: Movie.moov_bytes)."""
+    if array is None:
+        return 0
+    root = array
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    return int(array.nbytes) if root.base is None else 0
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class ChunkMap:
     """Where samples live, as the file says it: the stco/co64 offset of every chunk (8.7.5) and
     stsc's runs of chunks that hold the same number of samples (8.7.4), with the first sample of
     each run. Not expanded per chunk or per sample: a manifest never needs where samples are, and a
-    segment locates only its own (SampleTable.offsets)."""
+    segment locates only its own (SampleTable.offsets).
 
-    offsets: np.ndarray  # uint64, one per chunk
-    first_chunk: np.ndarray  # int64 per run: index of its first chunk, increasing from 0
-    per_chunk: np.ndarray  # int64 per run: samples in each of its chunks
+    The file's columns are kept as it stores them (big-endian views into the moov, read as they
+    are indexed); only first_sample, which is searched, is computed (native int64).
+    """
+
+    offsets: np.ndarray  # unsigned, one per chunk
+    first_chunk: np.ndarray  # unsigned per run: the number of its first chunk, from 1 (stsc's numbering)
+    per_chunk: np.ndarray  # unsigned per run: samples in each of its chunks
     first_sample: np.ndarray  # int64 per run: index of its first sample
 
     @property
     def nbytes(self) -> int:
-        return int(self.offsets.nbytes + self.first_chunk.nbytes + self.per_chunk.nbytes
-                   + self.first_sample.nbytes)
+        columns = (self.offsets, self.first_chunk, self.per_chunk, self.first_sample)
+        return sum(owned_nbytes(a) for a in columns)
 
     def chunk_of(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(chunk index, index of that chunk's first sample) of each sample index, all of them
-        below the samples the runs hold. The run found holds the sample, so it holds at least one
-        sample per chunk (runs of empty chunks share their first sample with the next run, and
+        """(chunk index from 0, index of that chunk's first sample) of each sample index, all of
+        them below the samples the runs hold. The run found holds the sample, so it holds at least
+        one sample per chunk (runs of empty chunks share their first sample with the next run, and
         side="right" passes over them)."""
         run = np.searchsorted(self.first_sample, samples, side="right") - 1
-        per_chunk = self.per_chunk[run]
+        per_chunk = self.per_chunk[run].astype(np.int64)
         into_run = (samples - self.first_sample[run]) // per_chunk
-        return self.first_chunk[run] + into_run, self.first_sample[run] + into_run * per_chunk
-
-    def samples_of(self, chunks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(index of the first sample, samples held) of each chunk index."""
-        run = np.searchsorted(self.first_chunk, chunks, side="right") - 1
-        per_chunk = self.per_chunk[run]
-        return self.first_sample[run] + (chunks - self.first_chunk[run]) * per_chunk, per_chunk
+        return (self.first_chunk[run].astype(np.int64) - 1 + into_run,
+                self.first_sample[run] + into_run * per_chunk)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -93,7 +104,7 @@ class SampleTable:
 
     decode_times: DecodeTimes
     composition_offsets: np.ndarray | None  # int64 ctts offsets, None when all zero
-    sizes: np.ndarray  # uint32
+    sizes: np.ndarray  # unsigned (a big-endian view into the moov when the file has a stsz table)
     sync: np.ndarray | None  # int64 indexes of sync samples, None when every sample is sync
     chunks: ChunkMap
     _expanded: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
@@ -125,7 +136,7 @@ class SampleTable:
         """Counting the decode times as expanded, as they will be once a segment is asked for."""
         columns = (self.composition_offsets, self.sizes, self.sync)
         expanded = self.count * 8 + self.decode_times.nbytes
-        return sum(c.nbytes for c in columns if c is not None) + expanded + self.chunks.nbytes
+        return sum(owned_nbytes(c) for c in columns) + expanded + self.chunks.nbytes
 
     def pts(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Presentation times (before edit lists) of samples [start, stop)."""

@@ -85,7 +85,7 @@ def _parse_moov(moov: bytes, source: SourceIdentity, limits: Limits) -> Movie:
     ids = [t.track_id for t in tracks]
     if len(set(ids)) != len(ids):
         raise MediaError(f"two tracks share a track_ID ({ids})")
-    return Movie(source, movie_timescale, tuple(tracks), tuple(skipped))
+    return Movie(source, movie_timescale, tuple(tracks), tuple(skipped), moov_bytes=len(moov))
 
 
 class _SampleBudget:
@@ -95,12 +95,13 @@ class _SampleBudget:
         self.per_track = limits.max_samples_per_track
         self.remaining = limits.sample_budget(moov_size)
         self.file_size = file_size
+        self.max_frame_size = limits.max_frame_size
 
     def bounds(self) -> TableBounds:
         if self.remaining < self.per_track:
             name = "the file's sample budget (moov bytes + moov_sample_allowance, <= max_samples_per_file)"
-            return TableBounds(self.remaining, name, self.file_size)
-        return TableBounds(self.per_track, "max_samples_per_track", self.file_size)
+            return TableBounds(self.remaining, name, self.file_size, self.max_frame_size)
+        return TableBounds(self.per_track, "max_samples_per_track", self.file_size, self.max_frame_size)
 
     def spend(self, count: int) -> None:
         self.remaining -= count
@@ -162,12 +163,10 @@ def _parse_trak(moov: bytes, trak: Box, movie_timescale: int, limits: Limits, bu
 
 
 def _with_timing(track: Track, limits: Limits) -> Track:
-    """The track with its presentation end and key times, once its values are checked to be sane:
-    frame sizes, a duration, composition offsets and an edit shift within the limits, key frames
-    in a video track."""
+    """The track with its presentation end and key times, once its values are checked to be sane
+    (frame sizes are, by parse_sample_table): a duration, composition offsets and an edit shift
+    within the limits, key frames in a video track."""
     samples = track.samples
-    if int(samples.sizes.max()) > limits.max_frame_size:
-        raise LimitExceeded(f"track {track.track_id}: a frame is larger than max_frame_size")
     longest = limits.max_duration_seconds * track.timescale
     offsets = samples.composition_offsets
     if samples.end_dts > longest or abs(track.edit_shift) > longest or \

@@ -1,6 +1,8 @@
 """An MP4's sample tables (ISO/IEC 14496-12 8.6 and 8.7) -> media/samples.SampleTable.
 
-Parsed with numpy.frombuffer over big-endian dtypes: no Python object per sample. Entry counts are
+Parsed with numpy.frombuffer over big-endian dtypes: no Python object per sample, and the per-sample
+and per-chunk tables (stsz, stco/co64, stsc) are kept as views into the moov rather than copied:
+a 2-hour title's moov of 6 MB is parsed without allocating a column of its size. Entry counts are
 checked against the box size, and claimed sample counts against the file's budget and size, before
 anything is allocated.
 """
@@ -18,7 +20,7 @@ from vodorigin.media.samples import ChunkMap, DecodeTimes, SampleTable
 U32 = np.dtype(">u4")
 I32 = np.dtype(">i4")
 U64 = np.dtype(">u8")
-Buffer = bytes | memoryview  # views into the moov: every column is copied out of them (astype)
+Buffer = bytes | memoryview  # views into the moov
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +67,12 @@ def _run_lengths(counts: np.ndarray, values: np.ndarray, total: int, name: str) 
 @dataclass(frozen=True, slots=True)
 class TableBounds:
     """What a track's tables may claim: at most `max_samples` samples (the limit named `limit`),
-    all of whose bytes lie inside a file of `file_size` bytes."""
+    none larger than max_frame_size, all of whose bytes lie inside a file of `file_size` bytes."""
 
     max_samples: int
     limit: str
     file_size: int
+    max_frame_size: int = 2**63
 
     def check_count(self, count: int, box: str) -> None:
         if count > self.max_samples:
@@ -77,7 +80,7 @@ class TableBounds:
 
 
 def parse_sample_sizes(raw: RawTables, bounds: TableBounds) -> np.ndarray:
-    """stsz (8.7.3.2) or stz2 (8.7.3.3) -> uint32 size per sample.
+    """stsz (8.7.3.2) or stz2 (8.7.3.3) -> unsigned size per sample (stsz's table: a view of it).
 
     Counts are checked before anything is allocated: against the bounds, and for a constant size
     (no table in the file) against the file's size, since every sample's bytes must be in the file.
@@ -106,7 +109,7 @@ def parse_sample_sizes(raw: RawTables, bounds: TableBounds) -> np.ndarray:
                              f"{bounds.file_size} bytes")
         return np.full(count, uniform, dtype=np.uint32)
     _, entries = _entries(payload, 8, 4, "stsz")
-    return np.frombuffer(entries, dtype=U32).astype(np.uint32)
+    return np.frombuffer(entries, dtype=U32)
 
 
 def parse_sample_table(raw: RawTables, bounds: TableBounds) -> SampleTable:
@@ -127,7 +130,10 @@ def parse_sample_table(raw: RawTables, bounds: TableBounds) -> SampleTable:
         if n and (sync[0] < 0 or sync[-1] >= count or np.any(np.diff(sync) <= 0)):
             raise MediaError("stss: sample numbers out of range or not increasing")
     chunks = _chunk_map(raw, count)
-    _check_inside_file(chunks, sizes, bounds.file_size)
+    largest = int(sizes.max()) if count else 0
+    if largest > bounds.max_frame_size:
+        raise LimitExceeded("a frame is larger than max_frame_size")
+    _check_inside_file(chunks, sizes, largest, bounds.file_size)
     return SampleTable(decode_times, ctts, sizes, sync, chunks)
 
 
@@ -142,7 +148,7 @@ def _decode_times(raw: RawTables, count: int) -> DecodeTimes:
     return DecodeTimes(counts, deltas, first_sample, first_time, int(durations.sum()))
 
 
-def _check_inside_file(chunks: ChunkMap, sizes: np.ndarray, file_size: int) -> None:
+def _check_inside_file(chunks: ChunkMap, sizes: np.ndarray, largest: int, file_size: int) -> None:
     """Every chunk's samples end inside the file (8.7.4, 8.7.5), checked once for the whole track.
 
     A chunk of at most k samples of at most m bytes ends within k * m bytes of its offset, so only
@@ -153,15 +159,25 @@ def _check_inside_file(chunks: ChunkMap, sizes: np.ndarray, file_size: int) -> N
     count = len(sizes)
     if not count:
         return
-    reach = int(chunks.per_chunk.max()) * int(sizes.max())  # bytes a chunk may span at most
+    reach = int(chunks.per_chunk.max()) * largest  # bytes a chunk may span at most
     near_end = np.flatnonzero(chunks.offsets >= max(file_size - reach + 1, 0))
-    first, held = chunks.samples_of(near_end)
+    if not len(near_end):
+        return
+    # The run of each of those chunks: the last whose first chunk is at or before it. Runs start
+    # at distinct chunks in order (checked), so at most n_chunks - 1 - c runs follow chunk c's:
+    # only the runs from `lo` on are searched, the last few in an ordinary file.
+    lo = max(len(chunks.first_chunk) - len(chunks.offsets) + int(near_end[0]), 0)
+    first_chunks = chunks.first_chunk[lo:].astype(np.int64) - 1  # numbered from 0
+    within = np.searchsorted(first_chunks, near_end, side="right") - 1
+    held = chunks.per_chunk[lo + within].astype(np.int64)
+    first = chunks.first_sample[lo + within] + (near_end - first_chunks[within]) * held
     first = np.minimum(first, count)
     last = np.minimum(first + held, count)
     holding = last > first
     if not holding.any():
         return
-    first, last, offsets = first[holding], last[holding], chunks.offsets[near_end[holding]]
+    first, last = first[holding], last[holding]
+    offsets = chunks.offsets[near_end[holding]].astype(np.uint64)
     lo = int(first.min())
     running = np.concatenate(([0], np.cumsum(sizes[lo : int(last.max())], dtype=np.int64)))
     spans = running[last - lo] - running[first - lo]
@@ -174,19 +190,32 @@ def _check_inside_file(chunks: ChunkMap, sizes: np.ndarray, file_size: int) -> N
 
 def _chunk_map(raw: RawTables, count: int) -> ChunkMap:
     """stsc (8.7.4) + stco/co64 (8.7.5) -> the chunks' offsets and stsc's runs, checked: runs
-    numbered in order inside the chunk table, holding at least the track's `count` samples."""
+    numbered in order inside the chunk table, holding at least the track's `count` samples.
+
+    Only the runs' first samples are computed (one int64 column); the runs and offsets stay the
+    file's. Each run holds (chunks in it) x (samples per chunk), and the chunks of all runs are at
+    most the n_chunks of stco (a quarter of the moov's bytes), so the running sum stays far below
+    2^63 for any moov that fits in memory.
+    """
     width = 8 if raw.chunk_offsets_64bit else 4
     n_chunks, data = _entries(raw.chunk_offsets, 4, width, "stco")
-    offsets = np.frombuffer(data, dtype=U64 if width == 8 else U32).astype(np.uint64)
+    offsets = np.frombuffer(data, dtype=U64 if width == 8 else U32)
     n_runs, runs = _entries(raw.stsc, 4, 12, "stsc")
     table = np.frombuffer(runs, dtype=U32).reshape(n_runs, 3)
-    first_chunk, per_chunk = table[:, 0].astype(np.int64) - 1, table[:, 1].astype(np.int64)
-    increasing = not n_runs or (first_chunk[0] == 0 and bool(np.all(np.diff(first_chunk) > 0))
-                                and first_chunk[-1] < n_chunks)
-    if not increasing and count:
+    first_chunk, per_chunk = table[:, 0], table[:, 1]
+    first_sample = np.zeros(n_runs, dtype=np.int64)
+    if not count:  # a track without samples is skipped: nothing of it is ever located
+        return ChunkMap(offsets, first_chunk, per_chunk, first_sample)
+    if not n_runs:
+        raise MediaError("stsc/stco: chunks hold fewer samples than the track has")
+    # each run's samples but the last's, one place on: a running sum in place then gives each
+    # run's first sample
+    held = first_sample[1:]
+    np.subtract(first_chunk[1:], first_chunk[:-1], out=held, dtype=np.int64)  # chunks in each run
+    if first_chunk[0] != 1 or first_chunk[-1] > n_chunks or (len(held) and int(held.min()) <= 0):
         raise MediaError("stsc: chunk numbers out of range or not increasing")
-    held = np.maximum(np.diff(first_chunk, append=n_chunks), 0) * per_chunk  # samples in each run
-    first_sample = np.cumsum(held) - held
-    if count and int(held.sum()) < count:
+    np.multiply(held, per_chunk[:-1], out=held, dtype=np.int64)
+    np.cumsum(held, out=held)
+    if int(first_sample[-1]) + (n_chunks + 1 - int(first_chunk[-1])) * int(per_chunk[-1]) < count:
         raise MediaError("stsc/stco: chunks hold fewer samples than the track has")
     return ChunkMap(offsets, first_chunk, per_chunk, first_sample)

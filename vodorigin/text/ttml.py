@@ -48,6 +48,7 @@ _CLOCK = re.compile(r"(\d{1,6}):(\d{2}):(\d{2})(?:(\.\d{1,9})|:(\d{1,6})(?:\.(\d
 _OFFSET = re.compile(r"(\d{1,12}(?:\.\d{1,9})?)(h|ms|m|s|f|t)")
 _LENGTH = re.compile(r"(-?\d{1,9}(?:\.\d{1,9})?)(%|px|c|em)")
 _SPACES = re.compile(r"[ \t\r\n]+")
+_TT_ELEMENT = re.compile(r"<(?:[\w.-]+:)?tt[\s>/]")  # compiled here: every first read of a file asks
 _STYLING = "styling"  # tts: attributes; the 2006/10 draft named the namespace '#style'
 _NS_KINDS = {f"{base}{suffix}": kind for base in TT_NAMESPACES
              for suffix, kind in (("#styling", _STYLING), ("#style", _STYLING), ("#parameter", "parameter"))}
@@ -94,7 +95,7 @@ class _Document:
 
 def looks_like_ttml(text: str) -> bool:
     """Is the root element a tt (any prefix), after the XML declaration and comments?"""
-    return re.search(r"<(?:[\w.-]+:)?tt[\s>/]", text[:4096]) is not None and text.lstrip().startswith("<")
+    return _TT_ELEMENT.search(text[:4096]) is not None and text.lstrip().startswith("<")
 
 
 def parse_ttml(data: bytes) -> list[Cue]:
