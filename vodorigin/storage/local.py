@@ -98,7 +98,7 @@ class LocalStorage:
     async def read_many(self, source: SourceIdentity, ranges: list[tuple[int, int]]) -> list[bytes]:
         """Each (offset, length) range of the file, read in one trip to a worker thread."""
         started = time.perf_counter()
-        handle = await self._descriptor(source)
+        handle = self._descriptor(source)
         handle.users += 1  # the cache is only ever changed here, on the event loop's thread
         try:
             if self._cached(handle.fd, ranges):
@@ -131,22 +131,19 @@ class LocalStorage:
                 return False
         return True
 
-    async def _descriptor(self, source: SourceIdentity) -> _OpenFile:
-        """An open descriptor of the file with the source's identity, from the cache or opened."""
+    def _descriptor(self, source: SourceIdentity) -> _OpenFile:
+        """An open descriptor of the file with the source's identity, from the cache or opened on
+        the event loop, as stat is (one open and one fstat of a local file: a worker-thread trip
+        would cost more, and a fresh worker's first request would wait for the thread to start)."""
         key = (source.path, source.etag)
         handle = self._open.get(key)
         if handle is not None:
             self._open.move_to_end(key)
             return handle
-        opened = await asyncio.to_thread(self._open_file, source)
-        handle = self._open.get(key)
-        if handle is not None:  # another request opened it meanwhile
-            opened.release()
-            return handle
-        self._open[key] = opened
+        handle = self._open[key] = self._open_file(source)
         while len(self._open) > self.max_open:
             self._open.popitem(last=False)[1].release()
-        return opened
+        return handle
 
     def _open_file(self, source: SourceIdentity) -> _OpenFile:
         known = self._resolved.get(source.path)
