@@ -141,6 +141,8 @@ class ResponseCache(_Figures[CachedResponse]):
         self._cache = _CountingTTL(maxsize=max(max_bytes, 1), ttl=ttl, getsizeof=lambda entry: entry.nbytes)
 
     def get(self, key: Hashable) -> CachedResponse | None:
+        if not self.max_bytes:  # turned off: nothing to look up (or to hash the key for)
+            return None
         entry = self._cache.get(key)
         if entry is not None:
             self.hits += 1

@@ -54,7 +54,7 @@ class Origin:
 
     async def movie_of(self, source: SourceIdentity) -> Movie:
         key = (source.path, source.size, source.mtime, source.etag)
-        refused = self.refusals.get(key)
+        refused = self.refusals.get(key) if self.refusals else None  # usually empty: no timer read
         if refused is not None:
             raise type(refused)(refused.message)
         try:

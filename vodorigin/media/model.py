@@ -44,6 +44,8 @@ class MediaType(enum.Enum):
     AUDIO = "audio"
     SUBTITLE = "text"
 
+    __hash__ = object.__hash__  # members are singletons: hashed by identity, in C (Enum's is Python)
+
     @property
     def letter(self) -> str:
         """The URL token letter: v for video, a for audio, t for subtitle (text) tracks."""
@@ -181,8 +183,9 @@ class TrackSpec:
         return self.video is None and self.audio is None and self.subtitle is None
 
     def numbers(self, media_type: MediaType) -> frozenset[int] | None:
-        return {MediaType.VIDEO: self.video, MediaType.AUDIO: self.audio,
-                MediaType.SUBTITLE: self.subtitle}[media_type]
+        if media_type is MediaType.VIDEO:
+            return self.video
+        return self.audio if media_type is MediaType.AUDIO else self.subtitle
 
 
 def select_tracks(tracks: tuple[Track, ...], spec: TrackSpec, default_first: bool) -> tuple[Track, ...]:

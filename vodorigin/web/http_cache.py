@@ -30,6 +30,7 @@ TEXT_EXTENSIONS = ("vtt",)  # subtitles: text, gzipped like manifests, cached li
 GZIP_LEVEL = 6
 
 
+@functools.lru_cache(maxsize=4096)  # asked two or three times per request, of a few thousand paths
 def request_class(path: str) -> str:
     """manifest, segment, progressive or other, from the URL path alone."""
     parts = path.strip("/").split("/")

@@ -4,6 +4,7 @@ reads, validators and caching headers on every media response (web/http_cache.py
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 from collections.abc import AsyncIterator, Mapping
@@ -49,11 +50,24 @@ class Validators:
     @classmethod
     def of(cls, sources: tuple[SourceIdentity, ...], url_path: str, last_modified: float | None = None
            ) -> Validators:
-        """last_modified: a fixed date to announce (vod_last_modified), else the newest source's."""
-        digest = hashlib.sha1(url_path.encode())
-        for source in sources:
-            digest.update(f"{source.path}\0{source.size}\0{source.etag}".encode())
-        return cls(f'"{digest.hexdigest()[:32]}"', last_modified or max(s.mtime for s in sources))
+        """last_modified: a fixed date to announce (vod_last_modified), else the newest source's.
+        Remembered for short paths (an uncached response asks for them on every request)."""
+        derive = _remembered_validators if len(url_path) <= REMEMBERED_PATH else _validators
+        return derive(sources, url_path, last_modified)
+
+
+REMEMBERED_PATH = 512  # the longest URL path whose validators are remembered (4,096 of them: a few MB)
+
+
+def _validators(sources: tuple[SourceIdentity, ...], url_path: str, last_modified: float | None
+                ) -> Validators:
+    digest = hashlib.sha1(url_path.encode())
+    for source in sources:
+        digest.update(f"{source.path}\0{source.size}\0{source.etag}".encode())
+    return Validators(f'"{digest.hexdigest()[:32]}"', last_modified or max(s.mtime for s in sources))
+
+
+_remembered_validators = functools.lru_cache(maxsize=4096)(_validators)
 
 
 REQUEST_HEADERS = (b"range", b"if-range", b"if-none-match", b"if-modified-since", b"accept-encoding")
