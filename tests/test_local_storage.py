@@ -180,3 +180,19 @@ def test_a_file_shorter_than_its_stat_is_said_whichever_way_it_is_read(tmp_path:
         await storage.close()
 
     asyncio.run(scenario())
+
+
+def test_an_unchanged_file_keeps_its_identity_object_and_a_changed_one_gets_a_new_one(tmp_path: Path) -> None:
+    """stat returns the same SourceIdentity while size and mtime stay (cache keys then compare it by
+    identity), and a new one, with a new etag, once the file changes, even within the same second."""
+    media = tmp_path / "media.bin"
+    media.write_bytes(b"a" * 100)
+    storage = LocalStorage(tmp_path)
+    first = asyncio.run(storage.stat("media.bin"))
+    assert asyncio.run(storage.stat("media.bin")) is first
+    info = os.stat(media)
+    os.utime(media, ns=(info.st_atime_ns, info.st_mtime_ns + 1))  # 1 ns later, same size
+    changed = asyncio.run(storage.stat("media.bin"))
+    assert changed is not first and changed.etag != first.etag and changed.size == first.size
+    media.write_bytes(b"b" * 101)
+    assert asyncio.run(storage.stat("media.bin")).size == 101

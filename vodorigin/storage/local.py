@@ -55,6 +55,7 @@ class LocalStorage:
         # path -> real path, device, inode, the path under the root as written
         self._resolved: OrderedDict[str, tuple[Path, int, int, str]] = OrderedDict()
         self._open: OrderedDict[tuple[str, str], _OpenFile] = OrderedDict()  # (path, etag) -> descriptor
+        self._identities: dict[str, tuple[int, int, SourceIdentity]] = {}  # path -> size, mtime_ns, identity
 
     def _resolve(self, path: str) -> Path:
         try:
@@ -89,8 +90,15 @@ class LocalStorage:
             raise NotFound(f"{path}: cannot be read ({exc.strerror})") from None
         if not stat.S_ISREG(info.st_mode):
             raise NotFound(f"{path}: not a file")
+        kept = self._identities.get(path)
+        if kept is not None and (kept[0], kept[1]) == (info.st_size, info.st_mtime_ns):
+            return kept[2]  # the same object: the caches' keys compare it by identity first
         etag = f"{info.st_size:x}-{info.st_mtime_ns:x}"
-        return SourceIdentity(path, info.st_size, info.st_mtime, etag)
+        identity = SourceIdentity(path, info.st_size, info.st_mtime, etag)
+        self._identities[path] = (info.st_size, info.st_mtime_ns, identity)
+        while len(self._identities) > RESOLUTIONS_KEPT:
+            self._identities.pop(next(iter(self._identities)))
+        return identity
 
     async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
         return (await self.read_many(source, [(offset, length)]))[0]
