@@ -24,7 +24,7 @@ from vodorigin.media.frames import SourceBytes
 from vodorigin.media.model import MediaType
 from vodorigin.mux.adts import AdtsHeader
 from vodorigin.mux.annexb import AnnexBPrefix
-from vodorigin.mux.mpegts import PACKET_SIZE, PSI_PACKETS, TsPlan, psi_packets
+from vodorigin.mux.mpegts import PSI_PACKETS, TsPlan, psi_packets
 
 LIBRARY = Path(__file__).with_name("_ts_kernel.so")
 I64P = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
@@ -70,11 +70,12 @@ def available() -> bool:
 def write_segment(plan: TsPlan, source: SourceBytes) -> bytes:
     """The segment's bytes, as ts_write.write_segment writes them (the kernel must be available)."""
     assert _LIBRARY is not None
-    out = bytearray(plan.size)
-    out[: PSI_PACKETS * PACKET_SIZE] = psi_packets(plan)
     table = plan.table
     if not len(table):
-        return bytes(out)
+        return psi_packets(plan)
+    out, address = _unfilled_bytes(plan.size)
+    psi = psi_packets(plan)
+    ctypes.memmove(address, psi, len(psi))
     streams = (_Stream * len(plan.streams))()
     keep: list[bytes] = []  # the leads' bytes, alive while the kernel reads them
     addresses, sizes, sync, first = [], [], [], 0
@@ -100,13 +101,33 @@ def write_segment(plan: TsPlan, source: SourceBytes) -> bytes:
         first += frames.count
     scratch_size = int((table.header_size + table.es_size).max())
     scratch = ctypes.create_string_buffer(scratch_size)
-    target = np.frombuffer(out, dtype=np.uint8)
     status = _LIBRARY.ts_write_es(
-        target.ctypes.data, plan.packet_count - PSI_PACKETS, first, len(table), table.stream,
+        address, plan.packet_count - PSI_PACKETS, first, len(table), table.stream,
         table.frame_start, table.frame_stop, table.pts, table.dts, table.header_size, table.es_size,
         table.first_af, table.pcr, table.random_access, table.extra_packets, table.packets, streams,
         len(plan.streams), np.concatenate(addresses), np.concatenate(sizes), np.concatenate(sync), scratch,
         scratch_size)
     if status:
         raise MediaError(ERRORS.get(status, f"the TS kernel failed ({status})"))
-    return bytes(out)
+    return out
+
+
+_NEW_BYTES = ctypes.pythonapi.PyBytes_FromStringAndSize
+_NEW_BYTES.restype = ctypes.py_object
+_NEW_BYTES.argtypes = (ctypes.c_char_p, ctypes.c_ssize_t)
+_BYTES_DATA = ctypes.pythonapi.PyBytes_AsString
+_BYTES_DATA.restype = ctypes.c_void_p
+_BYTES_DATA.argtypes = (ctypes.py_object,)
+
+
+def _unfilled_bytes(size: int) -> tuple[bytes, int]:
+    """A new bytes object of `size` bytes whose contents are not yet written, and their address.
+
+    CPython's own idiom for building bytes in C (PyBytes_FromStringAndSize(NULL, n), then fill):
+    the kernel writes every byte of the segment (the PSI here, then exactly the plan's packets,
+    packet_count being PSI_PACKETS + their sum) before the object is returned, so no zeroed
+    buffer is made and then copied into bytes (two passes over 1.7 MB per segment saved)."""
+    data: bytes = _NEW_BYTES(None, size)
+    address = _BYTES_DATA(data)
+    assert address is not None
+    return data, address
