@@ -5,7 +5,6 @@ Only here are per-sample offsets expanded, and only for the samples of one segme
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,7 +165,7 @@ def _merged(offsets: np.ndarray, sizes: np.ndarray, merge_gap: int) -> list[Byte
 class SourceBytes:
     """Bytes read for a segment, addressed by file offset."""
 
-    def __init__(self, ranges: list[ByteRange], buffers: Sequence[bytes | memoryview]) -> None:
+    def __init__(self, ranges: list[ByteRange], buffers: list[bytes]) -> None:
         self._starts = [r.offset for r in ranges]
         self._views = [memoryview(b) for b in buffers]
 

@@ -25,6 +25,7 @@ from vodorigin.media.model import MediaType
 from vodorigin.mux.adts import AdtsHeader
 from vodorigin.mux.annexb import AnnexBPrefix
 from vodorigin.mux.mpegts import PSI_PACKETS, TsPlan, psi_packets
+from vodorigin.unfilled import unfilled_bytes
 
 LIBRARY = Path(__file__).with_name("_ts_kernel.so")
 I64P = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
@@ -73,7 +74,7 @@ def write_segment(plan: TsPlan, source: SourceBytes) -> bytes:
     table = plan.table
     if not len(table):
         return psi_packets(plan)
-    out, address = _unfilled_bytes(plan.size)
+    out, address = unfilled_bytes(plan.size)  # every byte is written below: the PSI, then the packets
     psi = psi_packets(plan)
     ctypes.memmove(address, psi, len(psi))
     streams = (_Stream * len(plan.streams))()
@@ -111,23 +112,3 @@ def write_segment(plan: TsPlan, source: SourceBytes) -> bytes:
         raise MediaError(ERRORS.get(status, f"the TS kernel failed ({status})"))
     return out
 
-
-_NEW_BYTES = ctypes.pythonapi.PyBytes_FromStringAndSize
-_NEW_BYTES.restype = ctypes.py_object
-_NEW_BYTES.argtypes = (ctypes.c_char_p, ctypes.c_ssize_t)
-_BYTES_DATA = ctypes.pythonapi.PyBytes_AsString
-_BYTES_DATA.restype = ctypes.c_void_p
-_BYTES_DATA.argtypes = (ctypes.py_object,)
-
-
-def _unfilled_bytes(size: int) -> tuple[bytes, int]:
-    """A new bytes object of `size` bytes whose contents are not yet written, and their address.
-
-    CPython's own idiom for building bytes in C (PyBytes_FromStringAndSize(NULL, n), then fill):
-    the kernel writes every byte of the segment (the PSI here, then exactly the plan's packets,
-    packet_count being PSI_PACKETS + their sum) before the object is returned, so no zeroed
-    buffer is made and then copied into bytes (two passes over 1.7 MB per segment saved)."""
-    data: bytes = _NEW_BYTES(None, size)
-    address = _BYTES_DATA(data)
-    assert address is not None
-    return data, address

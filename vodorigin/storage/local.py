@@ -14,19 +14,16 @@ import stat
 import time
 from collections import OrderedDict
 from pathlib import Path
-from typing import cast
-
-import numpy as np
 
 from vodorigin.errors import BadRequest, MediaError, NotFound
 from vodorigin.media.model import SourceIdentity
 from vodorigin.storage.base import UpstreamCounters, count_read
+from vodorigin.unfilled import unfilled_bytes, writable_view
 
 FORBIDDEN_CHARACTERS = ("\x00", "\\", "%")
 MAX_OPEN_FILES = 64  # descriptors kept open per worker (each file's, for its identity)
 RESOLUTIONS_KEPT = 4096  # media paths whose resolution is remembered
 CACHED_READ_BYTES = 4 << 20  # reads up to this size are first tried from the page cache on the loop
-Buffer = bytes | memoryview  # a range read: bytes, or a view of an array read from the page cache (read_many)
 
 
 def check_relative_path(path: str) -> str:
@@ -53,7 +50,6 @@ class LocalStorage:
         self.root = root.resolve()
         self._root_text = str(self.root)
         self._nowait = hasattr(os, "RWF_NOWAIT")  # reads from the page cache on the loop (read_many)
-        self._scratch = memoryview(bytearray(CACHED_READ_BYTES))
         self.counters = UpstreamCounters()
         self.max_open = max_open
         # path -> real path, device, inode, the path under the root as written
@@ -105,30 +101,18 @@ class LocalStorage:
         return identity
 
     async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
-        return cast(bytes, (await self._read(source, [(offset, length)], as_bytes=True))[0])
+        return (await self.read_many(source, [(offset, length)]))[0]
 
-    async def read_many(self, source: SourceIdentity, ranges: list[tuple[int, int]]) -> list[Buffer]:
-        """Each (offset, length) range of the file (a segment's frames), as bytes or, when the page
-        cache holds them, as uninitialised numpy buffers read straight from it on the loop: one
-        copy of the bytes, where a check into scratch space and a second read would make two."""
-        return await self._read(source, ranges, as_bytes=False)
-
-    async def _read(self, source: SourceIdentity, ranges: list[tuple[int, int]], as_bytes: bool
-                    ) -> list[Buffer]:
-        """The ranges, on the loop when the page cache holds them all, else in one trip to a worker
-        thread."""
+    async def read_many(self, source: SourceIdentity, ranges: list[tuple[int, int]]) -> list[bytes]:
+        """Each (offset, length) range of the file: on the event loop when the page cache holds
+        them all, else in one trip to a worker thread."""
         started = time.perf_counter()
         handle = self._descriptor(source)
         handle.users += 1  # the cache is only ever changed here, on the event loop's thread
         try:
-            buffers: list[Buffer] | None = None
-            if as_bytes:
-                if self._cached(handle.fd, ranges):
-                    buffers = list(_pread_all(handle.fd, source, ranges))
-            else:
-                buffers = self._read_cached(handle.fd, ranges)
+            buffers = self._read_cached(handle.fd, ranges)
             if buffers is None:
-                buffers = list(await asyncio.to_thread(_pread_all, handle.fd, source, ranges))
+                buffers = await asyncio.to_thread(_pread_all, handle.fd, source, ranges)
         finally:
             handle.users -= 1
             if handle.closed_when_idle and not handle.users:
@@ -138,42 +122,30 @@ class LocalStorage:
             count_read(self.counters, len(data), seconds)
         return buffers
 
-    def _read_cached(self, fd: int, ranges: list[tuple[int, int]]) -> list[Buffer] | None:
-        """The ranges read from the page cache alone (preadv2 with RWF_NOWAIT) into new buffers,
-        or None when it does not hold every byte of them (or the read would exceed the bytes read
-        on the loop): they are then read in a thread."""
+    def _read_cached(self, fd: int, ranges: list[tuple[int, int]]) -> list[bytes] | None:
+        """The ranges read from the page cache alone, or None when it does not hold every byte of
+        them (or they exceed what is read on the loop): they are then read in a thread.
+
+        preadv2 with RWF_NOWAIT (Linux 4.14) reads only what the page cache holds, so the loop
+        never waits for the disk; it reads into new bytes objects (unfilled.py): one copy, where a
+        check into scratch space and a second read made two. A filesystem without RWF_NOWAIT is
+        not asked again."""
         if not self._nowait or sum(length for _, length in ranges) > CACHED_READ_BYTES:
             return None
-        buffers: list[Buffer] = []
+        buffers = []
         for offset, length in ranges:
-            buffer = np.empty(length, dtype=np.uint8)  # not zeroed: every byte is read into it
-            try:
-                if os.preadv(fd, [buffer.data], offset, os.RWF_NOWAIT) != length:
+            data, address = unfilled_bytes(length)
+            target = [writable_view(address, length)] if length else []
+            try:  # a partial read leaves `data` part unwritten: it is dropped, never handed out
+                if target and os.preadv(fd, target, offset, os.RWF_NOWAIT) != length:
                     return None  # partly cached, or the file was truncated: the thread's read tells
             except BlockingIOError:
                 return None
             except OSError:  # EOPNOTSUPP: an older kernel, or a filesystem without it
                 self._nowait = False
                 return None
-            buffers.append(buffer.data)
+            buffers.append(data)
         return buffers
-
-    def _cached(self, fd: int, ranges: list[tuple[int, int]]) -> bool:
-        """Whether the page cache holds every byte of the ranges now, so that reading them on the
-        event loop cannot wait for the disk: preadv2(RWF_NOWAIT) (Linux 4.14) reads from the page
-        cache only, here into a scratch buffer. A filesystem without it is not asked again."""
-        if not self._nowait or sum(length for _, length in ranges) > len(self._scratch):
-            return False
-        for offset, length in ranges:
-            try:
-                if os.preadv(fd, [self._scratch[:length]], offset, os.RWF_NOWAIT) != length:
-                    return False
-            except BlockingIOError:
-                return False
-            except OSError:  # EOPNOTSUPP: an older kernel, or a filesystem without it
-                self._nowait = False
-                return False
-        return True
 
     def _descriptor(self, source: SourceIdentity) -> _OpenFile:
         """An open descriptor of the file with the source's identity, from the cache or opened on
