@@ -237,14 +237,22 @@ class MediaSet:
     clips: tuple[MediaSet, ...] = ()
     discontinuity: bool = True
 
+    _tally: list[int] = field(default_factory=list, init=False, repr=False)  # (samples, cues), once
+
     @property
     def sample_count(self) -> int:
-        return sum(t.samples.count for t in self._tracks())
+        return self._counts()[0]
 
     @property
     def cue_count(self) -> int:
         """Cues of sidecar subtitle files (and of embedded tracks once read)."""
-        return sum(len(t.cues) for t in self._tracks() if t.cues is not None)
+        return self._counts()[1]
+
+    def _counts(self) -> list[int]:
+        if not self._tally:
+            self._tally.extend((sum(t.samples.count for t in self._tracks()),
+                                sum(len(t.cues) for t in self._tracks() if t.cues is not None)))
+        return self._tally
 
     def _tracks(self) -> Iterator[Track]:
         return (t for media in self.clips or (self,) for movie in media.movies for t in movie.tracks)

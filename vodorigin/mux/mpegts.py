@@ -63,21 +63,29 @@ class StreamFormat:
         return self.stream_type in (0x0F, 0xCF)
 
 
+H264 = StreamFormat(0x1B, 0xE0)
+HEVC = StreamFormat(0x24, 0xE0)
+MP3 = StreamFormat(0x03, 0xC0)  # MPEG-1 audio layer III
+AAC = StreamFormat(0x0F, 0xC0)  # in ADTS
+AC3 = StreamFormat(0x81, 0xBD)  # ATSC AC-3, private stream 1
+EAC3 = StreamFormat(0x87, 0xBD)  # ATSC E-AC-3
+
+
 def stream_format(codec: CodecInfo, sample_aes: bool = False) -> StreamFormat:
     if sample_aes:
         return _sample_aes_format(codec)
     if codec.fourcc in ("avc1", "avc3"):
-        return StreamFormat(0x1B, 0xE0)  # H.264
+        return H264
     if codec.fourcc in ("hvc1", "hev1"):
-        return StreamFormat(0x24, 0xE0)  # HEVC
+        return HEVC
     if codec.codec_string.startswith("mp4a.40.34"):
-        return StreamFormat(0x03, 0xC0)  # MPEG-1 audio layer III
+        return MP3
     if codec.fourcc == "mp4a":
-        return StreamFormat(0x0F, 0xC0)  # AAC in ADTS
+        return AAC
     if codec.fourcc == "ac-3":
-        return StreamFormat(0x81, 0xBD)  # ATSC AC-3, private stream 1
+        return AC3
     if codec.fourcc == "ec-3":
-        return StreamFormat(0x87, 0xBD)  # ATSC E-AC-3
+        return EAC3
     raise UnsupportedMedia(f"{codec.codec_string} cannot be carried in MPEG-TS; use fMP4")
 
 

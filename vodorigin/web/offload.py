@@ -18,8 +18,6 @@ import weakref
 from collections.abc import Callable, Hashable
 from typing import TypeVar
 
-from cachetools import LRUCache
-
 from vodorigin.media.model import MediaSet, Movie
 
 T = TypeVar("T")
@@ -33,8 +31,7 @@ class Offload:
     """Runs packaging inline or in a worker thread, remembering what large manifests cost."""
 
     def __init__(self) -> None:
-        self._seen: LRUCache[Hashable, tuple[tuple[weakref.ref[Movie], ...], float]] = \
-            LRUCache(REQUESTS_KEPT)
+        self._seen: dict[Hashable, tuple[tuple[weakref.ref[Movie], ...], float]] = {}  # oldest first
 
     async def run(self, work: Callable[[], T], key: Hashable, media: MediaSet, movies: list[Movie],
                   manifest: bool) -> T:
@@ -48,7 +45,10 @@ class Offload:
                 all(ref() is movie for ref, movie in zip(seen[0], movies, strict=True)):
             return work()
         result, seconds = await asyncio.to_thread(_timed, work)
+        self._seen.pop(key, None)
         self._seen[key] = (tuple(weakref.ref(movie) for movie in movies), seconds)
+        while len(self._seen) > REQUESTS_KEPT:
+            del self._seen[next(iter(self._seen))]
         return result
 
 
