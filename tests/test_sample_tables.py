@@ -73,4 +73,6 @@ def test_runs_locate_and_time_every_sample(runs: list[tuple[int, int]], deltas: 
     some = np.array(sorted(data.draw(st.sets(st.integers(0, count - 1)))), dtype=np.int64)
     assert samples.dts_at(some).tolist() == [dts[i] for i in some.tolist()]  # before the column is expanded
     assert samples.decode_times.median_duration() == float(np.median(np.diff(dts)))
+    durations = np.diff(dts)[start:stop]
+    assert samples.decode_times.longest(start, stop) == (int(durations.max()) if len(durations) else 0)
     assert samples.dts.tolist() == dts[:-1] and samples.end_dts == dts[-1]

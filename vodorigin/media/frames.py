@@ -109,8 +109,10 @@ def frames_between(track: Track, timeline: Timeline, start_time: int, end_time: 
     return frames_by_index(track, timeline, first, last, max_frames)
 
 
-def frames_by_index(track: Track, timeline: Timeline, first: int, last: int, max_frames: int) -> TrackFrames:
-    """Samples first..last of `track`, with times counted from the timeline's start."""
+def frames_by_index(track: Track, timeline: Timeline, first: int, last: int, max_frames: int,
+                    located: bool = True) -> TrackFrames:
+    """Samples first..last of `track`, with times counted from the timeline's start. Not `located`,
+    their file offsets are -1: frames only measured, never read (the sizes of I-frames)."""
     if last - first > max_frames:
         raise LimitExceeded(f"{track.key}: {last - first} frames between two cuts (max {max_frames})")
     samples = track.samples
@@ -125,7 +127,7 @@ def frames_by_index(track: Track, timeline: Timeline, first: int, last: int, max
         pts=samples.pts(first, last) - origin,
         durations=durations,
         sizes=samples.sizes[first:last].astype(np.int64),
-        offsets=samples.offsets(first, last),
+        offsets=samples.offsets(first, last) if located else np.broadcast_to(np.int64(-1), (last - first,)),
         sync=samples.is_sync(first, last),
     )
 

@@ -81,6 +81,15 @@ class DecodeTimes:
         run = np.searchsorted(self.first_sample, samples, side="right") - 1
         return self.first_time[run] + (samples - self.first_sample[run]) * self.deltas[run]
 
+    def longest(self, start: int, stop: int) -> int:
+        """The longest duration among samples [start, stop): each lasts its run's delta (the last
+        one too: the track ends one delta after it)."""
+        if stop <= start:
+            return 0
+        lo, hi = np.searchsorted(self.first_sample, [start, stop - 1], side="right") - 1
+        held = self.counts[lo : hi + 1] > 0
+        return int(self.deltas[lo : hi + 1][held].max()) if held.any() else 0
+
     def median_duration(self) -> float:
         """The median of the samples' durations (numpy.median of the per-sample column), from the
         runs: their deltas in order, weighted by their counts."""

@@ -437,35 +437,46 @@ def segment_packets(track: Track, cuts: np.ndarray, carries_pcr: bool) -> np.nda
         return np.zeros(segments, dtype=np.int64)
     samples = track.samples
     sizes = samples.sizes[first:last].astype(np.int64)
-    segment_of = np.repeat(np.arange(segments), np.diff(cuts))  # the segment of each sample
-    first_af = np.full(len(sizes), PCR_ADAPTATION_FIELD if carries_pcr else 0, dtype=np.int64)
+    starts = cuts[:-1] - first  # each segment's first sample, counted from `first`
     if track.media_type is MediaType.VIDEO:
         sync = samples.is_sync(first, last)
-        es = _annexb_sizes(track.codec, sizes, sync)
+        pes = _annexb_sizes(track.codec, sizes, sync) + PES_HEADER_PTS
         offsets = samples.composition_offsets
-        reordered = offsets[first:last] != 0 if offsets is not None else np.zeros(len(sizes), dtype=bool)
-        header = np.where(reordered, PES_HEADER_PTS_DTS, PES_HEADER_PTS)
-        if not carries_pcr:
-            first_af = np.where(sync, RAP_ADAPTATION_FIELD, 0)
-        packets, owners = _pes_packets(es + header, first_af), segment_of
+        if offsets is not None:
+            pes += (offsets[first:last] != 0) * (PES_HEADER_PTS_DTS - PES_HEADER_PTS)
+        first_af = PCR_ADAPTATION_FIELD if carries_pcr else np.where(sync, RAP_ADAPTATION_FIELD, 0)
+        per_segment = _sums(_pes_packets(pes, first_af), starts)
     else:
-        es = sizes + (ADTS_HEADER_SIZE if stream_format(track.codec).adts else 0)
-        durations = np.diff(samples.dts[first:last], append=samples.dts[last] if last < samples.count
-                            else samples.end_dts)
-        longest, largest = max(int(durations.max()), 1), max(int(es.max()), 1)
-        per_pes = min(-(-(track.timescale * AUDIO_PES_MAX_DURATION_MS // 1000) // longest),
-                      max(AUDIO_PES_MAX_BYTES // largest, 1))
-        local = np.arange(len(sizes)) - (cuts[:-1] - first)[segment_of]  # index within its segment
-        starts = np.flatnonzero(local % max(per_pes, 1) == 0)
-        packets = _pes_packets(np.add.reduceat(es, starts) + PES_HEADER_PTS, first_af[starts])
-        owners = segment_of[starts]
-    per_segment = np.bincount(owners, weights=packets, minlength=segments).astype(np.int64)
+        es = sizes + ADTS_HEADER_SIZE if stream_format(track.codec).adts else sizes
+        longest = max(samples.decode_times.longest(first, last), 1)
+        largest = max(int(es.max()), 1)
+        per_pes = max(min(-(-(track.timescale * AUDIO_PES_MAX_DURATION_MS // 1000) // longest),
+                          max(AUDIO_PES_MAX_BYTES // largest, 1)), 1)
+        groups = -(-np.diff(cuts) // per_pes)  # PES in each segment, from its first frame
+        first_pes = np.cumsum(groups) - groups  # each segment's first PES
+        within = np.arange(int(groups.sum())) - np.repeat(first_pes, groups)  # PES index in its segment
+        pes_starts = np.repeat(starts, groups) + within * per_pes
+        packets = _pes_packets(np.add.reduceat(es, pes_starts) + PES_HEADER_PTS,
+                               PCR_ADAPTATION_FIELD if carries_pcr else 0)
+        per_segment = _sums(packets, first_pes)
     return per_segment + (-per_segment) % 16  # continuity padding
 
 
-def _pes_packets(sizes: np.ndarray, first_af: np.ndarray) -> np.ndarray:
-    """pes_packet_count, vectorised."""
-    return 1 + np.maximum(0, -(-(sizes - (PACKET_PAYLOAD - first_af)) // PACKET_PAYLOAD))
+def _sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """The sum of values[starts[k]:starts[k + 1]] (the last: to the end) for each k; starts never
+    decrease, and equal ones (an empty segment) sum to 0."""
+    running = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(values, out=running[1:])
+    return running[np.append(starts[1:], len(values))] - running[starts]
+
+
+def _pes_packets(sizes: np.ndarray, first_af: np.ndarray | int) -> np.ndarray:
+    """pes_packet_count, vectorised (in place on a new array: these are per frame)."""
+    packets = sizes - (PACKET_PAYLOAD - first_af)  # bytes past the first packet
+    np.maximum(packets, 0, out=packets)
+    packets += 2 * PACKET_PAYLOAD - 1  # the first packet, and the rest rounded up
+    packets //= PACKET_PAYLOAD
+    return packets
 
 
 

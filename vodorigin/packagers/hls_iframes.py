@@ -90,7 +90,7 @@ Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 def _ts_iframes(video: Track, timeline: Timeline, cuts: list[int], first: int, last: int,
                 context: PackagerContext) -> Columns:
-    frames = frames_by_index(video, timeline, cuts[first], cuts[last], context.max_clip_frames)
+    frames = frames_by_index(video, timeline, cuts[first], cuts[last], context.max_clip_frames, located=False)
     local_cuts = [cut - cuts[first] for cut in cuts[first : last + 1]]
     segments = np.repeat(np.arange(first + 1, last + 1), np.diff(local_cuts))  # segment of each frame
     packets = mpegts.video_only_packets(frames, local_cuts)
