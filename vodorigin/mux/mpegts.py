@@ -339,17 +339,32 @@ def video_only_packets(frames: TrackFrames, cuts: Sequence[int] | None = None) -
     the segment's frames before it: this is how I-frame playlists find key frames without planning
     whole segments.
     """
-    pts = to_90khz(frames.pts, frames.track.timescale)
-    dts = to_90khz(frames.dts, frames.track.timescale)
     es = video_es_sizes(frames).astype(np.int64)
-    sizes = es + np.where(pts != dts, PES_HEADER_PTS_DTS, PES_HEADER_PTS)
-    first_room = PACKET_PAYLOAD - PCR_ADAPTATION_FIELD
-    packets = 1 + np.maximum(0, -(-(sizes - first_room) // PACKET_PAYLOAD))
+    if frames.track.samples.composition_offsets is None:  # every pts is its dts
+        sizes = es + PES_HEADER_PTS
+    else:
+        timescale = frames.track.timescale
+        reordered = to_90khz(frames.pts, timescale) != to_90khz(frames.dts, timescale)
+        sizes = es + np.where(reordered, PES_HEADER_PTS_DTS, PES_HEADER_PTS)
+    packets = _pes_packets(sizes, PCR_ADAPTATION_FIELD)
+    bounds = np.array([0, frames.count] if cuts is None else list(cuts), dtype=np.int64)
+    starts, stops = bounds[:-1], bounds[1:]
+    running = np.concatenate(([0], np.cumsum(packets)))
+    totals = running[stops] - running[starts]
+    # continuity padding (continuity_padding, vectorised for the usual case): each segment whose
+    # packets are not a multiple of 16 gives its last PES the fewest extra packets that make them so
+    needs = np.flatnonzero((totals % 16 != 0) & (stops > starts))
+    last = stops[needs] - 1
+    extras = np.arange(1, CC_PADDING_SEARCH + 1)
+    shrunk = _pes_packets(sizes[last][:, None] - extras, PCR_ADAPTATION_FIELD)
+    fits = ((totals[needs] - packets[last])[:, None] + shrunk + extras) % 16 == 0
+    fits &= extras <= es[last][:, None]
+    found, choice = fits.any(axis=1), fits.argmax(axis=1)
+    packets[last[found]] = (shrunk[np.flatnonzero(found), choice[found]] + extras[choice[found]])
     first_afs = np.full(len(sizes), PCR_ADAPTATION_FIELD)
-    running = np.concatenate(([0], np.cumsum(packets))).tolist()
-    bounds = [0, frames.count] if cuts is None else list(cuts)
-    for start, stop in zip(bounds, bounds[1:], strict=False):
-        padding = continuity_padding(running[stop] - running[start], sizes[start:stop], es[start:stop],
+    for segment in needs[~found].tolist():  # the last PES cannot take it: the earlier ones are tried
+        start, stop = int(starts[segment]), int(stops[segment])
+        padding = continuity_padding(int(totals[segment]), sizes[start:stop], es[start:stop],
                                      first_afs[start:stop])
         if padding is not None:
             unit, extra = padding
