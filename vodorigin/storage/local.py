@@ -37,14 +37,15 @@ def check_relative_path(path: str) -> str:
 
 
 class LocalStorage:
-    """Files under `root`, stat on the event loop, read with pread in a worker thread.
+    """Files under `root`, stat'ed and opened on the event loop; read there when the page cache
+    holds the bytes, else with pread in a worker thread.
 
     What the path checks cost is paid once per file, not per request: a path's resolution is kept
     with the identity (device, inode) of the file it led to, and is trusted again while a plain
     stat of the path still finds that file (a changed symlink or a replaced file resolves again).
     Open descriptors are kept in a bounded LRU keyed by path and identity (nginx's
     open_file_cache); one is closed only when no read in flight uses it. A segment's ranges are
-    read in one trip to a worker thread (read_many)."""
+    read together (read_many): on the loop, or in one trip to a worker thread."""
 
     def __init__(self, root: Path, max_open: int = MAX_OPEN_FILES) -> None:
         self.root = root.resolve()
