@@ -127,7 +127,7 @@ class Settings(BaseModel):
     read_merge_gap: int = Field(65_536, ge=0)  # merge frame ranges closer than this, bytes
 
     # limits on untrusted media (README: Limits)
-    max_moov_size: int = Field(128 * 1024 * 1024, ge=1024)
+    max_moov_size: int = Field(128 * 1024 * 1024, ge=1024, le=4 * 1024**3)
     max_moov_reads: int = Field(4, ge=2)  # bounded reads to locate the moov atom
     max_tracks: int = Field(32, ge=1)
     max_samples_per_track: int = Field(4_000_000, ge=1)

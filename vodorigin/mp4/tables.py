@@ -193,9 +193,9 @@ def _chunk_map(raw: RawTables, count: int) -> ChunkMap:
     numbered in order inside the chunk table, holding at least the track's `count` samples.
 
     Only the runs' first samples are computed (one int64 column); the runs and offsets stay the
-    file's. Each run holds (chunks in it) x (samples per chunk), and the chunks of all runs are at
-    most the n_chunks of stco (a quarter of the moov's bytes), so the running sum stays far below
-    2^63 for any moov that fits in memory.
+    file's. Each run holds (chunks in it) x (samples per chunk < 2^32), and the chunks of all runs
+    are at most the n_chunks of stco (under a quarter of the moov's bytes, max_moov_size <= 4 GiB),
+    so the running sum stays below 2^62.
     """
     width = 8 if raw.chunk_offsets_64bit else 4
     n_chunks, data = _entries(raw.chunk_offsets, 4, width, "stco")

@@ -30,15 +30,25 @@ TEXT_EXTENSIONS = ("vtt",)  # subtitles: text, gzipped like manifests, cached li
 GZIP_LEVEL = 6
 
 
-@functools.lru_cache(maxsize=4096)  # asked two or three times per request, of a few thousand paths
+REMEMBERED_PATH = 512  # the longest URL path whose class and validators are remembered (4,096 of each)
+
+
 def request_class(path: str) -> str:
-    """manifest, segment, progressive or other, from the URL path alone."""
+    """manifest, segment, progressive or other, from the URL path alone (asked two or three times
+    per request: remembered for short paths)."""
+    return _remembered_class(path) if len(path) <= REMEMBERED_PATH else _request_class(path)
+
+
+def _request_class(path: str) -> str:
     parts = path.strip("/").split("/")
     if len(parts) < 2 or parts[0] not in PROTOCOLS:
         return "other"
     if parts[0] == "pd":
         return "progressive"
     return file_class(parts[-1])
+
+
+_remembered_class = functools.lru_cache(maxsize=4096)(_request_class)
 
 
 def file_class(name: str) -> str:

@@ -20,6 +20,7 @@ from vodorigin.media.model import SourceIdentity
 from vodorigin.origin import STREAM_CHUNK, Origin
 from vodorigin.packagers.output import FileParts, MediaSegment
 from vodorigin.web.http_cache import (
+    REMEMBERED_PATH,
     HttpPolicy,
     accepts_gzip,
     gzip_etag,
@@ -56,7 +57,6 @@ class Validators:
         return derive(sources, url_path, last_modified)
 
 
-REMEMBERED_PATH = 512  # the longest URL path whose validators are remembered (4,096 of them: a few MB)
 
 
 def _validators(sources: tuple[SourceIdentity, ...], url_path: str, last_modified: float | None
