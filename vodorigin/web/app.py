@@ -197,9 +197,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.observer = observer
 
     def wrapped(inner: ASGIApp) -> ASGIApp:
-        """observe(cors(protect(inner))): around FastAPI's routes and the media dispatch alike."""
-        protected = ProtectionMiddleware(inner, secret_header=settings.origin_secret_header,
-                                         secret=settings.origin_secret, signing_key=settings.url_signing_key)
+        """observe(cors(protect(inner))): around FastAPI's routes and the media dispatch alike
+        (without protect when neither a CDN secret nor a URL signing key is set)."""
+        protected = inner if not (settings.origin_secret or settings.url_signing_key) else \
+            ProtectionMiddleware(inner, secret_header=settings.origin_secret_header,
+                                 secret=settings.origin_secret, signing_key=settings.url_signing_key)
         return ObserveMiddleware(CorsMiddleware(protected), observer=observer,
                                  log_requests=settings.access_log, trusted_proxies=settings.trusted_proxies)
 
