@@ -24,6 +24,8 @@ T = TypeVar("T")
 # Derived values kept per object: a movie's timelines; a track's cuts, segment sizes and I-frames on
 # each timeline (a few per timeline).
 MEMO_ENTRIES = 16
+TRACK_OBJECTS = 4096  # bytes of a track's Python objects: its dataclasses, some twenty array objects
+# (views of the moov included) and memo dicts, as measured (tests/test_cdn.py: accounting)
 
 
 def memoized(memo: dict[Any, Any], key: Hashable, compute: Callable[[], T]) -> T:
@@ -137,7 +139,7 @@ class Track:
     def nbytes(self) -> int:
         text = sum(len(cue.text) + 64 for cue in self.cues) if self.cues else 0
         memo = self.samples.nbytes // 8  # generous: cuts (and the movie's timelines) of a few timelines
-        return self.samples.nbytes + memo + len(self.codec.sample_entry) + 512 + text
+        return self.samples.nbytes + memo + len(self.codec.sample_entry) + TRACK_OBJECTS + text
 
 
 @dataclass(frozen=True, slots=True)
