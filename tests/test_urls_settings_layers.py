@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,33 @@ def test_packagers_do_not_import_each_other() -> None:
                 imported = module.rsplit(".", 1)[1]
                 allowed = imported in shared or imported.split("_")[0] == protocol
                 assert allowed, f"{path.name} imports {module}"
+
+
+def test_per_request_memos_keep_short_paths_only() -> None:
+    """The URL parse, file-name parse, request class and validators go through their memos for
+    short paths (what a player asks again and again: up to urls.PARSED_LENGTH characters, a URL
+    parse up to four times that of expanded text) and are computed afresh for longer ones, so that
+    a stream of long unique URLs cannot grow them; both ways give the same answers."""
+    from vodorigin import urls
+    from vodorigin.media.model import SourceIdentity
+    from vodorigin.web import http_cache, responses
+
+    memos = [urls._parsed, urls._file_names, http_cache._remembered_class, responses._remembered_validators]
+    source = (SourceIdentity("a.mp4", 10, 1.0, "a-1"),)
+
+    def calls() -> list[int]:
+        return [memo.cache_info().hits + memo.cache_info().misses for memo in memos]
+
+    for long in (False, True):
+        movie = ("x" * (4 * urls.PARSED_LENGTH + 1) if long else "memo") + ".mp4"  # parsed_request: 4x
+        file_name = ("index-" + "v1-" * 200 if long else "index-v1") + ".m3u8"
+        path = f"/hls/{movie}/index.m3u8"
+        before = calls()
+        rest = f"{movie}/index.m3u8"
+        assert urls.parsed_request("hls", rest) == parse_request_path("hls", rest)
+        with pytest.raises(BadRequest) if long else contextlib.nullcontext():
+            assert parse_file_name(file_name) == urls._parse_file_name(file_name, False)
+        assert http_cache.request_class(path) == "manifest"
+        assert responses.Validators.of(source, path) == responses._validators(source, path, None)
+        made = [after - count for after, count in zip(calls(), before, strict=True)]
+        assert made == ([0, 0, 0, 0] if long else [1, 1, 1, 1]), (long, made)

@@ -114,7 +114,8 @@ def check_url_path(path: str, raw_path: bytes) -> None:
 
 PARSED_KEPT = 1024  # URL paths and file names whose parse is remembered (parsed_request)
 PARSED_LENGTH = 512  # the longest name remembered, and the most text a remembered path expands to
-# (a urlset's parts: about the path's length times its commas): at most a few MB per worker
+# (a urlset's parts: about the path's length times its commas): at most a few MB per worker; also
+# the longest URL path whose request class and validators are remembered (web/)
 
 
 def parsed_request(protocol: str, path: str, max_urlset_parts: int = 32) -> MediaRequest:

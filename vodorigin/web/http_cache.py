@@ -23,20 +23,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from vodorigin.settings import Settings
-from vodorigin.urls import PROTOCOLS
+from vodorigin.urls import PARSED_LENGTH, PROTOCOLS
 
 MANIFEST_EXTENSIONS = ("m3u8", "mpd", "f4m")
 TEXT_EXTENSIONS = ("vtt",)  # subtitles: text, gzipped like manifests, cached like segments
 GZIP_LEVEL = 6
 
 
-REMEMBERED_PATH = 512  # the longest URL path whose class and validators are remembered (4,096 of each)
-
-
 def request_class(path: str) -> str:
     """manifest, segment, progressive or other, from the URL path alone (asked two or three times
-    per request: remembered for short paths)."""
-    return _remembered_class(path) if len(path) <= REMEMBERED_PATH else _request_class(path)
+    per request: remembered for paths urls.py would remember, 4,096 of them)."""
+    return _remembered_class(path) if len(path) <= PARSED_LENGTH else _request_class(path)
 
 
 def _request_class(path: str) -> str:

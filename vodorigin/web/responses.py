@@ -19,8 +19,8 @@ from vodorigin.media.frames import ByteRange
 from vodorigin.media.model import SourceIdentity
 from vodorigin.origin import STREAM_CHUNK, Origin
 from vodorigin.packagers.output import FileParts, MediaSegment
+from vodorigin.urls import PARSED_LENGTH
 from vodorigin.web.http_cache import (
-    REMEMBERED_PATH,
     HttpPolicy,
     accepts_gzip,
     gzip_etag,
@@ -53,10 +53,8 @@ class Validators:
            ) -> Validators:
         """last_modified: a fixed date to announce (vod_last_modified), else the newest source's.
         Remembered for short paths (an uncached response asks for them on every request)."""
-        derive = _remembered_validators if len(url_path) <= REMEMBERED_PATH else _validators
+        derive = _remembered_validators if len(url_path) <= PARSED_LENGTH else _validators
         return derive(sources, url_path, last_modified)
-
-
 
 
 def _validators(sources: tuple[SourceIdentity, ...], url_path: str, last_modified: float | None
