@@ -5,7 +5,8 @@ uvicorn's keep-alive timeout starts only after a response: a connection that nev
 complete request head (opened and left idle, or fed a byte at a time) would be held forever, and
 enough of them exhaust the process's file descriptors. `HeadTimeoutProtocol` closes a connection
 whose request head is not complete `header_timeout` seconds after the connection opened or the
-request began (nginx's client_header_timeout does the same).
+request began (nginx's client_header_timeout does the same). It also sends a response's head
+and the start of its body in one write (`HeadWithBody`).
 
 granian, a maintained ASGI server written in Rust, parses and writes HTTP off the Python thread;
 small responses cost less there (README: Performance). It has one timer for a request head and
@@ -35,13 +36,61 @@ from vodorigin.web.logs import logging_config
 log = logging.getLogger("vodorigin")
 
 
+class HeadWithBody:
+    """The connection's transport as uvicorn's request cycle sees it: a response's head is held
+    until the first write of its body and both go out in one `writelines` (one writev in uvloop).
+
+    uvicorn writes the head and the body with two `transport.write` calls, each a send() of its
+    own and a TCP segment of its own, where nginx sends both with one writev. For a playlist the
+    second send was a tenth or more of the server's CPU per request (README: Performance).
+    A held head is sent at the latest when its response completes or the connection is closed
+    (`release`, `close`); an interim response ("100 Continue") is never held.
+    """
+
+    __slots__ = ("_transport", "_held", "_head_next")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+        self._head_next = True  # the next write starts a response
+
+    def write(self, data: bytes) -> None:
+        if self._held is not None:
+            self._transport.writelines((self._held, data))
+            self._held = None
+        elif self._head_next and not data.startswith(b"HTTP/1.1 1"):
+            self._held = data
+            self._head_next = False
+        else:
+            self._transport.write(data)
+
+    def release(self) -> None:
+        """A response is complete: send what is held; the next write is the next response's head."""
+        if self._held is not None:
+            self._transport.write(self._held)
+            self._held = None
+        self._head_next = True
+
+    def close(self) -> None:
+        self.release()
+        self._transport.close()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the transport's
+        return getattr(self._transport, name)
+
+
 class HeadTimeoutProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol that closes connections whose request head is late."""
+    """HttpToolsProtocol that closes connections whose request head is late, and writes a
+    response's head with its body (HeadWithBody)."""
 
     header_timeout = 10.0  # set per server by protocol_for(), per worker process by process_protocol()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(transport)  # flow control keeps the transport itself
+        self.transport = HeadWithBody(transport)  # type: ignore[assignment]
         self._head_timer: asyncio.TimerHandle | None = None
         self._arm_head_timer()
 
@@ -53,6 +102,10 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm_head_timer()
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        self.transport.release()  # type: ignore[attr-defined]
+        super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_timer()
