@@ -1,5 +1,6 @@
 """The HTTP floor for bench/load.py: a bare ASGI app under uvicorn (or granian: `floor.py PORT granian`)
-with vodorigin's settings for that server.
+with vodorigin's settings for that server (under uvicorn, vodorigin's HTTP protocol, which sends a
+response's head with its body: web/server.py).
 
 It fetches once what FLOOR_URL answers (with FLOOR_RANGE as Range) and serves those bytes from
 memory to every request with the same Content-Type; with FLOOR_PREAD=file:offset:length it reads
@@ -51,9 +52,7 @@ def main() -> None:
         settings = Settings(host="127.0.0.1", port=port, log_level="warning")
         granian_server(settings, "bench.floor:make_app").serve()
         return
-    options = uvicorn_options(Settings())
-    options.pop("http")  # httptools, which vodorigin's own protocol is built on
-    uvicorn.run(make_app(), host="127.0.0.1", port=port, log_level="warning", http="httptools", **options)
+    uvicorn.run(make_app(), host="127.0.0.1", port=port, log_level="warning", **uvicorn_options(Settings()))
 
 
 if __name__ == "__main__":
