@@ -14,9 +14,10 @@ WORKDIR /app
 # The pinned versions the tests passed with (constraints.txt: only what vodorigin needs is installed).
 COPY pyproject.toml README.md constraints.txt ./
 COPY vodorigin ./vodorigin
-# The compiled TS writer (README: Performance), built with a compiler that is removed again.
+# The compiled kernels (README: Performance), built with a compiler that is removed again.
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
     && cc -O2 -Wall -shared -fPIC -o vodorigin/mux/_ts_kernel.so vodorigin/mux/_ts_kernel.c \
+    && cc -O2 -Wall -shared -fPIC -o vodorigin/mp4/_tables_kernel.so vodorigin/mp4/_tables_kernel.c \
     && apt-get purge -y --auto-remove gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 RUN pip install -c constraints.txt . && useradd --system --uid 10001 --home /app vodorigin \
     && mkdir /media

@@ -41,19 +41,22 @@ if [ ! -f player/node_modules/.package-lock.json ] || [ player/package-lock.json
     (cd player && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# The compiled TS writer (vodorigin/mux/_ts_kernel.c, loaded by ts_kernel.py). Without a compiler
-# the server uses the numpy writer, which gives the same bytes; the tests require the kernel.
-kernel=vodorigin/mux/_ts_kernel.so
+# The compiled kernels: the TS writer (vodorigin/mux/_ts_kernel.c, loaded by ts_kernel.py) and
+# stsc's pass (vodorigin/mp4/_tables_kernel.c, loaded by tables_kernel.py). Without a compiler the
+# server uses numpy for both, which gives the same results; the tests require the kernels.
 if ! command -v cc >/dev/null; then
     if [ "$want_test" = 1 ]; then
         apt_install gcc libc6-dev
     else
-        apt_install gcc libc6-dev || echo "setup: no C compiler; the TS writer stays numpy" >&2
+        apt_install gcc libc6-dev || echo "setup: no C compiler; the kernels stay numpy" >&2
     fi
 fi
-if command -v cc >/dev/null && { [ ! -f "$kernel" ] || [ vodorigin/mux/_ts_kernel.c -nt "$kernel" ]; }; then
-    cc -O2 -Wall -shared -fPIC -o "$kernel" vodorigin/mux/_ts_kernel.c
-fi
+for source in vodorigin/mux/_ts_kernel.c vodorigin/mp4/_tables_kernel.c; do
+    kernel="${source%.c}.so"
+    if command -v cc >/dev/null && { [ ! -f "$kernel" ] || [ "$source" -nt "$kernel" ]; }; then
+        cc -O2 -Wall -shared -fPIC -o "$kernel" "$source"
+    fi
+done
 
 stamp=.venv/.installed
 extras=""

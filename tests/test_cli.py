@@ -275,6 +275,10 @@ def test_the_image_and_the_pins_agree_with_the_code() -> None:
     assert "COPY fixtures" not in dockerfile and "pip install -c constraints.txt ." in dockerfile
     assert 'CMD ["vodorigin", "health", "--config", "configs/production.toml"]' in dockerfile
     assert 'CMD ["vodorigin", "serve", "--config", "configs/production.toml"]' in dockerfile
+    setup = (ROOT / "scripts/setup.sh").read_text()
+    for kernel in sorted((ROOT / "vodorigin").rglob("_*.c")):  # the compiled kernels, built by both
+        source = str(kernel.relative_to(ROOT))
+        assert f"-o {source[:-2]}.so {source}" in dockerfile and source in setup, source
     production = load_settings(ROOT / "configs/production.toml", environ={})
     assert production.shutdown_timeout + 5 <= 30  # ECS's and Kubernetes' default stop grace
     pins = {line.split("==")[0].lower().replace("_", "-") for line in

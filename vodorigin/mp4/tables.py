@@ -16,6 +16,7 @@ import numpy as np
 
 from vodorigin.errors import LimitExceeded, MediaError
 from vodorigin.media.samples import ChunkMap, DecodeTimes, SampleTable
+from vodorigin.mp4 import tables_kernel
 
 U32 = np.dtype(">u4")
 I32 = np.dtype(">i4")
@@ -129,11 +130,11 @@ def parse_sample_table(raw: RawTables, bounds: TableBounds) -> SampleTable:
         sync = np.frombuffer(data, dtype=U32).astype(np.int64) - 1  # stss numbers samples from 1
         if n and (sync[0] < 0 or sync[-1] >= count or np.any(np.diff(sync) <= 0)):
             raise MediaError("stss: sample numbers out of range or not increasing")
-    chunks = _chunk_map(raw, count)
+    chunks, most_per_chunk = _chunk_map(raw, count)
     largest = int(sizes.max()) if count else 0
     if largest > bounds.max_frame_size:
         raise LimitExceeded("a frame is larger than max_frame_size")
-    _check_inside_file(chunks, sizes, largest, bounds.file_size)
+    _check_inside_file(chunks, sizes, largest, most_per_chunk, bounds.file_size)
     return SampleTable(decode_times, ctts, sizes, sync, chunks)
 
 
@@ -148,8 +149,10 @@ def _decode_times(raw: RawTables, count: int) -> DecodeTimes:
     return DecodeTimes(counts, deltas, first_sample, first_time, int(durations.sum()))
 
 
-def _check_inside_file(chunks: ChunkMap, sizes: np.ndarray, largest: int, file_size: int) -> None:
-    """Every chunk's samples end inside the file (8.7.4, 8.7.5), checked once for the whole track.
+def _check_inside_file(chunks: ChunkMap, sizes: np.ndarray, largest: int, most_per_chunk: int,
+                       file_size: int) -> None:
+    """Every chunk's samples end inside the file (8.7.4, 8.7.5), checked once for the whole track;
+    `largest` is the largest sample, `most_per_chunk` the most samples a chunk holds.
 
     A chunk of at most k samples of at most m bytes ends within k * m bytes of its offset, so only
     chunks that start within k * m bytes of the end of the file can end past it; their ends are
@@ -159,7 +162,7 @@ def _check_inside_file(chunks: ChunkMap, sizes: np.ndarray, largest: int, file_s
     count = len(sizes)
     if not count:
         return
-    reach = int(chunks.per_chunk.max()) * largest  # bytes a chunk may span at most
+    reach = most_per_chunk * largest  # bytes a chunk may span at most
     near_end = np.flatnonzero(chunks.offsets >= max(file_size - reach + 1, 0))
     if not len(near_end):
         return
@@ -188,14 +191,16 @@ def _check_inside_file(chunks: ChunkMap, sizes: np.ndarray, largest: int, file_s
                          "a truncated upload or corrupt chunk offsets")
 
 
-def _chunk_map(raw: RawTables, count: int) -> ChunkMap:
+def _chunk_map(raw: RawTables, count: int) -> tuple[ChunkMap, int]:
     """stsc (8.7.4) + stco/co64 (8.7.5) -> the chunks' offsets and stsc's runs, checked: runs
-    numbered in order inside the chunk table, holding at least the track's `count` samples.
+    numbered in order inside the chunk table, holding at least the track's `count` samples; and
+    the largest samples-per-chunk.
 
     Only the runs' first samples are computed (one int64 column); the runs and offsets stay the
     file's. Each run holds (chunks in it) x (samples per chunk < 2^32), and the chunks of all runs
     are at most the n_chunks of stco (under a quarter of the moov's bytes, max_moov_size <= 4 GiB),
-    so the running sum stays below 2^62.
+    so the running sum stays below 2^62. The compiled pass (tables_kernel.py) when it is built,
+    else numpy's (_run_starts): the same results and refusals.
     """
     width = 8 if raw.chunk_offsets_64bit else 4
     n_chunks, data = _entries(raw.chunk_offsets, 4, width, "stco")
@@ -203,19 +208,33 @@ def _chunk_map(raw: RawTables, count: int) -> ChunkMap:
     n_runs, runs = _entries(raw.stsc, 4, 12, "stsc")
     table = np.frombuffer(runs, dtype=U32).reshape(n_runs, 3)
     first_chunk, per_chunk = table[:, 0], table[:, 1]
-    first_sample = np.zeros(n_runs, dtype=np.int64)
     if not count:  # a track without samples is skipped: nothing of it is ever located
-        return ChunkMap(offsets, first_chunk, per_chunk, first_sample)
+        return ChunkMap(offsets, first_chunk, per_chunk, np.zeros(n_runs, dtype=np.int64)), 0
     if not n_runs:
         raise MediaError("stsc/stco: chunks hold fewer samples than the track has")
+    if tables_kernel.available() and n_chunks < tables_kernel.MAX_CHUNKS:
+        found = tables_kernel.stsc_first_samples(runs, n_runs, n_chunks)
+    else:
+        found = _run_starts(first_chunk, per_chunk, n_chunks)
+    if found is None:
+        raise MediaError("stsc: chunk numbers out of range or not increasing")
+    first_sample, largest = found
+    if int(first_sample[-1]) + (n_chunks + 1 - int(first_chunk[-1])) * int(per_chunk[-1]) < count:
+        raise MediaError("stsc/stco: chunks hold fewer samples than the track has")
+    return ChunkMap(offsets, first_chunk, per_chunk, first_sample), largest
+
+
+def _run_starts(first_chunk: np.ndarray, per_chunk: np.ndarray, n_chunks: int
+                ) -> tuple[np.ndarray, int] | None:
+    """Each of the (one or more) runs' first sample and the largest samples-per-chunk, or None
+    when the runs are not numbered in order from chunk 1 to at most n_chunks."""
+    first_sample = np.zeros(len(first_chunk), dtype=np.int64)
     # each run's samples but the last's, one place on: a running sum in place then gives each
     # run's first sample
     held = first_sample[1:]
     np.subtract(first_chunk[1:], first_chunk[:-1], out=held, dtype=np.int64)  # chunks in each run
     if first_chunk[0] != 1 or first_chunk[-1] > n_chunks or (len(held) and int(held.min()) <= 0):
-        raise MediaError("stsc: chunk numbers out of range or not increasing")
+        return None
     np.multiply(held, per_chunk[:-1], out=held, dtype=np.int64)
     np.cumsum(held, out=held)
-    if int(first_sample[-1]) + (n_chunks + 1 - int(first_chunk[-1])) * int(per_chunk[-1]) < count:
-        raise MediaError("stsc/stco: chunks hold fewer samples than the track has")
-    return ChunkMap(offsets, first_chunk, per_chunk, first_sample)
+    return first_sample, int(per_chunk.max())
