@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES, MEDIA_FILES
+from vodorigin import kernels
 from vodorigin.media.model import Movie
 from vodorigin.mp4 import tables, tables_kernel
 from vodorigin.origin import Origin
@@ -88,3 +90,10 @@ def test_a_kernel_of_another_version_is_not_loaded(monkeypatch: pytest.MonkeyPat
     """A library built from another version of the source is never called: numpy's pass is used."""
     monkeypatch.setattr(tables_kernel, "KERNEL_VERSION", tables_kernel.KERNEL_VERSION + 1)
     assert tables_kernel._load() is None
+
+
+def test_a_kernel_missing_or_without_a_function_is_not_loaded(tmp_path: Path) -> None:
+    library, version = tables_kernel.LIBRARY, tables_kernel.KERNEL_VERSION
+    assert kernels.load(tmp_path / "absent.so", "tables_kernel_version", version, ()) is None
+    assert kernels.load(library, "tables_kernel_version", version, ("no_such_function",)) is None
+    assert kernels.load(library, "tables_kernel_version", version, ("stsc_first_samples",)) is not None

@@ -15,7 +15,7 @@
 
 enum { OK = 0, BAD_NUMBERING = 1 };
 
-int64_t tables_kernel_version(void) { return TABLES_KERNEL_VERSION; }
+int tables_kernel_version(void) { return TABLES_KERNEL_VERSION; }
 
 static inline uint32_t be32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];

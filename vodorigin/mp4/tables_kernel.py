@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vodorigin import kernels
+
 LIBRARY = Path(__file__).with_name("_tables_kernel.so")
 KERNEL_VERSION = 1  # tables_kernel_version() of the source this module calls (its arguments' layout)
 MAX_CHUNKS = 2**30  # the kernel's sums stay below 2^62 for fewer chunks (a moov under 4 GiB has fewer)
@@ -22,17 +24,11 @@ I64P = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
 
 
 def _load() -> ctypes.CDLL | None:
-    """The library, when it is built."""
-    if not LIBRARY.exists():
+    """The library, when it is built (kernels.load)."""
+    library = kernels.load(LIBRARY, "tables_kernel_version", KERNEL_VERSION, ("stsc_first_samples",))
+    if library is None:
         return None
-    try:
-        library = ctypes.CDLL(str(LIBRARY))
-        library.tables_kernel_version.restype = ctypes.c_int64
-        if library.tables_kernel_version() != KERNEL_VERSION:
-            return None
-        function = library.stsc_first_samples
-    except (OSError, AttributeError):
-        return None
+    function = library.stsc_first_samples
     function.restype = ctypes.c_int
     int64 = ctypes.c_int64
     function.argtypes = [ctypes.c_void_p, int64, int64, I64P, ctypes.POINTER(int64)]

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vodorigin import kernels
 from vodorigin.errors import MediaError
 from vodorigin.media.frames import SourceBytes
 from vodorigin.media.model import MediaType
@@ -44,16 +45,11 @@ class _Stream(ctypes.Structure):
 
 
 def _load() -> ctypes.CDLL | None:
-    """The library, when it is built."""
-    if not LIBRARY.exists():
+    """The library, when it is built (kernels.load)."""
+    library = kernels.load(LIBRARY, "ts_kernel_version", KERNEL_VERSION, ("ts_write_es",))
+    if library is None:
         return None
-    try:
-        library = ctypes.CDLL(str(LIBRARY))
-        if library.ts_kernel_version() != KERNEL_VERSION:
-            return None
-        function = library.ts_write_es
-    except (OSError, AttributeError):
-        return None
+    function = library.ts_write_es
     function.restype = ctypes.c_int
     u8p = np.ctypeslib.ndpointer(dtype=np.uint8, flags="C_CONTIGUOUS")
     int64 = ctypes.c_int64
