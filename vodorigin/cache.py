@@ -107,7 +107,6 @@ class ByteBoundedCache(_Figures[T]):
             self._cache[key] = value
         return value
 
-
     def replace(self, key: Hashable, value: T) -> None:
         """Keep a newer form of an entry (a movie whose subtitle cues were read since)."""
         if 0 < self._size_of(value) <= self.max_bytes:
