@@ -94,6 +94,6 @@ def test_a_kernel_of_another_version_is_not_loaded(monkeypatch: pytest.MonkeyPat
 
 def test_a_kernel_missing_or_without_a_function_is_not_loaded(tmp_path: Path) -> None:
     library, version = tables_kernel.LIBRARY, tables_kernel.KERNEL_VERSION
-    assert kernels.load(tmp_path / "absent.so", "tables_kernel_version", version, ()) is None
-    assert kernels.load(library, "tables_kernel_version", version, ("no_such_function",)) is None
-    assert kernels.load(library, "tables_kernel_version", version, ("stsc_first_samples",)) is not None
+    assert kernels.load(tmp_path / "absent.so", "tables_kernel_version", version, {}) is None
+    assert kernels.load(library, "tables_kernel_version", version, {"no_such_function": []}) is None
+    assert kernels.load(library, "tables_kernel_version", version, {"stsc_first_samples": []}) is not None

@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import ctypes
 from pathlib import Path
+from typing import Any
+
+Signature = list[Any]  # a function's ctypes argument types; each function returns a C int (a status)
 
 
-def load(library: Path, version_function: str, version: int, functions: tuple[str, ...]
+def load(library: Path, version_function: str, version: int, functions: dict[str, Signature]
          ) -> ctypes.CDLL | None:
     """The library at `library` when it is built, `version_function()` returns `version` and it
-    has every one of `functions`; else None."""
+    has every one of `functions`, each then given its argument types (returning int); else None."""
     if not library.exists():
         return None
     try:
         loaded = ctypes.CDLL(str(library))
         if getattr(loaded, version_function)() != version:
             return None
-        for name in functions:
-            getattr(loaded, name)
+        for name, argtypes in functions.items():
+            function = getattr(loaded, name)
+            function.restype = ctypes.c_int
+            function.argtypes = argtypes
     except (OSError, AttributeError):
         return None
     return loaded

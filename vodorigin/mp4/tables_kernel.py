@@ -25,14 +25,9 @@ I64P = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
 
 def _load() -> ctypes.CDLL | None:
     """The library, when it is built (kernels.load)."""
-    library = kernels.load(LIBRARY, "tables_kernel_version", KERNEL_VERSION, ("stsc_first_samples",))
-    if library is None:
-        return None
-    function = library.stsc_first_samples
-    function.restype = ctypes.c_int
     int64 = ctypes.c_int64
-    function.argtypes = [ctypes.c_void_p, int64, int64, I64P, ctypes.POINTER(int64)]
-    return library
+    signature = [ctypes.c_void_p, int64, int64, I64P, ctypes.POINTER(int64)]
+    return kernels.load(LIBRARY, "tables_kernel_version", KERNEL_VERSION, {"stsc_first_samples": signature})
 
 
 _LIBRARY = _load()

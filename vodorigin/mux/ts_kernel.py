@@ -46,16 +46,11 @@ class _Stream(ctypes.Structure):
 
 def _load() -> ctypes.CDLL | None:
     """The library, when it is built (kernels.load)."""
-    library = kernels.load(LIBRARY, "ts_kernel_version", KERNEL_VERSION, ("ts_write_es",))
-    if library is None:
-        return None
-    function = library.ts_write_es
-    function.restype = ctypes.c_int
     u8p = np.ctypeslib.ndpointer(dtype=np.uint8, flags="C_CONTIGUOUS")
     int64 = ctypes.c_int64
-    function.argtypes = [ctypes.c_void_p, int64, int64, int64, *([I64P] * 12), ctypes.POINTER(_Stream), int64,
-                         I64P, I64P, u8p, ctypes.c_void_p, int64]
-    return library
+    write_es = [ctypes.c_void_p, int64, int64, int64, *([I64P] * 12), ctypes.POINTER(_Stream), int64,
+                I64P, I64P, u8p, ctypes.c_void_p, int64]
+    return kernels.load(LIBRARY, "ts_kernel_version", KERNEL_VERSION, {"ts_write_es": write_es})
 
 
 _LIBRARY = _load()
