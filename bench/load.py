@@ -6,6 +6,9 @@ what is physically possible on this machine:
 * the HTTP floor: a bare ASGI app (bench/floor.py) under the same uvicorn settings answering the
   same bytes from memory: what any Python origin on uvicorn pays per request;
 * the I/O floor for /pd: the same bare app answering each request with one os.pread of the range.
+When scripts/build_nginx_vod.sh has built the C reference (nginx-vod-module 1.33 on nginx 1.30, -O3,
+one worker: what issue 17 measured against), every row is also measured against it in the same run,
+on the same bytes, with its metadata and response caches set as the row sets ours.
 Nothing here asserts on time.
 """
 
@@ -19,13 +22,17 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 MEDIA = ROOT / "bench" / "media"
+NGINX = ROOT / "bench" / "nginx-vod" / "sbin" / "nginx"
 SECONDS = 5
 CONNECTIONS = 32
 
@@ -78,6 +85,64 @@ def vodorigin(workers: int = 1, server: str = "uvicorn", **settings: str) -> Ser
                    "--workers", str(workers), "--server", server], environment)
 
 
+# The reference's locations: each row's URL under the reference is its path with /hls/ replaced by the
+# location whose caches match the row's settings (vod_metadata_cache and vod_response_cache are the
+# module's counterparts of metadata_cache_bytes and response_cache_bytes). /pd/ is the module's
+# progressive download (`vod none`): ranges of the file as it is, sent with sendfile.
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+error_log {run}/error.log error;
+pid {run}/nginx.pid;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;
+    default_type application/octet-stream;
+    vod_mode local;
+    vod_metadata_cache metadata_cache 512m;
+    vod_response_cache response_cache 128m;
+    server {{
+        listen 127.0.0.1:{port};
+        location = /health {{ alias {run}/health; }}
+        location /hls/ {{ alias {media}/; vod hls; }}
+        location /hls-no-response-cache/ {{ alias {media}/; vod hls; vod_response_cache off; }}
+        location /hls-no-caches/ {{
+            alias {media}/; vod hls; vod_response_cache off; vod_metadata_cache off;
+        }}
+        location /dash/ {{ alias {media}/; vod dash; }}
+        location /pd/ {{ alias {media}/; vod none; }}
+    }}
+}}
+"""
+
+
+@contextmanager
+def nginx_vod() -> Iterator[Server | None]:
+    """The C reference, serving bench/media, or None when it is not built."""
+    if not NGINX.exists():
+        yield None
+        return
+    with tempfile.TemporaryDirectory() as run:
+        os.chmod(run, 0o755)  # started as root, nginx's worker runs as nobody
+        (Path(run) / "health").write_text("ok\n")
+        server = Server([str(NGINX), "-p", run, "-c", f"{run}/nginx.conf"], {})
+        (Path(run) / "nginx.conf").write_text(NGINX_CONF.format(run=run, port=server.port, media=MEDIA))
+        with server:
+            yield server
+
+
+def reference_path(path: str, settings: dict[str, str]) -> str:
+    """A row's path on the reference, in the location with the row's caches."""
+    if settings.get("metadata_cache_bytes") == "0":
+        return path.replace("/hls/", "/hls-no-caches/")
+    if settings.get("response_cache_bytes") == "0":
+        return path.replace("/hls/", "/hls-no-response-cache/")
+    return path
+
+
 def floor(body_from: str, headers: dict[str, str] | None = None, pread: str = "", server: str = "uvicorn"
           ) -> Server:
     """The bare ASGI app answering what `body_from` answered (or, with pread, `file:offset:length`
@@ -102,8 +167,12 @@ def wrk(url: str, headers: dict[str, str] | None = None) -> float:
     return float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)[1])  # type: ignore[index]
 
 
-def row(name: str, ours: float, floor_rate: float, note: str = "") -> None:
-    print(f"  {name:<48} {ours:>9.0f} req/s  floor {floor_rate:>7.0f}  ratio {ours / floor_rate:.2f}  {note}")
+def row(name: str, ours: float, floor_rate: float, reference: float | None, note: str = "") -> None:
+    versus = "nginx-vod not built"
+    if reference:
+        versus = f"nginx-vod {reference:>7.0f}  ratio {ours / reference:.2f}"
+    print(f"  {name:<48} {ours:>9.0f} req/s  floor {floor_rate:>7.0f}  ratio {ours / floor_rate:.2f}  "
+          f"{versus}  {note}")
 
 
 ROWS = {  # name -> (URL path, request headers, vodorigin settings)
@@ -122,10 +191,16 @@ def main() -> None:
         return
     for server_name in SERVERS:
         print(f"under load with {server_name}: wrk -t2 -c{CONNECTIONS} for {SECONDS} s, one worker; "
-              f"floors from a bare ASGI app under {server_name}")
+              f"floors from a bare ASGI app under {server_name}; nginx-vod-module, one worker")
         for name, (path, headers, settings) in ROWS.items():
-            with vodorigin(server=server_name, **settings) as server:
-                ours = wrk(server.base + path, headers)
+            with vodorigin(server=server_name, **settings) as server, nginx_vod() as reference:
+                reference_rate = None
+                if reference is not None:  # its figure between two of ours: the VM's phase shared
+                    ours = wrk(server.base + path, headers)
+                    reference_rate = wrk(reference.base + reference_path(path, settings), headers)
+                    ours = (ours + wrk(server.base + path, headers)) / 2
+                else:
+                    ours = wrk(server.base + path, headers)
                 size = len(httpx.get(server.base + path, headers=headers).content)
                 url = server.base + path
                 pread = ""
@@ -134,7 +209,7 @@ def main() -> None:
                     pread = f"{MEDIA / 'long_360p.mp4'}:{first}:{last - first + 1}"
                 with floor(url, headers, pread, server_name) as bare:
                     floor_rate = wrk(bare.base + "/", headers)
-            row(name, ours, floor_rate, f"{size / 1e3:.0f} kB; {ours * size / 1e6:.0f} MB/s")
+            row(name, ours, floor_rate, reference_rate, f"{size / 1e3:.0f} kB; {ours * size / 1e6:.0f} MB/s")
     cold_manifests()
     for server_name in SERVERS:
         print(f"scaling with workers under {server_name} (HLS TS segment; HLS index from the response cache)")
@@ -148,25 +223,34 @@ def main() -> None:
 def cold_manifests() -> None:
     """The 2-hour title's index: the first request to a fresh server (moov read and parsed,
     timeline derived), and, with every cache off, one request at a time; each against the time
-    the bare app takes to answer the same bytes (its first request, and one at a time)."""
+    the bare app takes to answer the same bytes (its first request, and one at a time), and the
+    reference's time for the same request (nginx-vod-module's first request to a fresh nginx)."""
     index = ROWS["HLS index, response cache"][0]
     print("2-hour index, one request at a time (median of 20 for the uncached row)")
-    firsts, floors = [], []
+    firsts, floors, references = [], [], []
     for _ in range(3):  # fresh servers: the first request for the title is the cold one, on a
         # connection a health check opened (as a load balancer's are) from a client made and used
         # beforehand: making an httpx client and its first request take longer than the request
         with vodorigin() as server, httpx.Client(timeout=60) as client:
-            client.get(server.base + "/health")
-            start = time.perf_counter()
+            firsts.append(_first(client, server.base, index))
             body = client.get(server.base + index).content
-            firsts.append(time.perf_counter() - start)
             with floor(server.base + index) as bare:
-                client.get(bare.base + "/health")
-                start = time.perf_counter()
-                assert client.get(bare.base + "/").content == body
-                floors.append(time.perf_counter() - start)
-    print(f"  {'first request on a fresh server':<48} {statistics.median(firsts) * 1000:>8.1f} ms   floor "
-          f"{statistics.median(floors) * 1000:>6.1f} ms  (median of 3 servers)")
+                floors.append(_first(client, bare.base, "/", body))
+        with nginx_vod() as reference, httpx.Client(timeout=60) as client:
+            if reference is not None:
+                references.append(_first(client, reference.base, index))
+    first = statistics.median(firsts)
+    versus = "nginx-vod not built"
+    if references:
+        reference_first = statistics.median(references)
+        versus = f"nginx-vod {reference_first * 1000:>5.1f} ms  {first / reference_first:.2f}x"
+    print(f"  {'first request on a fresh server':<48} {first * 1000:>8.1f} ms   floor "
+          f"{statistics.median(floors) * 1000:>6.1f} ms  {versus}  (median of 3 servers)")
+    reference_latency = None
+    with nginx_vod() as reference, httpx.Client(timeout=60) as client:
+        if reference is not None:
+            reference_latency = _latencies(client, reference.base + reference_path(index, {
+                "metadata_cache_bytes": "0"}))
     for retain in ("0", "64"):  # glibc's defaults, then production.toml's allocator_retain_mib
         uncached_server = vodorigin(metadata_cache_bytes="0", response_cache_bytes="0",
                                     allocator_retain_mib=retain)
@@ -175,8 +259,20 @@ def cold_manifests() -> None:
             with floor(server.base + index) as bare, httpx.Client(base_url=bare.base, timeout=60) as plain:
                 floor_latency = _latencies(plain, "/")
         label = f"caches off, allocator_retain_mib {retain}"
+        versus = (f"nginx-vod {reference_latency * 1000:>5.1f} ms  {uncached / reference_latency:.2f}x"
+                  if reference_latency else "nginx-vod not built")
         print(f"  {label:<48} {uncached * 1000:>8.1f} ms   floor {floor_latency * 1000:>6.1f} ms  "
-              f"ratio {floor_latency / uncached:.2f}")
+              f"ratio {floor_latency / uncached:.2f}  {versus}")
+
+
+def _first(client: httpx.Client, base: str, path: str, expected: bytes | None = None) -> float:
+    """Seconds the first request for path took, on a connection a health check opened."""
+    client.get(base + "/health")
+    start = time.perf_counter()
+    answer = client.get(base + path)
+    seconds = time.perf_counter() - start
+    assert answer.status_code == 200 and (expected is None or answer.content == expected)
+    return seconds
 
 
 def _latencies(client: httpx.Client, path: str) -> float:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup on a fresh Debian machine: the venv and Python packages, the player page's npm
 # packages (hls.js, dashjs), the compiled TS writer (a C compiler if missing), and (with --test)
-# the system tools the test suite uses: ffmpeg and Chromium; with --bench, wrk too. Called by
+# the system tools the test suite uses: ffmpeg and Chromium; with --bench, wrk and the C reference
+# (nginx-vod-module, scripts/build_nginx_vod.sh) too. Called by
 # `make run`, `make test` and `make bench`; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,12 @@ if [ "$want_test" = 1 ] && ! { command -v ffmpeg && command -v ffprobe; } >/dev/
 fi
 if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null; then
     apt_install wrk
+fi
+if [ "$want_bench" = 1 ] && [ ! -x bench/nginx-vod/sbin/nginx ]; then  # the C reference's build tools
+    if ! { command -v make && [ -f /usr/include/zlib.h ] && [ -f /usr/include/openssl/evp.h ] &&
+           [ -d /usr/include/libxml2 ]; } >/dev/null; then
+        apt_install gcc libc6-dev make zlib1g-dev libssl-dev libxml2-dev
+    fi
 fi
 if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then
     apt_install chromium  # Debian's build; Playwright drives it (no browser download of its own)
@@ -68,4 +75,7 @@ if [ ! -f "$stamp$extras" ] || [ pyproject.toml -nt "$stamp$extras" ] || [ const
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -c constraints.txt -e ".$extras"  # the pinned versions
     touch "$stamp$extras"
+fi
+if [ "$want_bench" = 1 ]; then  # the C reference the benchmarks compare against, when it builds
+    scripts/build_nginx_vod.sh || echo "setup: nginx-vod-module not built; the benchmarks run without it" >&2
 fi
