@@ -75,20 +75,21 @@ async def _toy(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _connection(app: Any) -> tuple[Any, Recorder]:
-    """A fresh connection of the protocol `vodorigin serve` uses, over a Recorder (call from a loop)."""
+def connection(app: Any, transport: Any = None) -> tuple[Any, Any]:
+    """A fresh connection of the protocol `vodorigin serve` uses, over a Recorder or the transport
+    given (call from a loop)."""
     config = uvicorn.Config(app, log_level="warning", lifespan="off",
                             **uvicorn_options(Settings(media_root=str(FIXTURES))))
     config.load()
     protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
-    transport = Recorder()
+    transport = transport or Recorder()
     protocol.connection_made(transport)
     return protocol, transport
 
 
 async def _exchange(app: Any, request: bytes, responses: int = 1) -> Recorder:
     """Feed `request` to a fresh connection; wait for `responses` answers."""
-    protocol, transport = _connection(app)
+    protocol, transport = connection(app)
     protocol.data_received(request)
     for _ in range(500):
         if transport.closed or sum(send.startswith(b"HTTP/1.1 2") for send in transport.sends) >= responses:
@@ -146,7 +147,7 @@ def test_an_interim_continue_is_not_held() -> None:
     """A client waiting for "100 Continue" before its body gets it before any response."""
 
     async def exchange() -> list[bytes]:
-        protocol, transport = _connection(_toy)
+        protocol, transport = connection(_toy)
         protocol.data_received(b"POST /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
                                b"Content-Length: 4\r\n\r\n")
         for _ in range(100):

@@ -6,6 +6,7 @@ Everything here awaits; everything it calls (mp4/, media/, mux/, packagers/) doe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from cachetools import TTLCache
@@ -126,6 +127,14 @@ class Origin:
     async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
         _check_range(source, offset, length)
         return await self.storage.read(source, offset, length)
+
+    def cached_file(self, source: SourceIdentity, offset: int, length: int
+                    ) -> contextlib.AbstractContextManager[int | None]:
+        """An open descriptor of the source, for the block, when its storage is local and the page
+        cache holds [offset, offset + length) (LocalStorage.cached_file); else None."""
+        _check_range(source, offset, length)
+        cached_file = getattr(self.storage, "cached_file", None)
+        return contextlib.nullcontext() if cached_file is None else cached_file(source, offset, length)
 
     async def read_ranges(self, source: SourceIdentity, ranges: list[ByteRange]) -> SourceBytes:
         read_many = getattr(self.storage, "read_many", None)

@@ -13,10 +13,12 @@ import os
 import stat
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 
 from vodorigin.errors import BadRequest, MediaError, NotFound
 from vodorigin.media.model import SourceIdentity
+from vodorigin.storage import page_cache
 from vodorigin.storage.base import UpstreamCounters, count_read
 from vodorigin.unfilled import unfilled_bytes, writable_view
 
@@ -108,20 +110,38 @@ class LocalStorage:
         """Each (offset, length) range of the file: on the event loop when the page cache holds
         them all, else in one trip to a worker thread."""
         started = time.perf_counter()
-        handle = self._descriptor(source)
-        handle.users += 1  # the cache is only ever changed here, on the event loop's thread
-        try:
-            buffers = self._read_cached(handle.fd, ranges)
+        with self._held(source) as fd:
+            buffers = self._read_cached(fd, ranges)
             if buffers is None:
-                buffers = await asyncio.to_thread(_pread_all, handle.fd, source, ranges)
-        finally:
-            handle.users -= 1
-            if handle.closed_when_idle and not handle.users:
-                os.close(handle.fd)
+                buffers = await asyncio.to_thread(_pread_all, fd, source, ranges)
         seconds = (time.perf_counter() - started) / len(ranges)
         for data in buffers:
             count_read(self.counters, len(data), seconds)
         return buffers
+
+    @contextlib.contextmanager
+    def cached_file(self, source: SourceIdentity, offset: int, length: int) -> Iterator[int | None]:
+        """The file's open descriptor, held open for the block, when the page cache holds every
+        byte of [offset, offset + length) (page_cache.py): a send from it, on the event loop, never
+        waits for the disk. None when it does not (the range is then read as any other)."""
+        with self._held(source) as fd:
+            cached = page_cache.holds(fd, offset, length)
+            if cached:
+                count_read(self.counters, length)
+            yield fd if cached else None
+
+    @contextlib.contextmanager
+    def _held(self, source: SourceIdentity) -> Iterator[int]:
+        """The descriptor of the file with the source's identity, not closed before the block
+        ends even when the cache drops it meanwhile."""
+        handle = self._descriptor(source)
+        handle.users += 1  # the cache is only ever changed here, on the event loop's thread
+        try:
+            yield handle.fd
+        finally:
+            handle.users -= 1
+            if handle.closed_when_idle and not handle.users:
+                os.close(handle.fd)
 
     def _read_cached(self, fd: int, ranges: list[tuple[int, int]]) -> list[bytes] | None:
         """The ranges read from the page cache alone, or None when it does not hold every byte of

@@ -29,6 +29,7 @@ from vodorigin.web.http_cache import (
     range_still_valid,
 )
 from vodorigin.web.ranges import parse_range
+from vodorigin.web.server import ZEROCOPY
 
 Content = CachedResponse | MediaSegment | FileParts  # a body in hand, one to render, one to stream
 
@@ -92,6 +93,32 @@ class Reply:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
         await send({"type": "http.response.body", "body": self.body})
+
+
+class FileReply:
+    """A response whose body is one range of a stored file. Where the server offers the ASGI
+    zero-copy extension (web/server.py) and the page cache holds the range, the file's bytes go
+    to the socket without passing through Python, as nginx sends a static file; else the range
+    is read and sent as bytes. Either way the range is known to be readable before the head goes."""
+
+    __slots__ = ("status", "headers", "origin", "source", "offset", "count")
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], origin: Origin,
+                 source: SourceIdentity, offset: int, count: int) -> None:
+        self.status, self.headers = status, headers
+        self.origin, self.source, self.offset, self.count = origin, source, offset, count
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self.status, "headers": self.headers}
+        if ZEROCOPY in (scope.get("extensions") or ()):
+            with self.origin.cached_file(self.source, self.offset, self.count) as fd:
+                if fd is not None:
+                    await send(start)
+                    await send({"type": ZEROCOPY, "file": fd, "offset": self.offset, "count": self.count})
+                    return
+        body = await self.origin.read(self.source, self.offset, self.count)
+        await send(start)
+        await send({"type": "http.response.body", "body": body})
 
 
 class MediaResponder:
@@ -165,7 +192,10 @@ class MediaResponder:
             return Reply(status, _head(headers, content.content_type), b"")
         if isinstance(content, FileParts):
             if last + 1 - first <= STREAM_CHUNK:  # a range players and CDNs ask for: one read, one body
-                body = await _read_parts(content, origin, first, last + 1)
+                if len(content.parts) == 1 and isinstance(part := content.parts[0], ByteRange):
+                    return FileReply(status, _head(headers, content.content_type), origin, content.source,
+                                     part.offset + first, last + 1 - first)  # a range of the file as it is
+                body = b"".join([chunk async for chunk in _stream_parts(content, origin, first, last + 1)])
                 return Reply(status, _head(headers, content.content_type), body)
             stream = _stream_parts(content, origin, first, last + 1)
             return StreamingResponse(stream, status, headers=headers, media_type=content.content_type)
@@ -212,13 +242,6 @@ async def render(segment: MediaSegment, origin: Origin) -> bytes:
     if sum(r.length for r in segment.ranges) > OFFLOAD_BYTES:
         return await asyncio.to_thread(segment.render, source)
     return segment.render(source)
-
-
-async def _read_parts(output: FileParts, origin: Origin, start: int, stop: int) -> bytes:
-    """The bytes [start, stop) of a FileParts body in one piece (a whole file's range: one read)."""
-    if len(output.parts) == 1 and isinstance(part := output.parts[0], ByteRange):
-        return await origin.read(output.source, part.offset + start, stop - start)
-    return b"".join([chunk async for chunk in _stream_parts(output, origin, start, stop)])
 
 
 async def _stream_parts(output: FileParts, origin: Origin, start: int, stop: int) -> AsyncIterator[bytes]:

@@ -6,7 +6,9 @@ complete request head (opened and left idle, or fed a byte at a time) would be h
 enough of them exhaust the process's file descriptors. `HeadTimeoutProtocol` closes a connection
 whose request head is not complete `header_timeout` seconds after the connection opened or the
 request began (nginx's client_header_timeout does the same). It also sends a response's head
-and the start of its body in one write (`HeadWithBody`).
+and the start of its body in one write (`HeadWithBody`), and offers the ASGI zero-copy send
+extension ("http.response.zerocopy"): a range of an open file goes from the page cache to the
+socket with sendfile(2), never through Python (`FileSpan`), as nginx sends a static file.
 
 granian, a maintained ASGI server written in Rust, parses and writes HTTP off the Python thread;
 small responses cost less there (README: Performance). It has one timer for a request head and
@@ -20,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import resource
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
@@ -36,9 +40,50 @@ from vodorigin.web.logs import logging_config
 log = logging.getLogger("vodorigin")
 
 
+class FileSpan:
+    """`count` bytes of the open file `fd` from `offset`: a response body that the connection's
+    transport (HeadWithBody) sends with sendfile(2). It stands for its bytes in uvicorn's request
+    cycle, which counts a body with len() against the Content-Length and hands it to the
+    transport's write()."""
+
+    __slots__ = ("fd", "offset", "count")
+
+    def __init__(self, fd: int, offset: int, count: int) -> None:
+        self.fd, self.offset, self.count = fd, offset, count
+
+    def __len__(self) -> int:
+        return self.count
+
+
+ZEROCOPY = "http.response.zerocopy"  # the ASGI extension's scope key and message type
+
+
+def zerocopy_send(send: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+    """uvicorn's send for one request, taking the ASGI zero-copy message too: its file range is
+    passed on as a body message whose body is a FileSpan.
+
+    The message's "file" is a file object or a descriptor; "offset" and "count" default, as the
+    extension defines them, to the file's position and the rest of the file."""
+
+    async def send_with_zerocopy(message: Any) -> None:
+        if message["type"] == ZEROCOPY:
+            file = message["file"]
+            fd = file if isinstance(file, int) else file.fileno()
+            offset = message.get("offset")
+            offset = os.lseek(fd, 0, os.SEEK_CUR) if offset is None else offset
+            count = message.get("count")
+            count = os.fstat(fd).st_size - offset if count is None else count
+            message = {"type": "http.response.body", "body": FileSpan(fd, offset, count),
+                       "more_body": message.get("more_body", False)}
+        await send(message)
+
+    return send_with_zerocopy
+
+
 class HeadWithBody:
     """The connection's transport as uvicorn's request cycle sees it: a response's head is held
-    until the first write of its body and both go out in one `writelines` (one writev in uvloop).
+    until the first write of its body and both go out in one `writelines` (one writev in uvloop);
+    a FileSpan body is sent from the file with sendfile(2).
 
     uvicorn writes the head and the body with two `transport.write` calls, each a send() of its
     own and a TCP segment of its own, where nginx sends both with one writev. For a playlist the
@@ -47,15 +92,22 @@ class HeadWithBody:
     (`release`, `close`); an interim response ("100 Continue") is never held.
     """
 
-    __slots__ = ("_transport", "_held", "_head_next")
+    __slots__ = ("_transport", "_held", "_head_next", "socket_fd")
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self._transport = transport
         self._held: bytes | None = None
         self._head_next = True  # the next write starts a response
+        # sendfile writes to the socket itself: only where the transport adds nothing to the bytes
+        # (no TLS) and sits on a socket (uvloop's and asyncio's transports both say which)
+        sock = transport.get_extra_info("socket")
+        plain = sock is not None and transport.get_extra_info("ssl_object") is None
+        self.socket_fd: int | None = sock.fileno() if plain else None
 
-    def write(self, data: bytes) -> None:
-        if self._held is not None:
+    def write(self, data: bytes | FileSpan) -> None:
+        if isinstance(data, FileSpan):
+            self._send_file(data)
+        elif self._held is not None:
             self._transport.writelines((self._held, data))
             self._held = None
         elif self._head_next and not data.startswith(b"HTTP/1.1 1"):
@@ -63,6 +115,34 @@ class HeadWithBody:
             self._head_next = False
         else:
             self._transport.write(data)
+
+    def _send_file(self, span: FileSpan) -> None:
+        """The span's bytes after what the transport holds: with sendfile(2) straight to the
+        socket as far as its send buffer takes them, the rest read and written through the
+        transport (which sends it as the socket drains, with flow control as any body)."""
+        if self._held is not None:
+            self._transport.write(self._held)
+            self._held = None
+        sent = 0
+        if self.socket_fd is not None and not self._transport.get_write_buffer_size():
+            try:  # nothing is queued ahead of these bytes: they may go to the socket directly
+                while sent < span.count:
+                    count = os.sendfile(self.socket_fd, span.fd, span.offset + sent, span.count - sent)
+                    if not count:
+                        break  # the file ends early: read below, and the connection closed
+                    sent += count
+            except BlockingIOError:
+                pass  # the socket's buffer is full
+            except (BrokenPipeError, ConnectionResetError):
+                self._transport.abort()  # the client has gone: the transport tells the protocol
+                return
+            except OSError:  # sendfile refused for this pair (a file system without it, say):
+                self.socket_fd = None  # this connection copies from now on
+        if sent < span.count:
+            rest = os.pread(span.fd, span.count - sent, span.offset + sent)
+            self._transport.write(rest)
+            if sent + len(rest) < span.count:  # the file was cut short since its size was taken:
+                self._transport.close()  # the client sees a short body, never the next response
 
     def release(self) -> None:
         """A response is complete: send what is held; the next write is the next response's head."""
@@ -83,8 +163,8 @@ class HeadWithBody:
 
 
 class HeadTimeoutProtocol(HttpToolsProtocol):
-    """HttpToolsProtocol that closes connections whose request head is late, and writes a
-    response's head with its body (HeadWithBody)."""
+    """HttpToolsProtocol that closes connections whose request head is late, writes a
+    response's head with its body (HeadWithBody), and takes zero-copy sends of file ranges."""
 
     header_timeout = 10.0  # set per server by protocol_for(), per worker process by process_protocol()
 
@@ -101,7 +181,12 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm_head_timer()
+        cycle = self.cycle
         super().on_headers_complete()
+        if self.cycle is not cycle and self.transport.socket_fd is not None:  # type: ignore[attr-defined]
+            # the request's cycle, made just now; its task runs the app from the next loop turn
+            self.scope.setdefault("extensions", {})[ZEROCOPY] = {}  # type: ignore[typeddict-unknown-key]
+            self.cycle.send = zerocopy_send(self.cycle.send)  # type: ignore[method-assign, assignment]
 
     def on_response_complete(self) -> None:
         self.transport.release()  # type: ignore[attr-defined]
