@@ -1,5 +1,5 @@
-"""File ranges sent with sendfile(2) under uvicorn (web/server.py's FileSpan and HeadWithBody, the
-ASGI "http.response.zerocopy" extension, responses.FileReply, storage/page_cache.py).
+"""File ranges sent with sendfile(2) under uvicorn (web/server.py's FileSpan and HeadWithBody,
+responses.FileReply, storage/page_cache.py).
 
 The protocol `vodorigin serve` uses runs over a transport on a real socket pair: what the peer
 reads is what a client would, whichever of sendfile or the transport's write carried it."""
@@ -113,8 +113,8 @@ def sendfile_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def _file_app(path: Path, count: int, seen: list[Any]) -> Any:
-    """Answers every request with `count` bytes of `path` as one zero-copy message, keeping the
-    scope's extensions in `seen`."""
+    """Answers every request with `count` bytes of `path` as a FileSpan body, keeping the scope's
+    extensions in `seen`."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -123,7 +123,7 @@ def _file_app(path: Path, count: int, seen: list[Any]) -> Any:
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", b"%d" % count)]})
         with path.open("rb") as file:
-            await send({"type": server.ZEROCOPY, "file": file, "offset": 0, "count": count})
+            await send({"type": "http.response.body", "body": server.FileSpan(file.fileno(), 0, count)})
 
     return app
 
@@ -165,7 +165,7 @@ def test_a_file_range_goes_from_the_file_to_the_socket(tmp_path: Path, sendfile_
     seen: list[Any] = []
     data = _exchange(_file_app(media, len(PAYLOAD), seen), SocketTransport(), GET)
     assert data.startswith(b"HTTP/1.1 200 OK") and _body(data) == PAYLOAD
-    assert seen == [{server.ZEROCOPY: {}}]
+    assert seen == [{server.FILE_SPAN: {}}]
     assert sum(sendfile_calls) > 0
 
 

@@ -33,6 +33,8 @@ _syscall.restype = ctypes.c_long
 _syscall.argtypes = (ctypes.c_long, ctypes.c_int, ctypes.POINTER(_Range), ctypes.POINTER(_Counts),
                      ctypes.c_uint)
 _available = True
+_span, _counts = _Range(), _Counts()  # asked from the event loop's thread only: made once
+_span_ref, _counts_ref = ctypes.byref(_span), ctypes.byref(_counts)
 
 
 def holds(fd: int, offset: int, length: int) -> bool:
@@ -43,10 +45,10 @@ def holds(fd: int, offset: int, length: int) -> bool:
     global _available
     if not _available or length <= 0 or offset < 0:
         return False
-    span, counts = _Range(offset, length), _Counts()
-    if _syscall(CACHESTAT, fd, ctypes.byref(span), ctypes.byref(counts), 0) != 0:
+    _span.off, _span.len = offset, length
+    if _syscall(CACHESTAT, fd, _span_ref, _counts_ref, 0) != 0:
         if ctypes.get_errno() != errno.EBADF:  # this descriptor's fault; anything else: the kernel's
             _available = False
         return False
     pages = (offset + length - 1) // PAGE - offset // PAGE + 1
-    return counts.nr_cache >= pages
+    return _counts.nr_cache >= pages

@@ -35,7 +35,6 @@ from vodorigin.origin import Origin
 from vodorigin.storage.base import RequestReads, UpstreamCounters, request_reads
 from vodorigin.web.http_cache import request_class
 from vodorigin.web.logs import iso_time
-from vodorigin.web.server import ZEROCOPY
 
 access_log = logging.getLogger("vodorigin.access")
 UPSTREAM_COUNTERS = (("reads", "Storage reads that succeeded"), ("bytes", "Bytes read from storage"),
@@ -235,8 +234,6 @@ class ObserveMiddleware:
                 status = message["status"]
             elif message["type"] == "http.response.body":
                 sent += len(message.get("body", b""))
-            elif message["type"] == ZEROCOPY:  # a file range sent by the server (responses.FileReply)
-                sent += message["count"]
             await send(message)
 
         try:

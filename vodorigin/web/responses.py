@@ -29,7 +29,7 @@ from vodorigin.web.http_cache import (
     range_still_valid,
 )
 from vodorigin.web.ranges import parse_range
-from vodorigin.web.server import ZEROCOPY
+from vodorigin.web.server import FILE_SPAN, FileSpan
 
 Content = CachedResponse | MediaSegment | FileParts  # a body in hand, one to render, one to stream
 
@@ -96,8 +96,8 @@ class Reply:
 
 
 class FileReply:
-    """A response whose body is one range of a stored file. Where the server offers the ASGI
-    zero-copy extension (web/server.py) and the page cache holds the range, the file's bytes go
+    """A response whose body is one range of a stored file. Where the server takes file ranges
+    as bodies (web/server.py's FileSpan) and the page cache holds the range, the file's bytes go
     to the socket without passing through Python, as nginx sends a static file; else the range
     is read and sent as bytes. Either way the range is known to be readable before the head goes."""
 
@@ -110,11 +110,11 @@ class FileReply:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = {"type": "http.response.start", "status": self.status, "headers": self.headers}
-        if ZEROCOPY in (scope.get("extensions") or ()):
+        if FILE_SPAN in (scope.get("extensions") or ()):
             with self.origin.cached_file(self.source, self.offset, self.count) as fd:
                 if fd is not None:
                     await send(start)
-                    await send({"type": ZEROCOPY, "file": fd, "offset": self.offset, "count": self.count})
+                    await send({"type": "http.response.body", "body": FileSpan(fd, self.offset, self.count)})
                     return
         body = await self.origin.read(self.source, self.offset, self.count)
         await send(start)
