@@ -17,10 +17,13 @@ from typing import Any
 import pytest
 
 from tests.test_head_with_body import connection
+from vodorigin.origin import Origin
 from vodorigin.settings import Settings
 from vodorigin.storage import page_cache
+from vodorigin.storage.local import LocalStorage
 from vodorigin.web import server
 from vodorigin.web.app import create_app
+from vodorigin.web.responses import FileReply
 
 PAYLOAD = os.urandom(300_000)
 
@@ -290,3 +293,38 @@ def test_a_refused_sendfile_copies_instead(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr(server.os, "sendfile", refused)
     data = _exchange(_file_app(media, len(PAYLOAD), []), SocketTransport(), GET)
     assert _body(data) == PAYLOAD
+
+
+def test_a_closing_connection_is_not_written_to_directly(tmp_path: Path, sendfile_calls: list[int]) -> None:
+    """Once the transport is closing, its descriptor may be closed and its number reused: the file's
+    bytes go through the transport, which drops them."""
+    (media := tmp_path / "media.bin").write_bytes(PAYLOAD)
+    transport = SocketTransport()
+    span_writer = server.HeadWithBody(transport)  # type: ignore[arg-type]
+    transport.closed = True
+    with media.open("rb") as file:
+        span_writer.write(server.FileSpan(file.fileno(), 0, len(PAYLOAD)))
+    assert sendfile_calls == []
+    transport.sock.close()
+    transport.peer.close()
+
+
+@pytest.mark.parametrize("offered", [True, False])
+def test_a_file_changed_before_its_range_is_sent_is_an_error_response(tmp_path: Path, offered: bool) -> None:
+    """The file is opened, its identity checked again, before the head goes: a file replaced
+    since its stat is a 422 with a JSON body, never an exception after a 206's head."""
+    root = _media_root(tmp_path)
+    origin = Origin(Settings(media_root=str(root)), LocalStorage(root))
+    source = asyncio.run(origin.storage.stat("clip.mp4"))
+    (root / "clip.mp4").write_bytes(PAYLOAD[:1000])  # replaced: another size
+    messages: list[Any] = []
+
+    async def send(message: Any) -> None:
+        messages.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/pd/clip.mp4",
+             "extensions": {server.FILE_SPAN: {}} if offered else {}}
+    reply = FileReply(206, [(b"content-length", b"100")], origin, source, 0, 100)
+    asyncio.run(reply(scope, None, send))  # type: ignore[arg-type]
+    assert messages[0]["status"] == 422
+    assert b"changed" in messages[1]["body"]

@@ -4,9 +4,11 @@ reads, validators and caching headers on every media response (web/http_cache.py
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
@@ -30,6 +32,8 @@ from vodorigin.web.http_cache import (
 )
 from vodorigin.web.ranges import parse_range
 from vodorigin.web.server import FILE_SPAN, FileSpan
+
+log = logging.getLogger("vodorigin")
 
 Content = CachedResponse | MediaSegment | FileParts  # a body in hand, one to render, one to stream
 
@@ -110,15 +114,18 @@ class FileReply:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = {"type": "http.response.start", "status": self.status, "headers": self.headers}
-        if FILE_SPAN in (scope.get("extensions") or ()):
-            with self.origin.cached_file(self.source, self.offset, self.count) as fd:
-                if fd is not None:
-                    await send(start)
-                    await send({"type": "http.response.body", "body": FileSpan(fd, self.offset, self.count)})
-                    return
-        body = await self.origin.read(self.source, self.offset, self.count)
-        await send(start)
-        await send({"type": "http.response.body", "body": body})
+        zerocopy = FILE_SPAN in (scope.get("extensions") or ())
+        try:  # the file is opened (its identity checked again) and read before the head goes, so
+            # that what fails there is an error response; nothing after the head raises a VodError
+            with self.origin.cached_file(self.source, self.offset, self.count) if zerocopy else \
+                    contextlib.nullcontext() as fd:
+                body = FileSpan(fd, self.offset, self.count) if fd is not None else \
+                    await self.origin.read(self.source, self.offset, self.count)
+                await send(start)
+                await send({"type": "http.response.body", "body": body})
+        except VodError as error:
+            log.info("%s %s -> %d %s", scope["method"], scope["path"], error.status, error.message)
+            await error_response(error)(scope, receive, send)
 
 
 class MediaResponder:

@@ -106,7 +106,8 @@ class HeadWithBody:
             self._transport.write(self._held)
             self._held = None
         sent = 0
-        if self.socket_fd is not None and not self._transport.get_write_buffer_size():
+        if (self.socket_fd is not None and not self._transport.get_write_buffer_size()
+                and not self._transport.is_closing()):  # the socket is still the transport's
             try:  # nothing is queued ahead of these bytes: they may go to the socket directly
                 while sent < span.count:
                     count = os.sendfile(self.socket_fd, span.fd, span.offset + sent, span.count - sent)
