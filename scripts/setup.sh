@@ -32,9 +32,9 @@ if [ "$want_bench" = 1 ] && ! command -v wrk >/dev/null; then
     apt_install wrk
 fi
 if [ "$want_bench" = 1 ] && [ ! -x bench/nginx-vod/sbin/nginx ]; then  # the C reference's build tools
-    if ! { command -v make && [ -f /usr/include/zlib.h ] && [ -f /usr/include/openssl/evp.h ] &&
-           [ -d /usr/include/libxml2 ]; } >/dev/null; then
-        apt_install gcc libc6-dev make zlib1g-dev libssl-dev libxml2-dev
+    if ! { command -v make && command -v curl && [ -f /usr/include/zlib.h ] &&
+           [ -f /usr/include/openssl/evp.h ] && [ -d /usr/include/libxml2 ]; } >/dev/null; then
+        apt_install gcc libc6-dev make curl ca-certificates zlib1g-dev libssl-dev libxml2-dev
     fi
 fi
 if [ "$want_test" = 1 ] && [ ! -x /usr/bin/chromium ]; then
