@@ -90,6 +90,7 @@ def vodorigin(workers: int = 1, server: str = "uvicorn", **settings: str) -> Ser
 # module's counterparts of metadata_cache_bytes and response_cache_bytes). /pd/ is the module's
 # progressive download (`vod none`): ranges of the file as it is, sent with sendfile.
 NGINX_CONF = """
+{user}
 worker_processes 1;
 daemon off;
 error_log {run}/error.log error;
@@ -126,10 +127,12 @@ def nginx_vod() -> Iterator[Server | None]:
         yield None
         return
     with tempfile.TemporaryDirectory() as run:
-        os.chmod(run, 0o755)  # started as root, nginx's worker runs as nobody
         (Path(run) / "health").write_text("ok\n")
         server = Server([str(NGINX), "-p", run, "-c", f"{run}/nginx.conf"], {})
-        (Path(run) / "nginx.conf").write_text(NGINX_CONF.format(run=run, port=server.port, media=MEDIA))
+        user = "user root;" if os.geteuid() == 0 else ""  # as root, nginx's worker would otherwise
+        # run as nobody, who may not read this checkout or the temporary directory
+        (Path(run) / "nginx.conf").write_text(NGINX_CONF.format(user=user, run=run, port=server.port,
+                                                                media=MEDIA))
         with server:
             yield server
 
