@@ -12,6 +12,9 @@ import ctypes
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+I64P = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")  # an int64 column's argument type
 Signature = list[Any]  # a function's ctypes argument types; each function returns a C int (a status)
 
 

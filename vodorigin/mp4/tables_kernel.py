@@ -20,13 +20,12 @@ from vodorigin import kernels
 LIBRARY = Path(__file__).with_name("_tables_kernel.so")
 KERNEL_VERSION = 1  # tables_kernel_version() of the source this module calls (its arguments' layout)
 MAX_CHUNKS = 2**30  # the kernel's sums stay below 2^62 for fewer chunks (a moov under 4 GiB has fewer)
-I64P = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
 
 
 def _load() -> ctypes.CDLL | None:
     """The library, when it is built (kernels.load)."""
     int64 = ctypes.c_int64
-    signature = [ctypes.c_void_p, int64, int64, I64P, ctypes.POINTER(int64)]
+    signature = [ctypes.c_void_p, int64, int64, kernels.I64P, ctypes.POINTER(int64)]
     return kernels.load(LIBRARY, "tables_kernel_version", KERNEL_VERSION, {"stsc_first_samples": signature})
 
 

@@ -30,7 +30,6 @@ from vodorigin.mux.mpegts import PSI_PACKETS, TsPlan, psi_packets
 from vodorigin.unfilled import unfilled_bytes
 
 LIBRARY = Path(__file__).with_name("_ts_kernel.so")
-I64P = np.ctypeslib.ndpointer(dtype=np.int64, flags="C_CONTIGUOUS")
 ERRORS = {1: "H.264/HEVC sample: truncated NAL length", 2: "H.264/HEVC sample: NAL unit overruns the sample",
           3: "a frame's size differs from the sample table's", 4: "a PES larger than its scratch buffer"}
 OTHER, ANNEXB, ADTS = 0, 1, 2
@@ -48,8 +47,8 @@ def _load() -> ctypes.CDLL | None:
     """The library, when it is built (kernels.load)."""
     u8p = np.ctypeslib.ndpointer(dtype=np.uint8, flags="C_CONTIGUOUS")
     int64 = ctypes.c_int64
-    write_es = [ctypes.c_void_p, int64, int64, int64, *([I64P] * 12), ctypes.POINTER(_Stream), int64,
-                I64P, I64P, u8p, ctypes.c_void_p, int64]
+    write_es = [ctypes.c_void_p, int64, int64, int64, *([kernels.I64P] * 12), ctypes.POINTER(_Stream), int64,
+                kernels.I64P, kernels.I64P, u8p, ctypes.c_void_p, int64]
     return kernels.load(LIBRARY, "ts_kernel_version", KERNEL_VERSION, {"ts_write_es": write_es})
 
 

@@ -51,7 +51,7 @@ from vodorigin.web.offload import Offload
 from vodorigin.web.player import player_router
 from vodorigin.web.protect import ProtectionMiddleware
 from vodorigin.web.purge import PURGE_LOG_ENVIRONMENT, Purger, authorized, normalized
-from vodorigin.web.responses import Content, MediaResponder, error_response, render, request_headers
+from vodorigin.web.responses import Content, MediaResponder, error_response, refused, render, request_headers
 from vodorigin.web.server import process_protocol
 
 log = logging.getLogger("vodorigin")
@@ -293,8 +293,7 @@ def _endpoint(protocol: str, handler: Handler, services: Services) -> Endpoint:
                     state["cache"] = "miss"
             return await responder.respond(content, origin, method)
         except VodError as error:
-            log.info("%s %s -> %d %s", method, url_path, error.status, error.message)
-            return error_response(error)
+            return refused(method, url_path, error)
         except PACKAGING_FAULTS as fault:
             log.error("%s %s -> 422 packaging fault", method, url_path, exc_info=True)
             return error_response(MediaError(f"the media could not be packaged ({type(fault).__name__})"))

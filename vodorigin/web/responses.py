@@ -46,6 +46,12 @@ def error_response(error: VodError) -> Response:
     return Response(body, status_code=error.status, media_type="application/json", headers=headers)
 
 
+def refused(method: str, path: str, error: VodError) -> Response:
+    """A media request's refusal, logged as such and answered as an error response."""
+    log.info("%s %s -> %d %s", method, path, error.status, error.message)
+    return error_response(error)
+
+
 @dataclass(frozen=True, slots=True)
 class Validators:
     """A strong ETag over the sources and the URL; Last-Modified from the newest source."""
@@ -124,8 +130,7 @@ class FileReply:
                 await send(start)
                 await send({"type": "http.response.body", "body": body})
         except VodError as error:
-            log.info("%s %s -> %d %s", scope["method"], scope["path"], error.status, error.message)
-            await error_response(error)(scope, receive, send)
+            await refused(scope["method"], scope["path"], error)(scope, receive, send)
 
 
 class MediaResponder:
