@@ -176,6 +176,11 @@ class SourceBytes:
         """The buffers read, one per range."""
         return self._views
 
+    @property
+    def starts(self) -> list[int]:
+        """The file offset of each buffer's first byte."""
+        return self._starts
+
     def locate(self, offsets: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """For each (file offset, size): the buffer holding it and where in that buffer it starts."""
         starts = np.array(self._starts, dtype=np.int64)

@@ -24,6 +24,7 @@ from vodorigin.media.frames import TrackFrames
 from vodorigin.media.languages import UNDETERMINED, iso639_2
 from vodorigin.media.model import CodecInfo, MediaType, Track
 from vodorigin.mp4.codecs import parse_audio_specific_config
+from vodorigin.mux import ts_kernel
 from vodorigin.mux.adts import ADTS_HEADER_SIZE, MAX_FRAME_LENGTH
 from vodorigin.mux.annexb import AnnexBPrefix
 from vodorigin.timing import MPEG_TS_CLOCK, PRESENTATION_DELAY_MS, rescale_array
@@ -150,32 +151,34 @@ PES_COLUMNS = ("stream", "frame_start", "frame_stop", "pts", "dts", "header_size
 
 @dataclass(frozen=True, slots=True, eq=False)
 class PesTable:
-    """The segment's PES packets in the order they are sent, as int64 columns (PesPlan's fields;
-    pcr -1 where there is none, random_access 0 or 1): a segment's few hundred PES are planned
-    with numpy, not one Python object each."""
+    """The segment's PES packets in the order they are sent: `columns` holds one int64 row per
+    field of PesPlan (PES_COLUMNS; pcr -1 where there is none, random_access 0 or 1) and one
+    column per PES. A segment's few hundred PES are planned in one C call or with numpy, not one
+    Python object each."""
 
-    stream: np.ndarray
-    frame_start: np.ndarray
-    frame_stop: np.ndarray
-    pts: np.ndarray
-    dts: np.ndarray
-    header_size: np.ndarray
-    es_size: np.ndarray
-    first_af: np.ndarray
-    pcr: np.ndarray
-    random_access: np.ndarray
-    extra_packets: np.ndarray
-    packets: np.ndarray
+    columns: np.ndarray
 
     def __len__(self) -> int:
-        return len(self.stream)
+        return int(self.columns.shape[1])
+
+    stream = property(lambda self: self.columns[0])
+    frame_start = property(lambda self: self.columns[1])
+    frame_stop = property(lambda self: self.columns[2])
+    pts = property(lambda self: self.columns[3])
+    dts = property(lambda self: self.columns[4])
+    header_size = property(lambda self: self.columns[5])
+    es_size = property(lambda self: self.columns[6])
+    first_af = property(lambda self: self.columns[7])
+    pcr = property(lambda self: self.columns[8])
+    random_access = property(lambda self: self.columns[9])
+    extra_packets = property(lambda self: self.columns[10])
+    packets = property(lambda self: self.columns[11])
 
     def rows(self) -> tuple[PesPlan, ...]:
-        columns = [getattr(self, name).tolist() for name in PES_COLUMNS]
         return tuple(PesPlan(stream, start, stop, pts, dts, header, es, af, None if pcr < 0 else pcr,
                              bool(random_access), extra, packets)
                      for stream, start, stop, pts, dts, header, es, af, pcr, random_access, extra, packets
-                     in zip(*columns, strict=True))
+                     in zip(*self.columns.tolist(), strict=True))
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,11 +216,28 @@ def to_90khz(ticks: np.ndarray, timescale: int) -> np.ndarray:
 def plan_segment(number: int, tracks: list[TrackFrames], sample_aes: bool = False) -> TsPlan:
     """Lay out segment `number` (1-based) from frame metadata alone (with sample_aes, from frames
     already encrypted: drm/sample_aes.py): each stream's PES, sent in decode order (by stream on
-    equal times), and each stream's continuity padding."""
+    equal times), and each stream's continuity padding. The compiled kernel does it when it is
+    built (ts_kernel.py), else numpy (_plan_columns): the same plan."""
     streams = tuple(StreamPlan(FIRST_ES_PID + i, stream_format(t.track.codec, sample_aes), t)
                     for i, t in enumerate(tracks))
     video = [i for i, s in enumerate(streams) if s.frames.track.media_type is MediaType.VIDEO]
     pcr_stream = video[0] if video else 0
+    if ts_kernel.available():
+        columns = ts_kernel.plan(kernel_inputs(streams, pcr_stream))
+    else:
+        columns = _plan_columns(streams, pcr_stream)
+    pcr_pid = streams[pcr_stream].pid if streams else FIRST_ES_PID
+    return TsPlan(number, streams, PesTable(columns), pcr_pid)
+
+
+def kernel_inputs(streams: tuple[StreamPlan, ...], pcr_stream: int = -1) -> list[ts_kernel.StreamInput]:
+    """The streams as the compiled kernel takes them (the PCR on stream `pcr_stream`'s PES)."""
+    return [ts_kernel.StreamInput(s.frames, s.pid, s.format.stream_id, s.format.adts, i == pcr_stream)
+            for i, s in enumerate(streams)]
+
+
+def _plan_columns(streams: tuple[StreamPlan, ...], pcr_stream: int) -> np.ndarray:
+    """plan_segment's table with numpy: PesTable's columns."""
     parts = [_plan_stream(index, stream, index == pcr_stream) for index, stream in enumerate(streams)]
     columns = {name: np.concatenate([part[name] for part in parts]) if parts else np.zeros(0, dtype=np.int64)
                for name in PES_COLUMNS}
@@ -226,8 +246,7 @@ def plan_segment(number: int, tracks: list[TrackFrames], sample_aes: bool = Fals
     columns = {name: column[order] for name, column in columns.items()}
     for index in range(len(streams)):
         _pad_continuity(columns, np.flatnonzero(columns["stream"] == index))
-    pcr_pid = streams[pcr_stream].pid if streams else FIRST_ES_PID
-    return TsPlan(number, streams, PesTable(**columns), pcr_pid)
+    return np.stack([columns[name] for name in PES_COLUMNS]).astype(np.int64, copy=False)
 
 
 def _check_writable(streams: tuple[StreamPlan, ...], columns: dict[str, np.ndarray]) -> None:

@@ -1,55 +1,58 @@
-"""The compiled MPEG-TS writer (_ts_kernel.c), loaded with ctypes when it is built.
+"""The compiled MPEG-TS planner and writer (_ts_kernel.c), loaded with ctypes when it is built.
 
 `scripts/setup.sh` builds it (one `cc -O2 -shared` command) next to its source, again whenever the
 source is newer; without a C compiler, or if the library does not load or was built from another
-version of the source (KERNEL_VERSION), `ts_write.write_segment` uses the numpy writer, which gives
-the same bytes (tests/test_ts_kernel.py compares them on every fixture and on generated plans).
-The kernel writes a 1.7 MB segment in about 1 ms, about 1.7 times a join of its frames' bytes,
-straight into the segment's bytes object (unfilled.py); the numpy writer takes about four times as
-long (README: Performance).
+version of the source (KERNEL_VERSION), mpegts.plan_segment and ts_write.write_segment do the same
+work in numpy, which gives the same plans and bytes (tests/test_ts_kernel.py compares them on
+every fixture and on generated frames). README: Performance gives the figures.
 
-What the C code takes on trust is checked before: the plan (mpegts.plan_segment refuses ADTS frames
-and audio PES too long for their length fields), the codecs' leads (AnnexBPrefix refuses NAL
-length fields it cannot rewrite in place) and where each frame's bytes are (SourceBytes.locate).
+This module knows the kernel's arguments, not the plans: mpegts and ts_write call `plan` and
+`write` with what they hold. What the C code takes on trust is checked here or before: the columns'
+types and lengths, the codecs' leads (AnnexBPrefix refuses NAL length fields it cannot rewrite in
+place, AdtsHeader configurations ADTS cannot carry); the kernel itself checks every frame against
+the bytes read and every write against the plan.
 """
 
 from __future__ import annotations
 
 import ctypes
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from vodorigin import kernels
-from vodorigin.errors import MediaError
-from vodorigin.media.frames import SourceBytes
+from vodorigin.errors import MediaError, UnsupportedMedia
+from vodorigin.media.frames import SourceBytes, TrackFrames
 from vodorigin.media.model import MediaType
 from vodorigin.mux.adts import AdtsHeader
 from vodorigin.mux.annexb import AnnexBPrefix
-from vodorigin.mux.mpegts import PSI_PACKETS, TsPlan, psi_packets
-from vodorigin.unfilled import unfilled_bytes
 
 LIBRARY = Path(__file__).with_name("_ts_kernel.so")
+KERNEL_VERSION = 3  # ts_kernel_version() of the source this module calls (its arguments' layout)
+COLUMNS = 12  # mpegts.PES_COLUMNS
 ERRORS = {1: "H.264/HEVC sample: truncated NAL length", 2: "H.264/HEVC sample: NAL unit overruns the sample",
-          3: "a frame's size differs from the sample table's", 4: "a PES larger than its scratch buffer"}
+          3: "a frame's size differs from the sample table's", 4: "a frame lies before the bytes read for it",
+          5: "a frame lies beyond the bytes read for it"}
+REFUSALS = {6: "an AAC frame is too large for ADTS", 7: "audio PES larger than 64 KiB"}  # as mpegts's
 OTHER, ANNEXB, ADTS = 0, 1, 2
-KERNEL_VERSION = 2  # ts_kernel_version() of the source this module calls (its arguments' layout)
 
 
 class _Stream(ctypes.Structure):
-    _fields_ = [("pid", ctypes.c_int64), ("stream_id", ctypes.c_int64), ("kind", ctypes.c_int64),
+    _fields_ = [("pts", ctypes.c_void_p), ("dts", ctypes.c_void_p), ("sizes", ctypes.c_void_p),
+                ("offsets", ctypes.c_void_p), ("sync", ctypes.c_void_p), ("count", ctypes.c_int64),
+                ("timescale", ctypes.c_int64), ("video", ctypes.c_int64), ("carries_pcr", ctypes.c_int64),
+                ("pid", ctypes.c_int64), ("stream_id", ctypes.c_int64), ("kind", ctypes.c_int64),
                 ("length_size", ctypes.c_int64), ("plain", ctypes.c_char_p), ("key", ctypes.c_char_p),
-                ("adts", ctypes.c_char_p), ("plain_size", ctypes.c_int64), ("key_size", ctypes.c_int64),
-                ("first_frame", ctypes.c_int64)]
+                ("adts", ctypes.c_char_p), ("plain_size", ctypes.c_int64), ("key_size", ctypes.c_int64)]
 
 
 def _load() -> ctypes.CDLL | None:
     """The library, when it is built (kernels.load)."""
-    u8p = np.ctypeslib.ndpointer(dtype=np.uint8, flags="C_CONTIGUOUS")
-    int64 = ctypes.c_int64
-    write_es = [ctypes.c_void_p, int64, int64, int64, *([kernels.I64P] * 12), ctypes.POINTER(_Stream), int64,
-                kernels.I64P, kernels.I64P, u8p, ctypes.c_void_p, int64]
-    return kernels.load(LIBRARY, "ts_kernel_version", KERNEL_VERSION, {"ts_write_es": write_es})
+    int64, pointer = ctypes.c_int64, ctypes.c_void_p
+    return kernels.load(LIBRARY, "ts_kernel_version", KERNEL_VERSION, {
+        "ts_plan": [pointer, int64, pointer, int64, pointer, pointer],
+        "ts_write_es": [pointer, int64, pointer, int64, int64, pointer, int64, pointer, int64]})
 
 
 _LIBRARY = _load()
@@ -59,46 +62,84 @@ def available() -> bool:
     return _LIBRARY is not None
 
 
-def write_segment(plan: TsPlan, source: SourceBytes) -> bytes:
-    """The segment's bytes, as ts_write.write_segment writes them (the kernel must be available)."""
-    assert _LIBRARY is not None
-    table = plan.table
-    if not len(table):
-        return psi_packets(plan)
-    out, address = unfilled_bytes(plan.size)  # every byte is written below: the PSI, then the packets
-    psi = psi_packets(plan)
-    ctypes.memmove(address, psi, len(psi))
-    streams = (_Stream * len(plan.streams))()
-    keep: list[bytes] = []  # the leads' bytes, alive while the kernel reads them
-    addresses, sizes, sync, first = [], [], [], 0
-    bases = np.array([np.frombuffer(view, dtype=np.uint8).ctypes.data if len(view) else 0
-                      for view in source.views], dtype=np.int64)
-    for index, stream in enumerate(plan.streams):
+@dataclass(frozen=True, slots=True)
+class StreamInput:
+    """One elementary stream as mpegts plans it: its frames, PID, PES stream_id, whether its frames
+    get ADTS headers, whether its PES carry the PCR."""
+
+    frames: TrackFrames
+    pid: int
+    stream_id: int
+    adts: bool
+    carries_pcr: bool
+
+
+class _Streams:
+    """The kernel's Stream structs for a segment's streams, with every array and bytes object they
+    point to kept alive as long as this is."""
+
+    def __init__(self, streams: list[StreamInput], writing: bool) -> None:
+        self.array = (_Stream * max(len(streams), 1))()
+        self._keep: list[object] = []
+        for index, stream in enumerate(streams):
+            self.array[index] = self._struct(stream, writing)
+
+    def _column(self, values: np.ndarray, dtype: type) -> int:
+        column: np.ndarray = np.ascontiguousarray(values, dtype=dtype)
+        self._keep.append(column)
+        return int(column.ctypes.data)
+
+    def _struct(self, stream: StreamInput, writing: bool) -> _Stream:
         frames, track = stream.frames, stream.frames.track
+        video = track.media_type is MediaType.VIDEO
         kind, plain, key, adts, length_size = OTHER, b"", b"", b"", 0
-        frame_sizes = frames.sizes.astype(np.int64)
-        if track.media_type is MediaType.VIDEO:
+        if video:
             prefix = AnnexBPrefix(track.codec)
             kind, plain, key, length_size = ANNEXB, prefix.plain, prefix.key, prefix.length_size
-        elif stream.format.adts:
-            kind, adts = ADTS, AdtsHeader(track.codec).build(0)
-        keep += [plain, key, adts]
-        streams[index] = _Stream(stream.pid, stream.format.stream_id, kind, length_size, plain, key, adts,
-                                 len(plain), len(key), first)
-        buffers, local = source.locate(frames.offsets, frame_sizes)
-        addresses.append(bases[buffers] + local)
-        sizes.append(frame_sizes)
-        sync.append(np.asarray(frames.sync, dtype=np.uint8) if kind == ANNEXB else
-                    np.zeros(frames.count, dtype=np.uint8))
-        first += frames.count
-    scratch_size = int((table.header_size + table.es_size).max())
-    scratch = ctypes.create_string_buffer(scratch_size)
-    status = _LIBRARY.ts_write_es(
-        address, plan.packet_count - PSI_PACKETS, first, len(table), table.stream,
-        table.frame_start, table.frame_stop, table.pts, table.dts, table.header_size, table.es_size,
-        table.first_af, table.pcr, table.random_access, table.extra_packets, table.packets, streams,
-        len(plan.streams), np.concatenate(addresses), np.concatenate(sizes), np.concatenate(sync), scratch,
-        scratch_size)
+        elif stream.adts:
+            kind = ADTS
+            if writing:
+                adts = AdtsHeader(track.codec).build(0)
+        self._keep += [plain, key, adts]
+        sync = self._column(frames.sync, np.bool_) if video else None
+        return _Stream(self._column(frames.pts, np.int64), self._column(frames.dts, np.int64),
+                       self._column(frames.sizes, np.int64),
+                       self._column(frames.offsets, np.int64) if writing else None, sync, frames.count,
+                       track.timescale, video, stream.carries_pcr, stream.pid, stream.stream_id, kind,
+                       length_size, plain, key, adts, len(plain), len(key))
+
+
+def plan(streams: list[StreamInput]) -> np.ndarray:
+    """The segment's PES table (mpegts.PesTable's `columns`): COLUMNS rows, one column per PES in
+    sending order. Raises UnsupportedMedia for what TS cannot carry, as the numpy planner does."""
+    assert _LIBRARY is not None
+    structs = _Streams(streams, writing=False)
+    stride = max(sum(s.frames.count for s in streams), 1)
+    table = np.empty((COLUMNS, stride), dtype=np.int64)
+    work = np.empty((COLUMNS + 2, stride), dtype=np.int64)
+    rows = ctypes.c_int64(0)
+    status = _LIBRARY.ts_plan(structs.array, len(streams), table.ctypes.data, stride, work.ctypes.data,
+                              ctypes.byref(rows))
+    if status in REFUSALS:
+        raise UnsupportedMedia(REFUSALS[status])
     if status:
         raise MediaError(ERRORS.get(status, f"the TS kernel failed ({status})"))
-    return out
+    return table[:, : rows.value]
+
+
+def write(address: int, packets: int, table: np.ndarray, streams: list[StreamInput], source: SourceBytes
+          ) -> None:
+    """Write `packets` TS packets of the planned PES (`table`, as `plan` gives it) at `address`, past
+    the PSI packets the caller has written there, the frames' bytes taken from `source`."""
+    assert _LIBRARY is not None
+    if table.dtype != np.int64 or table.ndim != 2 or table.shape[0] != COLUMNS or table.strides[1] != 8:
+        raise ValueError("a PES table is COLUMNS rows of int64")
+    structs = _Streams(streams, writing=True)
+    views = source.views
+    addresses = [np.frombuffer(view, dtype=np.uint8).ctypes.data if len(view) else 0 for view in views]
+    buffers = np.array([source.starts, [len(view) for view in views], addresses], dtype=np.int64)
+    buffers = buffers.reshape(3, len(views))
+    status = _LIBRARY.ts_write_es(address, packets, table.ctypes.data, table.strides[0] // 8, table.shape[1],
+                                  structs.array, len(streams), buffers.ctypes.data, len(views))
+    if status:
+        raise MediaError(ERRORS.get(status, f"the TS kernel failed ({status})"))

@@ -21,6 +21,8 @@ placed by one numpy assignment through the same map, and the adaptation fields b
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
 from vodorigin.errors import MediaError
@@ -37,8 +39,10 @@ from vodorigin.mux.mpegts import (
     TIMESTAMP_MASK,
     StreamPlan,
     TsPlan,
+    kernel_inputs,
     psi_packets,
 )
+from vodorigin.unfilled import unfilled_bytes
 
 U8 = np.uint8
 I64 = np.int64
@@ -48,8 +52,21 @@ def write_segment(plan: TsPlan, source: SourceBytes) -> bytes:
     """The segment's bytes, its frames taken from `source` (the ranges read for it): by the compiled
     kernel when it is built (ts_kernel.py, the same bytes), else by numpy."""
     if ts_kernel.available():
-        return ts_kernel.write_segment(plan, source)
+        return write_segment_kernel(plan, source)
     return write_segment_numpy(plan, source)
+
+
+def write_segment_kernel(plan: TsPlan, source: SourceBytes) -> bytes:
+    """The segment's bytes, written by the compiled kernel (which must be available) straight into
+    the segment's bytes object (unfilled.py): the PSI here, then every other packet there."""
+    psi = psi_packets(plan)
+    if not len(plan.table):
+        return psi
+    out, address = unfilled_bytes(plan.size)
+    ctypes.memmove(address, psi, len(psi))
+    ts_kernel.write(address, plan.packet_count - PSI_PACKETS, plan.table.columns, kernel_inputs(plan.streams),
+                    source)
+    return out
 
 
 def write_segment_numpy(plan: TsPlan, source: SourceBytes) -> bytes:
