@@ -116,9 +116,12 @@ def frames_by_index(track: Track, timeline: Timeline, first: int, last: int, max
     if last - first > max_frames:
         raise LimitExceeded(f"{track.key}: {last - first} frames between two cuts (max {max_frames})")
     samples = track.samples
-    dts = samples.dts[first:last]
-    next_dts = samples.dts[last] if last < samples.count else samples.end_dts
-    durations = np.diff(dts, append=next_dts)
+    all_dts = samples.dts
+    dts = all_dts[first:last]
+    if last < samples.count:  # each frame lasts until the next one starts, the last until the track ends
+        durations = all_dts[first + 1 : last + 1] - dts
+    else:
+        durations = np.diff(dts, append=samples.end_dts)
     origin = rescale(timeline.zero, timeline.timescale, track.timescale) - track.edit_shift
     return TrackFrames(
         track=track,

@@ -52,7 +52,19 @@ class ChunkMap:
         them below the samples the runs hold. The run found holds the sample, so it holds at least
         one sample per chunk (runs of empty chunks share their first sample with the next run, and
         side="right" passes over them)."""
-        run = np.searchsorted(self.first_sample, samples, side="right") - 1
+        return self._in_runs(samples, np.searchsorted(self.first_sample, samples, side="right") - 1)
+
+    def chunk_of_range(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """chunk_of(np.arange(start, stop)) for start < stop, searching only the runs that hold
+        samples start..stop - 1 (a segment's few among the file's thousands)."""
+        first_sample = self.first_sample
+        lo = int(first_sample.searchsorted(start, side="right")) - 1  # the run of `start`
+        hi = int(first_sample.searchsorted(stop - 1, side="right"))  # past the run of `stop - 1`
+        samples = np.arange(start, stop, dtype=np.int64)
+        return self._in_runs(samples, first_sample[lo:hi].searchsorted(samples, side="right") + (lo - 1))
+
+    def _in_runs(self, samples: np.ndarray, run: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """chunk_of, given the run holding each sample."""
         per_chunk = self.per_chunk[run].astype(np.int64)
         into_run = (samples - self.first_sample[run]) // per_chunk
         return (self.first_chunk[run].astype(np.int64) - 1 + into_run,
@@ -175,8 +187,8 @@ class SampleTable:
         if stop <= start:
             return np.zeros(0, dtype=np.int64)
         chunks = self.chunks
-        walk_from = int(chunks.chunk_of(np.array([start], dtype=np.int64))[1][0])
-        chunk, chunk_start = chunks.chunk_of(np.arange(walk_from, stop, dtype=np.int64))
+        walk_from = int(chunks.chunk_of_range(start, start + 1)[1][0])
+        chunk, chunk_start = chunks.chunk_of_range(walk_from, stop)
         sizes = self.sizes[walk_from:stop].astype(np.int64)
         before = np.cumsum(sizes) - sizes  # bytes of the walk before each sample
         within = before - before[chunk_start - walk_from]
