@@ -217,6 +217,40 @@ def test_connections_without_a_request_head_are_closed(server: LiveServer) -> No
     prompt.close()
 
 
+def test_a_late_head_on_a_kept_alive_connection_is_closed(server: LiveServer) -> None:
+    """With header_timeout 1 s, on connections that have been served: a request's head counts from
+    its first byte, not from the connection's start or the last request, whether it begins before
+    the connection's first second is over (early) or after (late); an idle wait between requests
+    is not a late head."""
+    def served(connection: socket.socket) -> bytes:
+        connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        connection.settimeout(2)
+        return connection.recv(1024)
+
+    def still_open(connection: socket.socket) -> bool:
+        connection.settimeout(0.05)
+        try:
+            return connection.recv(1024) != b""
+        except TimeoutError:
+            return True
+
+    early, late, patient = (socket.create_connection(("127.0.0.1", server.port)) for _ in range(3))
+    assert all(served(c).startswith(b"HTTP/1.1 200") for c in (early, late, patient))
+    time.sleep(0.5)
+    early.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # half a head, due 1.5 s after connecting
+    time.sleep(0.65)
+    assert still_open(early), "closed at the connection's first second, not the head's"
+    late.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # due 2.2 s after connecting
+    assert served(patient).startswith(b"HTTP/1.1 200"), "an idle wait is not a late head"
+    time.sleep(0.6)
+    assert still_open(late)
+    for connection in (early, late):
+        connection.settimeout(3)
+        assert connection.recv(1024) == b"", "the server closed it"
+        connection.close()
+    patient.close()
+
+
 # --- the whole corpus through a real server process ---------------------------------------------
 
 SUBTITLE_ROUTES = [f"{protocol}/,bframes.mp4,{{f}},.urlset/{name}" for protocol, name in (

@@ -60,6 +60,7 @@ class FileSpan:
 
 
 FILE_SPAN = "vodorigin.file_span"  # the scope extension: the server takes FileSpan bodies
+TIMER_SLACK = 0.05  # seconds a timer may fire early (uvloop's count whole milliseconds)
 
 
 class HeadWithBody:
@@ -147,7 +148,14 @@ class HeadWithBody:
 
 class HeadTimeoutProtocol(HttpToolsProtocol):
     """HttpToolsProtocol that closes connections whose request head is late, writes a
-    response's head with its body (HeadWithBody), and takes file ranges as bodies (FileSpan)."""
+    response's head with its body (HeadWithBody), and takes file ranges as bodies (FileSpan).
+
+    A head is late `header_timeout` seconds after the connection opened (the first) or after its
+    first byte came (the next ones). One timer per connection watches it, and is not set again per
+    request: when it fires early for the head now awaited, it is set again for that head's time;
+    when no head is awaited, it lapses until the next one begins. (A timer set and cancelled for
+    every request left a cancelled timer per request in the event loop's heap for the timeout's
+    length: tens of thousands at a few thousand requests a second.)"""
 
     header_timeout = 10.0  # set per server by protocol_for(), per worker process by process_protocol()
 
@@ -155,15 +163,18 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         super().connection_made(transport)  # flow control keeps the transport itself
         self.transport = HeadWithBody(transport)  # type: ignore[assignment]
         self._head_timer: asyncio.TimerHandle | None = None
-        self._arm_head_timer()
+        self._head_since: float | None = self.loop.time()  # when the head awaited began; None: none is
+        self._watch_head()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        if self._head_timer is None:
-            self._arm_head_timer()
+        if self._head_since is None:
+            self._head_since = self.loop.time()
+            if self._head_timer is None:
+                self._watch_head()
 
     def on_headers_complete(self) -> None:
-        self._disarm_head_timer()
+        self._head_since = None
         cycle = self.cycle
         super().on_headers_complete()
         if self.cycle is not cycle and self.transport.socket_fd is not None:  # type: ignore[attr-defined]
@@ -175,21 +186,25 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
-        super().connection_lost(exc)
-
-    def _arm_head_timer(self) -> None:
-        self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
-
-    def _disarm_head_timer(self) -> None:
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
+        super().connection_lost(exc)
 
-    def _head_timed_out(self) -> None:
+    def _watch_head(self, delay: float | None = None) -> None:
+        """The timer, at the awaited head's deadline (or `delay` seconds from now)."""
+        when = self.loop.time() + delay if delay is not None else \
+            (self._head_since or self.loop.time()) + self.header_timeout
+        self._head_timer = self.loop.call_at(when, self._head_check)
+
+    def _head_check(self) -> None:
         self._head_timer = None
-        if self.cycle is not None and not self.cycle.response_complete:
-            self._arm_head_timer()  # a response is still being sent: let it finish first
+        if self._head_since is None:
+            return  # no head awaited: the next one sets the timer
+        if self.loop.time() < self._head_since + self.header_timeout - TIMER_SLACK:
+            self._watch_head()  # set for an earlier head: the one awaited now is not late yet
+        elif self.cycle is not None and not self.cycle.response_complete:
+            self._watch_head(self.header_timeout)  # a response is still being sent: let it finish first
         elif not self.transport.is_closing():
             self.transport.close()
 
