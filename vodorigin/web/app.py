@@ -36,7 +36,6 @@ from vodorigin.packagers.output import Document, MediaSegment, Output, PackagerC
 from vodorigin.settings import Settings, load_settings
 from vodorigin.storage.factory import storage_for
 from vodorigin.urls import MediaRequest, check_url_path, parsed_request
-from vodorigin.web.cors import CorsMiddleware
 from vodorigin.web.http_cache import (
     HttpPolicy,
     accepts_gzip,
@@ -197,12 +196,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.observer = observer
 
     def wrapped(inner: ASGIApp) -> ASGIApp:
-        """observe(cors(protect(inner))): around FastAPI's routes and the media dispatch alike
-        (without protect when neither a CDN secret nor a URL signing key is set)."""
+        """front(protect(inner)): around FastAPI's routes and the media dispatch alike (without
+        protect when neither a CDN secret nor a URL signing key is set); the front observes and
+        applies CORS (web/observe.py)."""
         protected = inner if not (settings.origin_secret or settings.url_signing_key) else \
             ProtectionMiddleware(inner, secret_header=settings.origin_secret_header,
                                  secret=settings.origin_secret, signing_key=settings.url_signing_key)
-        return ObserveMiddleware(CorsMiddleware(protected), observer=observer,
+        return ObserveMiddleware(protected, observer=observer,
                                  log_requests=settings.access_log, trusted_proxies=settings.trusted_proxies)
 
     @app.exception_handler(StarletteHTTPException)
