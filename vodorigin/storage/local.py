@@ -13,7 +13,6 @@ import os
 import stat
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
 from pathlib import Path
 
 from vodorigin.errors import BadRequest, MediaError, NotFound
@@ -119,29 +118,16 @@ class LocalStorage:
             count_read(self.counters, len(data), seconds)
         return buffers
 
-    @contextlib.contextmanager
-    def cached_file(self, source: SourceIdentity, offset: int, length: int) -> Iterator[int | None]:
+    def cached_file(self, source: SourceIdentity, offset: int, length: int) -> _CachedRange:
         """The file's open descriptor, held open for the block, when the page cache holds every
         byte of [offset, offset + length) (page_cache.py): a send from it, on the event loop, never
         waits for the disk. None when it does not (the range is then read as any other)."""
-        with self._held(source) as fd:
-            cached = page_cache.holds(fd, offset, length)
-            if cached:
-                count_read(self.counters, length)
-            yield fd if cached else None
+        return _CachedRange(self._descriptor(source), offset, length, self.counters)
 
-    @contextlib.contextmanager
-    def _held(self, source: SourceIdentity) -> Iterator[int]:
-        """The descriptor of the file with the source's identity, not closed before the block
-        ends even when the cache drops it meanwhile."""
-        handle = self._descriptor(source)
-        handle.users += 1  # the cache is only ever changed here, on the event loop's thread
-        try:
-            yield handle.fd
-        finally:
-            handle.users -= 1
-            if handle.closed_when_idle and not handle.users:
-                os.close(handle.fd)
+    def _held(self, source: SourceIdentity) -> _OpenFile:
+        """The descriptor of the file with the source's identity, for a `with` block: not closed
+        before the block ends even when the cache drops it meanwhile."""
+        return self._descriptor(source)
 
     def _read_cached(self, fd: int, ranges: list[tuple[int, int]]) -> list[bytes] | None:
         """The ranges read from the page cache alone, or None when it does not hold every byte of
@@ -208,7 +194,8 @@ class LocalStorage:
 
 
 class _OpenFile:
-    """A descriptor in LocalStorage's cache, and the reads in flight on it."""
+    """A descriptor in LocalStorage's cache, and the reads in flight on it: each holds it in a
+    `with` block (the cache is only ever changed on the event loop's thread)."""
 
     __slots__ = ("fd", "users", "closed_when_idle")
 
@@ -217,12 +204,41 @@ class _OpenFile:
         self.users = 0
         self.closed_when_idle = False
 
+    def __enter__(self) -> int:
+        self.users += 1
+        return self.fd
+
+    def __exit__(self, *_: object) -> None:
+        self.users -= 1
+        if self.closed_when_idle and not self.users:
+            os.close(self.fd)
+
     def release(self) -> None:
         """Out of the cache: closed now, or by the last read still using it."""
         if self.users:
             self.closed_when_idle = True
         else:
             os.close(self.fd)
+
+
+class _CachedRange:
+    """LocalStorage.cached_file's block: the descriptor held, and given when the page cache holds
+    the range (else None). A class, not a generator: this is on every /pd request's path."""
+
+    __slots__ = ("handle", "offset", "length", "counters")
+
+    def __init__(self, handle: _OpenFile, offset: int, length: int, counters: UpstreamCounters) -> None:
+        self.handle, self.offset, self.length, self.counters = handle, offset, length, counters
+
+    def __enter__(self) -> int | None:
+        fd = self.handle.__enter__()
+        if not page_cache.holds(fd, self.offset, self.length):
+            return None
+        count_read(self.counters, self.length)
+        return fd
+
+    def __exit__(self, *_: object) -> None:
+        self.handle.__exit__()
 
 
 def _pread_all(fd: int, source: SourceIdentity, ranges: list[tuple[int, int]]) -> list[bytes]:
