@@ -35,6 +35,7 @@ MEDIA = ROOT / "bench" / "media"
 NGINX = ROOT / "bench" / "nginx-vod" / "sbin" / "nginx"
 SECONDS = 5
 CONNECTIONS = 32
+SLICES, SLICE_SECONDS = 5, 2  # a row against the reference: alternating slices, medians compared
 
 
 def _free_port() -> int:
@@ -155,19 +156,33 @@ def floor(body_from: str, headers: dict[str, str] | None = None, pread: str = ""
                    "FLOOR_PREAD": pread})
 
 
-def wrk(url: str, headers: dict[str, str] | None = None) -> float:
-    """Requests per second that wrk measured (-t2 -c32, SECONDS s), after a 1 s warm-up."""
+def wrk(url: str, headers: dict[str, str] | None = None, seconds: int = SECONDS, warm: bool = True) -> float:
+    """Requests per second that wrk measured (-t2 -c32, `seconds` s), after a 1 s warm-up."""
     arguments = []
     for name, value in (headers or {}).items():
         arguments += ["-H", f"{name}: {value}"]
-    subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", "-d1s", *arguments, url], capture_output=True,
-                   check=True)
-    result = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", *arguments, url],
+    if warm:
+        subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", "-d1s", *arguments, url], capture_output=True,
+                       check=True)
+    result = subprocess.run(["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", *arguments, url],
                             capture_output=True, text=True, check=True)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", result.stdout)
     if errors:
         raise RuntimeError(f"{url}: {errors[1]} error responses under load")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", result.stdout)[1])  # type: ignore[index]
+
+
+def interleaved(ours: str, reference: str, headers: dict[str, str]) -> tuple[float, float]:
+    """Our rate and the reference's: the medians of SLICES slices of each, taken in turns (which
+    goes first alternating), so that the VM's phases (its speed drifts by a third over minutes)
+    fall on both alike."""
+    wrk(ours, headers, 1)
+    wrk(reference, headers, 1)
+    rates: dict[str, list[float]] = {ours: [], reference: []}
+    for turn in range(SLICES):
+        for url in (ours, reference) if turn % 2 == 0 else (reference, ours):
+            rates[url].append(wrk(url, headers, SLICE_SECONDS, warm=False))
+    return statistics.median(rates[ours]), statistics.median(rates[reference])
 
 
 def row(name: str, ours: float, floor_rate: float, reference: float | None, note: str = "") -> None:
@@ -198,10 +213,9 @@ def main() -> None:
         for name, (path, headers, settings) in ROWS.items():
             with vodorigin(server=server_name, **settings) as server, nginx_vod() as reference:
                 reference_rate = None
-                if reference is not None:  # its figure between two of ours: the VM's phase shared
-                    ours = wrk(server.base + path, headers)
-                    reference_rate = wrk(reference.base + reference_path(path, settings), headers)
-                    ours = (ours + wrk(server.base + path, headers)) / 2
+                if reference is not None:
+                    reference_url = reference.base + reference_path(path, settings)
+                    ours, reference_rate = interleaved(server.base + path, reference_url, headers)
                 else:
                     ours = wrk(server.base + path, headers)
                 size = len(httpx.get(server.base + path, headers=headers).content)
