@@ -69,7 +69,8 @@ static int64_t floor_div(int64_t a, int64_t b) { return a / b - (a % b < 0); }
 /* timing.rescale_array to 90 kHz, plus the offset, wrapping on overflow as numpy's int64 does. */
 static int64_t to_90khz(int64_t value, int64_t timescale) {
     if (timescale == CLOCK) return (int64_t)((uint64_t)value + TIMESTAMP_OFFSET);
-    int64_t whole = floor_div(value, timescale), rest = value - whole * timescale;
+    int64_t whole = floor_div(value, timescale);  /* the remainder in unsigned arithmetic: exact, */
+    int64_t rest = (int64_t)((uint64_t)value - (uint64_t)whole * (uint64_t)timescale);  /* never UB */
     int64_t part = (rest * (2 * CLOCK) + timescale) / (2 * timescale);
     return (int64_t)((uint64_t)whole * CLOCK + (uint64_t)part + TIMESTAMP_OFFSET);
 }
