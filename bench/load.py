@@ -295,7 +295,7 @@ def _first(client: httpx.Client, base: str, path: str, expected: bytes | None = 
 
 
 WARM_REQUESTS = 50  # before a latency is measured: nginx-vod-module's index with its caches off
-# takes 4-5 ms for about its first 30 requests, then 1.2 ms (its allocations settle)
+# takes 4-5 ms for about its first 30 requests, then 1.2-2.4 ms
 
 
 def _latencies(*targets: tuple[httpx.Client, str]) -> list[float]:
