@@ -217,14 +217,25 @@ def test_connections_without_a_request_head_are_closed(server: LiveServer) -> No
     prompt.close()
 
 
-def test_a_late_head_on_a_kept_alive_connection_is_closed(server: LiveServer) -> None:
-    """With header_timeout 1 s, on connections that have been served: a request's head counts from
-    its first byte, not from the connection's start or the last request, whether it begins before
-    the connection's first second is over (early) or after (late); an idle wait between requests
-    is not a late head."""
+HEAD_TIMEOUT = 3.0  # the next test's server: its steps are a second or more apart from any deadline
+
+
+@pytest.fixture(scope="module")
+def head_timeout_server(hostile_root: Path) -> Iterator[LiveServer]:
+    with LiveServer(Settings(media_root=str(hostile_root), header_timeout=HEAD_TIMEOUT)) as live:
+        yield live
+
+
+def test_a_late_head_on_a_kept_alive_connection_is_closed(head_timeout_server: LiveServer) -> None:
+    """On connections that have been served, a request's head counts from its first byte, not from
+    the connection's start or the last request, whether it begins before the connection's first
+    timeout is over (early) or after (late); an idle wait between requests is not a late head.
+    Times in units of the header timeout T (3 s): every check is T/6 or more from a deadline."""
+    port, unit = head_timeout_server.port, HEAD_TIMEOUT
+
     def served(connection: socket.socket) -> bytes:
         connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        connection.settimeout(2)
+        connection.settimeout(5)
         return connection.recv(1024)
 
     def still_open(connection: socket.socket) -> bool:
@@ -234,21 +245,22 @@ def test_a_late_head_on_a_kept_alive_connection_is_closed(server: LiveServer) ->
         except TimeoutError:
             return True
 
-    early, late, patient = (socket.create_connection(("127.0.0.1", server.port)) for _ in range(3))
+    early, late, patient = (socket.create_connection(("127.0.0.1", port)) for _ in range(3))
     assert all(served(c).startswith(b"HTTP/1.1 200") for c in (early, late, patient))
-    time.sleep(0.5)
-    early.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # half a head, due 1.5 s after connecting
-    time.sleep(0.65)
-    assert still_open(early), "closed at the connection's first second, not the head's"
-    late.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # due 2.2 s after connecting
+    time.sleep(unit / 2)
+    early.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # half a head, due at 1.5 T
+    time.sleep(unit * 2 / 3)  # 1.17 T: the connection's first T is over; the head's is not
+    assert still_open(early), "closed at the connection's first timeout, not the head's"
+    late.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # after the first timeout: due at 2.17 T
     assert served(patient).startswith(b"HTTP/1.1 200"), "an idle wait is not a late head"
-    time.sleep(0.6)
+    time.sleep(unit / 2)  # 1.67 T
+    early.settimeout(unit)
+    assert early.recv(1024) == b"", "the server closed it"
     assert still_open(late)
-    for connection in (early, late):
-        connection.settimeout(3)
-        assert connection.recv(1024) == b"", "the server closed it"
+    late.settimeout(unit)
+    assert late.recv(1024) == b"", "the server closed it"
+    for connection in (early, late, patient):
         connection.close()
-    patient.close()
 
 
 # --- the whole corpus through a real server process ---------------------------------------------
