@@ -1,6 +1,7 @@
-"""The compiled TS writer (mux/_ts_kernel.c) against the numpy writer it stands in for: the same
-bytes for every segment of every fixture (clear and SAMPLE-AES), for generated frames, and the same
-refusals of broken NAL units. `make test` builds the kernel (scripts/setup.sh), so it must be here.
+"""The compiled TS planner and writer (mux/_ts_kernel.c) against the numpy ones they stand in for:
+the same plans and bytes for every segment of every fixture (clear and SAMPLE-AES), the same plans
+or refusals for generated frames, the same bytes for generated segments, and the same refusals of
+broken NAL units. `make test` builds the kernel (scripts/setup.sh), so it must be here.
 """
 
 from __future__ import annotations
