@@ -109,7 +109,7 @@ class LocalStorage:
         """Each (offset, length) range of the file: on the event loop when the page cache holds
         them all, else in one trip to a worker thread."""
         started = time.perf_counter()
-        with self._held(source) as fd:
+        with self._descriptor(source) as fd:  # held open for the block
             buffers = self._read_cached(fd, ranges)
             if buffers is None:
                 buffers = await asyncio.to_thread(_pread_all, fd, source, ranges)
@@ -123,11 +123,6 @@ class LocalStorage:
         byte of [offset, offset + length) (page_cache.py): a send from it, on the event loop, never
         waits for the disk. None when it does not (the range is then read as any other)."""
         return _CachedRange(self._descriptor(source), offset, length, self.counters)
-
-    def _held(self, source: SourceIdentity) -> _OpenFile:
-        """The descriptor of the file with the source's identity, for a `with` block: not closed
-        before the block ends even when the cache drops it meanwhile."""
-        return self._descriptor(source)
 
     def _read_cached(self, fd: int, ranges: list[tuple[int, int]]) -> list[bytes] | None:
         """The ranges read from the page cache alone, or None when it does not hold every byte of

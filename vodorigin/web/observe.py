@@ -262,7 +262,7 @@ class ObserveMiddleware:
             kind = request_class(scope["path"])
             self.observer.active -= 1
             self.observer.record(kind, status, duration, sent)
-            if logged and reads is not None:
+            if reads is not None:  # the access log is written
                 headers = _headers(scope)
                 fields = {
                     "time": iso_time(time.time()), "client": self.client(scope, headers),

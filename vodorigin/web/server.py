@@ -164,14 +164,14 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
         self.transport = HeadWithBody(transport)  # type: ignore[assignment]
         self._head_timer: asyncio.TimerHandle | None = None
         self._head_since: float | None = self.loop.time()  # when the head awaited began; None: none is
-        self._watch_head()
+        self._watch_head(self._head_since + self.header_timeout)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._head_since is None:
             self._head_since = self.loop.time()
             if self._head_timer is None:
-                self._watch_head()
+                self._watch_head(self._head_since + self.header_timeout)
 
     def on_headers_complete(self) -> None:
         self._head_since = None
@@ -191,20 +191,19 @@ class HeadTimeoutProtocol(HttpToolsProtocol):
             self._head_timer = None
         super().connection_lost(exc)
 
-    def _watch_head(self, delay: float | None = None) -> None:
-        """The timer, at the awaited head's deadline (or `delay` seconds from now)."""
-        when = self.loop.time() + delay if delay is not None else \
-            (self._head_since or self.loop.time()) + self.header_timeout
+    def _watch_head(self, when: float) -> None:
+        """The timer, at loop time `when`."""
         self._head_timer = self.loop.call_at(when, self._head_check)
 
     def _head_check(self) -> None:
         self._head_timer = None
         if self._head_since is None:
             return  # no head awaited: the next one sets the timer
-        if self.loop.time() < self._head_since + self.header_timeout - TIMER_SLACK:
-            self._watch_head()  # set for an earlier head: the one awaited now is not late yet
+        deadline = self._head_since + self.header_timeout
+        if self.loop.time() < deadline - TIMER_SLACK:
+            self._watch_head(deadline)  # set for an earlier head: the one awaited now is not late yet
         elif self.cycle is not None and not self.cycle.response_complete:
-            self._watch_head(self.header_timeout)  # a response is still being sent: let it finish first
+            self._watch_head(self.loop.time() + self.header_timeout)  # a response is still being sent
         elif not self.transport.is_closing():
             self.transport.close()
 
