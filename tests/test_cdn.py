@@ -29,6 +29,7 @@ from tests.conftest import FIXTURES, LIVE_SETTINGS, LiveServer, ffmpeg_read_erro
 from vodorigin.origin import Origin
 from vodorigin.settings import Settings
 from vodorigin.storage.local import LocalStorage
+from vodorigin.web import http_cache
 from vodorigin.web.protect import sign_path
 
 EXPIRES = {"expires_manifest": 123, "expires_segment": 4567, "expires_progressive": 0}
@@ -150,6 +151,19 @@ def test_gzip_only_for_manifests(server: LiveServer) -> None:
     refused = httpx.get(f"{server.base}/dash/bframes.mp4/manifest.mpd",
                         headers={"accept-encoding": "gzip;q=0"})
     assert "content-encoding" not in refused.headers
+
+
+def test_without_a_response_cache_manifests_are_gzipped_at_the_fastest_level() -> None:
+    """Each request compresses its own manifest then: nginx's default level 1, not the level 6 a
+    cached body is compressed at once. The answer is the same text either way."""
+    with LiveServer(settings(response_cache_bytes=0)) as live:
+        route = f"{live.base}/dash/multi_audio.mp4/manifest.mpd"
+        plain = httpx.get(route, headers=IDENTITY)
+        with httpx.stream("GET", route, headers=GZIP) as response:
+            raw = b"".join(response.iter_raw())
+    assert response.headers["content-encoding"] == "gzip" and gzip.decompress(raw) == plain.content
+    assert raw == http_cache.compress(plain.content, kept=False)
+    assert len(http_cache.compress(plain.content)) < len(raw)  # the cache's level packs tighter
 
 
 # --- the response cache -----------------------------------------------------------------------------

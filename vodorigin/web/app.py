@@ -336,8 +336,10 @@ async def _build(output: Output, gzip: bool, method: str, services: Services) ->
     if isinstance(output, Document):
         gzipped = None
         if gzip and services.policy.gzip_manifests:
+            kept = services.responses.max_bytes > 0
             large = len(output.body) > LARGE_BODY
-            gzipped = await asyncio.to_thread(compress, output.body) if large else compress(output.body)
+            gzipped = await asyncio.to_thread(compress, output.body, kept) if large \
+                else compress(output.body, kept)
         return CachedResponse(output.body, output.content_type, gzipped)
     if isinstance(output, MediaSegment) and services.cache_segments and method == "GET":
         return CachedResponse(await render(output, services.origin), output.content_type)
