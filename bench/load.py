@@ -89,7 +89,9 @@ def vodorigin(workers: int = 1, server: str = "uvicorn", **settings: str) -> Ser
 # The reference's locations: each row's URL under the reference is its path with /hls/ replaced by the
 # location whose caches match the row's settings (vod_metadata_cache and vod_response_cache are the
 # module's counterparts of metadata_cache_bytes and response_cache_bytes). /pd/ is the module's
-# progressive download (`vod none`): ranges of the file as it is, sent with sendfile.
+# progressive download (`vod none`): ranges of the file as it is, sent with sendfile. Manifests are
+# gzipped for clients that take it, as the module's README configures them and vodorigin does
+# (gzip_manifests): wrk asks for no encoding, the cold rows' httpx for gzip.
 NGINX_CONF = """
 {user}
 worker_processes 1;
@@ -102,6 +104,8 @@ http {{
     sendfile on;
     tcp_nopush on;
     keepalive_requests 1000000;
+    gzip on;
+    gzip_types application/vnd.apple.mpegurl application/dash+xml video/f4m text/vtt;
     default_type application/octet-stream;
     vod_mode local;
     vod_metadata_cache metadata_cache 512m;
