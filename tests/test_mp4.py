@@ -12,11 +12,15 @@ import pytest
 from tests.conftest import FIXTURES, MEDIA_FILES, ffprobe_json, ffprobe_packets, load_movie
 from vodorigin.errors import LimitExceeded, MediaError, UnsupportedMedia
 from vodorigin.media.languages import language_tag
-from vodorigin.media.model import MediaType, SourceIdentity
+from vodorigin.media.model import MediaSet, MediaType, SourceIdentity
+from vodorigin.media.samples import ChunkMap, DeferredChunks
 from vodorigin.mp4 import write
 from vodorigin.mp4.boxes import iter_boxes, read_box_header
 from vodorigin.mp4.locate import MoovLocator, ReadRange
 from vodorigin.mp4.moov import Limits, parse_moov
+from vodorigin.packagers import dash, hds, hls, mss
+from vodorigin.packagers.output import PackagerContext
+from vodorigin.settings import Settings
 
 BFRAMES = SourceIdentity("bframes.mp4", (FIXTURES / "bframes.mp4").stat().st_size, 0, "")
 
@@ -214,8 +218,43 @@ def test_limits_are_enforced() -> None:
         parse_moov(moov, source, Limits(max_tracks=1))
     with pytest.raises(LimitExceeded):
         parse_moov(moov, source, Limits(max_samples_per_track=100))
-    with pytest.raises(LimitExceeded):
-        parse_moov(moov, source, Limits(max_frame_size=1000))
+    large_frames = parse_moov(moov, source, Limits(max_frame_size=1000))  # checked when first located
+    with pytest.raises(LimitExceeded, match="a frame is larger than max_frame_size"):
+        large_frames.tracks[0].samples.offsets(0, 1)
+
+
+def test_where_samples_are_is_derived_when_first_asked_for() -> None:
+    """A manifest never needs the chunk map: parsing leaves it (and its checks) to the first
+    request that does. A failure then is told as one while parsing is, with the file and track,
+    and again on every later request."""
+    moov, _ = locate((FIXTURES / "bframes.mp4").read_bytes(), read_size=65536)
+    movie = parse_moov(moov, BFRAMES, Limits(max_frame_size=1000))
+    deferred = [track.samples.located for track in movie.tracks]
+    assert all(isinstance(d, DeferredChunks) and not d.derived for d in deferred)
+    video, audio = movie.tracks
+    for _ in range(2):
+        with pytest.raises(LimitExceeded) as raised:
+            video.samples.offsets(0, 1)
+        assert raised.value.message == f"{BFRAMES.path}: track {video.track_id}: a frame is larger than " \
+            "max_frame_size"
+    assert int(audio.samples.sizes.max()) <= 1000  # AAC frames of a few hundred bytes: under the limit
+    chunks = audio.samples.chunks
+    assert isinstance(chunks, ChunkMap) and audio.samples.chunks is chunks and deferred[1].derived
+
+
+@pytest.mark.parametrize(("protocol", "name"), [
+    ("hls", "master.m3u8"), ("hls", "index-v1-a1.m3u8"), ("hls", "iframes-v1.m3u8"), ("dash", "manifest.mpd"),
+    ("mss", "manifest"), ("hds", "manifest.f4m")])
+def test_no_manifest_derives_where_samples_are(protocol: str, name: str) -> None:
+    """The passes over stsz, stsc and stco (most of a long title's moov) are left to segments."""
+    moov, _ = locate((FIXTURES / "bframes.mp4").read_bytes(), read_size=65536)
+    movie = parse_moov(moov, BFRAMES, Limits())
+    handler = {"hls": hls.handle, "dash": dash.handle, "mss": mss.handle, "hds": hds.handle}[protocol]
+    handler(name, MediaSet((movie,)), PackagerContext.from_settings(Settings()))  # type: ignore[call-arg]
+    located = [track.samples.located for track in movie.tracks]
+    assert located and not any(isinstance(d, ChunkMap) or d.derived for d in located)
+    movie.tracks[0].samples.offsets(0, 1)  # a segment's first question
+    assert isinstance(located[0], DeferredChunks) and located[0].derived
 
 
 def test_edit_lists() -> None:

@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vodorigin.errors import MediaError
+from vodorigin.errors import LimitExceeded, MediaError
+from vodorigin.media.samples import ChunkMap, DeferredChunks
 from vodorigin.mp4.tables import RawTables, TableBounds, parse_sample_table
 
 
@@ -53,13 +54,15 @@ def test_runs_locate_and_time_every_sample(runs: list[tuple[int, int]], deltas: 
     )
     bounds = TableBounds(10_000, "a limit", file_size)
     if sum(per_chunk) < count:
+        samples = parse_sample_table(raw, bounds)  # where samples are is derived when first asked for
         with pytest.raises(MediaError, match="fewer samples"):
-            parse_sample_table(raw, bounds)
+            samples.offsets(0, count)
         return
     expected = _naive_offsets(chunk_offsets, per_chunk, sizes)
     if any(offset + size > file_size for offset, size in zip(expected, sizes, strict=True)):
+        samples = parse_sample_table(raw, bounds)
         with pytest.raises(MediaError, match="past the end of the file"):
-            parse_sample_table(raw, bounds)
+            samples.offsets(0, count)
         return
     samples = parse_sample_table(raw, bounds)
     assert samples.offsets(0, count).tolist() == expected
@@ -76,3 +79,31 @@ def test_runs_locate_and_time_every_sample(runs: list[tuple[int, int]], deltas: 
     durations = np.diff(dts)[start:stop]
     assert samples.decode_times.longest(start, stop) == (int(durations.max()) if len(durations) else 0)
     assert samples.dts.tolist() == dts[:-1] and samples.end_dts == dts[-1]
+
+
+@pytest.mark.parametrize("fault", [None, LimitExceeded("too large"), struct.error("unpack requires more")])
+def test_a_deferred_chunk_map_is_derived_once(fault: Exception | None) -> None:
+    """Derived on the first question only; a failure is kept and told again (the same kind and
+    message, opened by the context; a decoding fault as MediaError), never derived again."""
+    calls = []
+    empty = np.zeros(0, dtype=np.int64)
+
+    def derive() -> ChunkMap:
+        calls.append(1)
+        if fault is not None:
+            raise fault
+        return ChunkMap(empty, empty, empty, empty)
+
+    deferred = DeferredChunks(derive, 0, "a.mp4: track 1")
+    if fault is None:
+        assert deferred.get() is deferred.get() and deferred.derived
+    else:
+        messages = []
+        for _ in range(3):
+            with pytest.raises(MediaError) as raised:
+                deferred.get()
+            messages.append((type(raised.value), raised.value.message))
+        kind = type(fault) if isinstance(fault, MediaError) else MediaError
+        assert messages[0][0] is kind and messages[0][1].startswith("a.mp4: track 1: ")
+        assert len(set(messages)) == 1 and not deferred.derived
+    assert calls == [1]

@@ -5,14 +5,20 @@ into the moov, which the movie keeps): parsing a moov copies none of them. Decod
 expanded per sample when a segment first needs them (a manifest needs only the key frames',
 computed from stts's runs); file offsets never: `offsets(start, stop)` computes them for one range
 of samples from the chunk tables (ISO/IEC 14496-12 8.7.4, 8.7.5), so a manifest never pays for
-them. mp4/tables.py fills these from an MP4's boxes.
+them. Nor for the chunk map itself: stsc's runs are numbered, and the samples checked to lie in the
+file, when a request first needs to know where samples are (DeferredChunks). mp4/tables.py fills
+these from an MP4's boxes.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from vodorigin.errors import MediaError, VodError
 
 
 def owned_nbytes(array: np.ndarray | None) -> int:
@@ -71,6 +77,48 @@ class ChunkMap:
                 self.first_sample[run] + into_run * per_chunk)
 
 
+class DeferredChunks:
+    """A track's ChunkMap, derived when a request first needs where its samples are: deriving it
+    numbers stsc's runs and checks that every sample lies in the file and under the frame-size
+    limit: passes over stsc, stco and stsz, nearly all of a long title's moov, which a manifest
+    never needs.
+    A failure is kept, and raised again (as a new exception) whenever the map is asked for.
+
+    `context` opens the message of a failure ("<path>: track <id>"), as a failure while parsing
+    the moov is told; nbytes is what the map owns once derived (Movie's cache weight).
+    """
+
+    __slots__ = ("_derive", "_chunks", "_error", "context", "nbytes")
+
+    def __init__(self, derive: Callable[[], ChunkMap], nbytes: int, context: str = "") -> None:
+        self._derive = derive
+        self._chunks: ChunkMap | None = None
+        self._error: VodError | None = None
+        self.context = context
+        self.nbytes = nbytes
+
+    @property
+    def derived(self) -> bool:
+        return self._chunks is not None
+
+    def get(self) -> ChunkMap:
+        if self._chunks is None:
+            if self._error is None:
+                try:
+                    self._chunks = self._derive()
+                except VodError as error:
+                    self._error = self._told(type(error), error.message)
+                except (struct.error, IndexError, ValueError, OverflowError) as error:
+                    self._error = self._told(MediaError, f"corrupt sample tables ({error})")
+            if self._error is not None:
+                raise type(self._error)(self._error.message)
+        assert self._chunks is not None
+        return self._chunks
+
+    def _told(self, kind: type[VodError], message: str) -> VodError:
+        return kind(f"{self.context}: {message}" if self.context else message)
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class DecodeTimes:
     """stts (8.6.1.2) as the file says it: runs of samples of the same duration, with the first
@@ -127,12 +175,18 @@ class SampleTable:
     composition_offsets: np.ndarray | None  # int64 ctts offsets, None when all zero
     sizes: np.ndarray  # unsigned (a big-endian view into the moov when the file has a stsz table)
     sync: np.ndarray | None  # int64 indexes of sync samples, None when every sample is sync
-    chunks: ChunkMap
+    located: ChunkMap | DeferredChunks  # where the samples are (chunks), or how to find out
     _expanded: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def count(self) -> int:
         return len(self.sizes)
+
+    @property
+    def chunks(self) -> ChunkMap:
+        """The chunk map (derived on first use when it is deferred: MediaError if it is corrupt)."""
+        located = self.located
+        return located if isinstance(located, ChunkMap) else located.get()
 
     @property
     def dts(self) -> np.ndarray:
@@ -154,10 +208,11 @@ class SampleTable:
 
     @property
     def nbytes(self) -> int:
-        """Counting the decode times as expanded, as they will be once a segment is asked for."""
+        """Counting the decode times as expanded and the chunk map as derived, as they will be once a
+        segment is asked for."""
         columns = (self.composition_offsets, self.sizes, self.sync)
         expanded = self.count * 8 + self.decode_times.nbytes
-        return sum(owned_nbytes(c) for c in columns) + expanded + self.chunks.nbytes
+        return sum(owned_nbytes(c) for c in columns) + expanded + self.located.nbytes
 
     def pts(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Presentation times (before edit lists) of samples [start, stop)."""

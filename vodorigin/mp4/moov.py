@@ -74,7 +74,7 @@ def _parse_moov(moov: bytes, source: SourceIdentity, limits: Limits) -> Movie:
     numbers = dict.fromkeys(MediaType, 0)
     budget = _SampleBudget(limits, len(moov), source.size)
     for trak in traks:
-        parsed = _parse_trak(moov, trak, movie_timescale, limits, budget)
+        parsed = _parse_trak(moov, trak, movie_timescale, limits, budget, source.path)
         if isinstance(parsed, str):
             skipped.append(parsed)
             continue
@@ -119,9 +119,10 @@ def _checked_timescale(timescale: int, box: str) -> int:
     return timescale
 
 
-def _parse_trak(moov: bytes, trak: Box, movie_timescale: int, limits: Limits, budget: _SampleBudget
-                ) -> Track | str:
-    """One trak -> a Track (numbered by the caller), or the reason it is skipped."""
+def _parse_trak(moov: bytes, trak: Box, movie_timescale: int, limits: Limits, budget: _SampleBudget,
+                path: str) -> Track | str:
+    """One trak -> a Track (numbered by the caller), or the reason it is skipped. The file's `path`
+    opens the message of a failure to derive the chunk map later (DeferredChunks)."""
     boxes = child_boxes(moov, trak, "trak")
     tkhd, mdia = boxes.get(b"tkhd"), boxes.get(b"mdia")
     if tkhd is None or mdia is None:
@@ -149,7 +150,8 @@ def _parse_trak(moov: bytes, trak: Box, movie_timescale: int, limits: Limits, bu
     if codec is None:
         return f"track {track_id}: codec not supported"
     try:
-        samples = parse_sample_table(_raw_tables(moov, stbl_boxes, media_type), budget.bounds())
+        samples = parse_sample_table(_raw_tables(moov, stbl_boxes, media_type), budget.bounds(),
+                                     f"{path}: track {track_id}")
     except MediaError as error:
         raise type(error)(f"track {track_id}: {error.message}") from error
     budget.spend(samples.count)

@@ -4,7 +4,9 @@ Parsed with numpy.frombuffer over big-endian dtypes: no Python object per sample
 and per-chunk tables (stsz, stco/co64, stsc) are kept as views into the moov rather than copied:
 a 2-hour title's moov of 6 MB is parsed without allocating a column of its size. Entry counts are
 checked against the box size, and claimed sample counts against the file's budget and size, before
-anything is allocated.
+anything is allocated. What only segments need waits until one is asked for (DeferredChunks): the
+numbering of stsc's runs, and the checks that every sample lies inside the file and under
+max_frame_size, which pass over stsz, stsc and stco, most of the moov.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vodorigin.errors import LimitExceeded, MediaError
-from vodorigin.media.samples import ChunkMap, DecodeTimes, SampleTable
+from vodorigin.media.samples import ChunkMap, DecodeTimes, DeferredChunks, SampleTable
 from vodorigin.mp4 import tables_kernel
 
 U32 = np.dtype(">u4")
@@ -113,9 +115,12 @@ def parse_sample_sizes(raw: RawTables, bounds: TableBounds) -> np.ndarray:
     return np.frombuffer(entries, dtype=U32)
 
 
-def parse_sample_table(raw: RawTables, bounds: TableBounds) -> SampleTable:
-    """All of a track's tables -> SampleTable. Counts that disagree raise MediaError, and so do
-    samples whose bytes would lie outside the file (a truncated upload, hostile offsets)."""
+def parse_sample_table(raw: RawTables, bounds: TableBounds, context: str = "") -> SampleTable:
+    """All of a track's tables -> SampleTable. Counts that disagree raise MediaError. The chunk
+    map is derived when first asked for (DeferredChunks, whose failures `context` opens): it raises
+    MediaError for runs of chunks that do not hold the track's samples, and for samples whose bytes
+    would lie outside the file (a truncated upload, hostile offsets), LimitExceeded for a frame
+    over max_frame_size."""
     sizes = parse_sample_sizes(raw, bounds)
     count = len(sizes)
     decode_times = _decode_times(raw, count)
@@ -130,12 +135,33 @@ def parse_sample_table(raw: RawTables, bounds: TableBounds) -> SampleTable:
         sync = np.frombuffer(data, dtype=U32).astype(np.int64) - 1  # stss numbers samples from 1
         if n and (sync[0] < 0 or sync[-1] >= count or np.any(np.diff(sync) <= 0)):
             raise MediaError("stss: sample numbers out of range or not increasing")
-    chunks, most_per_chunk = _chunk_map(raw, count)
-    largest = int(sizes.max()) if count else 0
+    width = 8 if raw.chunk_offsets_64bit else 4
+    n_chunks, offsets = _entries(raw.chunk_offsets, 4, width, "stco")
+    n_runs, runs = _entries(raw.stsc, 4, 12, "stsc")
+    tables = _ChunkTables(np.frombuffer(offsets, dtype=U64 if width == 8 else U32), runs, n_runs, n_chunks)
+    located = DeferredChunks(lambda: _located(tables, sizes, bounds), 8 * n_runs, context)
+    return SampleTable(decode_times, ctts, sizes, sync, located)
+
+
+@dataclass(frozen=True, slots=True)
+class _ChunkTables:
+    """stco/co64's offsets (a view) and stsc's runs (their bytes), counted against their boxes."""
+
+    offsets: np.ndarray
+    runs: memoryview
+    n_runs: int
+    n_chunks: int
+
+
+def _located(tables: _ChunkTables, sizes: np.ndarray, bounds: TableBounds) -> ChunkMap:
+    """The chunk map, once the samples are checked to lie inside the file and under the frame
+    size limit."""
+    chunks, most_per_chunk = _chunk_map(tables, len(sizes))
+    largest = int(sizes.max()) if len(sizes) else 0
     if largest > bounds.max_frame_size:
         raise LimitExceeded("a frame is larger than max_frame_size")
     _check_inside_file(chunks, sizes, largest, most_per_chunk, bounds.file_size)
-    return SampleTable(decode_times, ctts, sizes, sync, chunks)
+    return chunks
 
 
 def _decode_times(raw: RawTables, count: int) -> DecodeTimes:
@@ -191,7 +217,7 @@ def _check_inside_file(chunks: ChunkMap, sizes: np.ndarray, largest: int, most_p
                          "a truncated upload or corrupt chunk offsets")
 
 
-def _chunk_map(raw: RawTables, count: int) -> tuple[ChunkMap, int]:
+def _chunk_map(tables: _ChunkTables, count: int) -> tuple[ChunkMap, int]:
     """stsc (8.7.4) + stco/co64 (8.7.5) -> the chunks' offsets and stsc's runs, checked: runs
     numbered in order inside the chunk table, holding at least the track's `count` samples; and
     the largest samples-per-chunk.
@@ -202,10 +228,7 @@ def _chunk_map(raw: RawTables, count: int) -> tuple[ChunkMap, int]:
     so the running sum stays below 2^62. The compiled pass (tables_kernel.py) when it is built,
     else numpy's (_run_starts): the same results and refusals.
     """
-    width = 8 if raw.chunk_offsets_64bit else 4
-    n_chunks, data = _entries(raw.chunk_offsets, 4, width, "stco")
-    offsets = np.frombuffer(data, dtype=U64 if width == 8 else U32)
-    n_runs, runs = _entries(raw.stsc, 4, 12, "stsc")
+    offsets, runs, n_runs, n_chunks = tables.offsets, tables.runs, tables.n_runs, tables.n_chunks
     table = np.frombuffer(runs, dtype=U32).reshape(n_runs, 3)
     first_chunk, per_chunk = table[:, 0], table[:, 1]
     if not count:  # a track without samples is skipped: nothing of it is ever located
