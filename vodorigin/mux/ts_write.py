@@ -24,6 +24,7 @@ from __future__ import annotations
 import ctypes
 
 import numpy as np
+import numpy.ma  # noqa: F401  np.unique (_gather) imports it on its first call (24 ms): here, at startup
 
 from vodorigin.errors import MediaError
 from vodorigin.media.frames import SourceBytes

@@ -119,10 +119,11 @@ def _segment_entries(timeline: Timeline, first_number: int) -> tuple[str, list[s
     ("#EXTINF:<seconds>,\nseg-<N>", numbered from first_number); derived once per timeline
     (model.memoized), so a long title's playlist is one join per request."""
     def derive() -> tuple[str, list[str]]:
-        durations, timescale = timeline.durations(), timeline.timescale
-        longest = f"{int(durations.max()) / timescale:.3f}" if len(durations) else "0.000"
-        return longest, [f"#EXTINF:{d / timescale:.3f},\nseg-{n}"
-                         for n, d in enumerate(durations.tolist(), start=first_number)]
+        durations, timescale = timeline.durations().tolist(), timeline.timescale
+        longest = f"{max(durations) / timescale:.3f}" if durations else "0.000"
+        # each distinct duration formatted once (the 2-hour bench title: 3 among 720 segments)
+        heads = {d: f"#EXTINF:{d / timescale:.3f},\nseg-" for d in set(durations)}
+        return longest, [heads[d] + str(n) for n, d in enumerate(durations, start=first_number)]
 
     return memoized(timeline.memo, ("playlist entries", first_number), derive)
 
