@@ -1,6 +1,6 @@
 """web/offload.py: a large manifest goes to a worker thread until the same request on the same
-movie objects proved cheap; a movie loaded again, expensive work, segments and many cues each
-take the path they should."""
+movie objects proved cheap, or on new ones when it ran on new ones before; a movie loaded again,
+expensive work, segments and many cues each take the path they should."""
 
 from __future__ import annotations
 
@@ -28,13 +28,14 @@ class _Movie:  # weakly referable, as Movie is
 ONE = _Movie()
 
 
-def _threads(runs: list[tuple[Any, bool, _Movie]], work_seconds: float = 0.0) -> list[bool]:
+def _threads(runs: list[tuple[Any, bool, _Movie]], work_seconds: float | list[float] = 0.0) -> list[bool]:
     """For each (media, manifest, movie) run of one request through one Offload: whether the work
-    ran off the event loop's thread."""
+    ran off the event loop's thread. work_seconds: the CPU each run takes (one figure for all)."""
     policy = Offload()
+    costs = iter(work_seconds if isinstance(work_seconds, list) else [work_seconds] * len(runs))
 
     def work() -> bool:
-        deadline = time.thread_time() + work_seconds  # CPU time, which Offload measures
+        deadline = time.thread_time() + next(costs)  # CPU time, which Offload measures
         while time.thread_time() < deadline:
             pass
         return threading.get_ident() != loop_thread
@@ -70,3 +71,22 @@ def test_a_movie_loaded_again_goes_to_a_thread_again() -> None:
     reloaded = _Movie()  # what the metadata cache holds after an eviction or a change: a new object
     runs = [(LARGE, True, ONE), (LARGE, True, ONE), (LARGE, True, reloaded), (LARGE, True, reloaded)]
     assert _threads(runs) == [True, False, True, False]
+
+
+def test_with_a_new_movie_each_time_a_cheap_manifest_runs_inline() -> None:
+    """The metadata cache off: every request parses its movie again. A manifest that was cheap on
+    a movie new to it stays inline; one that was not, or became expensive, goes to a thread."""
+    movies = [_Movie() for _ in range(6)]
+    cheap = [(LARGE, True, movie) for movie in movies[:3]]
+    assert _threads(cheap) == [True, False, False]
+    assert _threads(cheap, work_seconds=offload.INLINE_SECONDS * 3) == [True, True, True]
+    costs = [0.0, offload.INLINE_SECONDS * 3, 0.0, 0.0]
+    assert _threads([(LARGE, True, movie) for movie in movies[2:]], costs) == [True, False, True, False]
+
+
+def test_a_cheap_run_on_the_same_movies_says_nothing_of_new_ones() -> None:
+    """Derived once and kept with the movie, a manifest is cheap the second time: a movie loaded
+    again does not have those derivations, so it goes to a thread."""
+    reloaded = _Movie()
+    runs = [(LARGE, True, ONE), (LARGE, True, ONE), (LARGE, True, reloaded)]
+    assert _threads(runs, [offload.INLINE_SECONDS * 3, 0.0, 0.0]) == [True, True, True]

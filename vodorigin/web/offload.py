@@ -6,8 +6,10 @@ movie (media/model.memoized). Later manifests of the same movie take a fraction 
 less than the trip to a worker thread and back (README: Performance). So a manifest of more than
 OFFLOAD_SAMPLES samples goes to a thread until the same request, on the same movie objects, was
 seen to take under INLINE_SECONDS of CPU; a movie loaded again (evicted, or its file changed) is a
-new object, whose derivations are not there yet. Subtitle cues are formatted, not derived, so many
-cues always go to a thread.
+new object, whose derivations are not there yet: it goes to a thread again, unless the request's
+last run was on movies new to it too and took under INLINE_SECONDS (a long title's index derives
+its timeline in well under a millisecond; with the metadata cache off every movie is new).
+Subtitle cues are formatted, not derived, so many cues always go to a thread.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class Offload:
     """Runs packaging inline or in a worker thread, remembering what large manifests cost."""
 
     def __init__(self) -> None:
-        self._seen: dict[Hashable, tuple[tuple[weakref.ref[Movie], ...], float]] = {}  # oldest first
+        # request -> the movies of its last run, its CPU seconds, whether they were new to it
+        self._seen: dict[Hashable, tuple[tuple[weakref.ref[Movie], ...], float, bool]] = {}  # oldest first
 
     async def run(self, work: Callable[[], T], key: Hashable, media: MediaSet, movies: list[Movie],
                   manifest: bool) -> T:
@@ -41,12 +44,14 @@ class Offload:
         if not manifest or media.sample_count <= OFFLOAD_SAMPLES:
             return work()
         seen = self._seen.get(key)
-        if seen is not None and seen[1] <= INLINE_SECONDS and len(seen[0]) == len(movies) and \
-                all(ref() is movie for ref, movie in zip(seen[0], movies, strict=True)):
-            return work()
-        result, seconds = await asyncio.to_thread(_timed, work)
+        same = seen is not None and len(seen[0]) == len(movies) and \
+            all(ref() is movie for ref, movie in zip(seen[0], movies, strict=True))
+        if seen is not None and seen[1] <= INLINE_SECONDS and (same or seen[2]):
+            result, seconds = _timed(work)
+        else:
+            result, seconds = await asyncio.to_thread(_timed, work)
         self._seen.pop(key, None)
-        self._seen[key] = (tuple(weakref.ref(movie) for movie in movies), seconds)
+        self._seen[key] = (tuple(weakref.ref(movie) for movie in movies), seconds, not same)
         while len(self._seen) > REQUESTS_KEPT:
             del self._seen[next(iter(self._seen))]
         return result
