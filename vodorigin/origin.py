@@ -23,8 +23,8 @@ from vodorigin.storage.base import Storage
 from vodorigin.text import MAX_INPUT_BYTES, detect_format
 
 STREAM_CHUNK = 1024 * 1024  # progressive download reads the source in pieces of this size
-# A 2-hour title's moov (6.3 MB) parses in about 2 ms on the event loop, and took about 1 ms more
-# in a worker thread (README: Work off the event loop).
+# A 2-hour title's moov (6.3 MB) parses in about 0.4 ms on the event loop; a worker thread's trip
+# cost more than that (README: Work off the event loop).
 LARGE_MOOV = 8 << 20  # parse moovs larger than this in a worker thread
 LARGE_TEXT = 64 * 1024  # and subtitle files or embedded cue samples of more bytes than this
 REFUSALS_KEPT = 4096  # files refused (422, 413, 415) remembered by identity, so that a hostile file

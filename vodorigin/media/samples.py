@@ -78,11 +78,10 @@ class ChunkMap:
 
 
 class DeferredChunks:
-    """A track's ChunkMap, derived when a request first needs where its samples are: deriving it
+    """A track's ChunkMap, derived when a request first needs where its samples are. Deriving it
     numbers stsc's runs and checks that every sample lies in the file and under the frame-size
-    limit: passes over stsc, stco and stsz, nearly all of a long title's moov, which a manifest
-    never needs.
-    A failure is kept, and raised again (as a new exception) whenever the map is asked for.
+    limit: passes over stsc, stco and stsz, nearly all of a long title's moov, which no manifest
+    needs. A failure is kept, and raised again (as a new exception) whenever the map is asked for.
 
     `context` opens the message of a failure ("<path>: track <id>"), as a failure while parsing
     the moov is told; nbytes is what the map owns once derived (Movie's cache weight).

@@ -6,9 +6,11 @@ movie (media/model.memoized). Later manifests of the same movie take a fraction 
 less than the trip to a worker thread and back (README: Performance). So a manifest of more than
 OFFLOAD_SAMPLES samples goes to a thread until the same request, on the same movie objects, was
 seen to take under INLINE_SECONDS of CPU; a movie loaded again (evicted, or its file changed) is a
-new object, whose derivations are not there yet: it goes to a thread again, unless the request's
-last run was on movies new to it too and took under INLINE_SECONDS (a long title's index derives
-its timeline in well under a millisecond; with the metadata cache off every movie is new).
+new object, whose derivations are not there yet: it goes to a thread again, unless the request
+was last measured on movies new to it too, taking under INLINE_SECONDS (a long title's index
+derives its timeline in well under a millisecond; with the metadata cache off every movie is new).
+Runs in a thread and inline runs on new movies are measured; inline runs on the same movies are
+not (nothing new to learn).
 Subtitle cues are formatted, not derived, so many cues always go to a thread.
 """
 
@@ -46,7 +48,9 @@ class Offload:
         seen = self._seen.get(key)
         same = seen is not None and len(seen[0]) == len(movies) and \
             all(ref() is movie for ref, movie in zip(seen[0], movies, strict=True))
-        if seen is not None and seen[1] <= INLINE_SECONDS and (same or seen[2]):
+        if seen is not None and seen[1] <= INLINE_SECONDS and same:
+            return work()  # the usual case with the metadata cache on
+        if seen is not None and seen[1] <= INLINE_SECONDS and seen[2]:
             result, seconds = _timed(work)
         else:
             result, seconds = await asyncio.to_thread(_timed, work)
