@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURES
-from vodorigin.errors import UpstreamError
+from vodorigin.errors import MediaError, UpstreamError
 from vodorigin.media.model import MediaSet, SourceIdentity
 from vodorigin.origin import Origin
 from vodorigin.packagers import hls
@@ -51,6 +51,31 @@ def test_concurrent_cold_requests_read_moov_once() -> None:
 
     asyncio.run(many())
     assert len(storage.reads) == 2  # one locate sequence, shared by all eight
+
+
+def test_a_refused_file_is_read_once(tmp_path: Path) -> None:
+    """A file refused for its content (here: a moov whose video has no sync sample) is remembered
+    by identity: asked for again, it is refused again without a read; a changed file is read."""
+    data = bytearray((FIXTURES / "bframes.mp4").read_bytes())
+    stss = data.index(b"stss")
+    data[stss + 8 : stss + 12] = b"\0\0\0\0"  # no entries
+    (tmp_path / "bad.mp4").write_bytes(data)
+    storage = CountingStorage(tmp_path)
+    origin = Origin(Settings(media_root=str(tmp_path)), storage)
+
+    async def refusals() -> list[str]:
+        messages = []
+        for _ in range(3):
+            with pytest.raises(MediaError) as refused:
+                await origin.movie("bad.mp4")
+            messages.append(refused.value.message)
+        return messages
+
+    messages = asyncio.run(refusals())
+    assert len(set(messages)) == 1 and "sync sample" in messages[0] and len(storage.reads) == 1
+    (tmp_path / "bad.mp4").write_bytes(data + b"\0")  # another size: another file
+    asyncio.run(refusals())
+    assert len(storage.reads) == 2
 
 
 def test_segment_reads_only_its_frames() -> None:

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from cachetools import TTLCache
+from cachetools import Cache, TTLCache
 
 from vodorigin.cache import ByteBoundedCache
 from vodorigin.errors import LimitExceeded, MediaError
@@ -57,7 +57,8 @@ class Origin:
 
     async def movie_of(self, source: SourceIdentity) -> Movie:
         key = (source.path, source.size, source.mtime, source.etag)
-        refused = self.refusals.get(key) if self.refusals else None  # usually empty: no timer read
+        # usually empty: Cache's len, which reads no timer (TTLCache's expires entries first, 0.7 us)
+        refused = self.refusals.get(key) if Cache.__len__(self.refusals) else None
         if refused is not None:
             raise type(refused)(refused.message)
         try:
