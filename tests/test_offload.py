@@ -85,4 +85,3 @@ def test_with_a_new_movie_each_time_a_cheap_manifest_runs_inline() -> None:
     assert _threads(cheap, work_seconds=offload.INLINE_SECONDS * 3) == [True, True, True]
     costs = [0.0, offload.INLINE_SECONDS * 3, 0.0, 0.0]
     assert _threads([(LARGE, True, movie) for movie in movies[2:]], costs) == [True, False, True, False]
-
