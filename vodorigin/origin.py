@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import mmap
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 from cachetools import Cache, TTLCache
 
@@ -15,9 +17,12 @@ from vodorigin.cache import ByteBoundedCache
 from vodorigin.errors import LimitExceeded, MediaError
 from vodorigin.media.frames import ByteRange, SourceBytes, merged_ranges_of
 from vodorigin.media.model import MediaSet, Movie, SourceIdentity
+from vodorigin.media.samples import unread_chunks
 from vodorigin.media.subtitles import embedded_cue_ranges, embedded_cues, needs_cues, sidecar_movie, with_cues
-from vodorigin.mp4.locate import MoovLocator, ReadRange
+from vodorigin.mp4.boxes import Moov
+from vodorigin.mp4.locate import MoovLocator, MoovRange, ReadRange
 from vodorigin.mp4.moov import Limits, parse_moov
+from vodorigin.mp4.skeleton import MoovSkeleton
 from vodorigin.settings import Settings
 from vodorigin.storage.base import Storage
 from vodorigin.text import MAX_INPUT_BYTES, detect_format
@@ -27,6 +32,7 @@ STREAM_CHUNK = 1024 * 1024  # progressive download reads the source in pieces of
 # cost more than that (README: Work off the event loop).
 LARGE_MOOV = 8 << 20  # parse moovs larger than this in a worker thread
 LARGE_TEXT = 64 * 1024  # and subtitle files or embedded cue samples of more bytes than this
+SKELETON_MOOV = 1 << 20  # a moov larger than this is read as a skeleton for a timing-only manifest
 REFUSALS_KEPT = 4096  # files refused (422, 413, 415) remembered by identity, so that a hostile file
 REFUSAL_TTL = 300.0  # costs its parse once in this many seconds, not on every request
 
@@ -44,6 +50,10 @@ class Origin:
             settings.metadata_cache_bytes, lambda movie: movie.nbytes
         )
         self.refusals: TTLCache[tuple[object, ...], MediaError] = TTLCache(REFUSALS_KEPT, REFUSAL_TTL)
+        # with no metadata cache to keep movies in, a manifest that needs only the tracks' timing
+        # reads a large moov as a skeleton (mp4/skeleton.py), where reads are cheap enough that a
+        # few small ones cost less than one large one (local files)
+        self.skeletons = settings.metadata_cache_bytes == 0 and getattr(storage, "seeks_cheaply", False)
 
     async def sources(self, paths: tuple[str, ...]) -> tuple[SourceIdentity, ...]:
         """The current identity (size, mtime, etag) of each file, one stat each."""
@@ -55,21 +65,27 @@ class Origin:
         """A file's metadata, from the cache when its identity has not changed."""
         return await self.movie_of(await self.storage.stat(path))
 
-    async def movie_of(self, source: SourceIdentity) -> Movie:
+    async def movie_of(self, source: SourceIdentity, timing_only: bool = False) -> Movie:
+        """A file's metadata, from the cache when its identity has not changed. `timing_only`: for
+        a manifest that reads nothing of the movie but its tracks' timing (hls.timing_only), which
+        may then be read without its sample sizes and places (a skeleton, when self.skeletons)."""
         key = (source.path, source.size, source.mtime, source.etag)
         # usually empty: Cache's len, which reads no timer (TTLCache's expires entries first, 0.7 us)
         refused = self.refusals.get(key) if Cache.__len__(self.refusals) else None
         if refused is not None:
             raise type(refused)(refused.message)
         try:
+            if timing_only and self.skeletons:  # nothing would keep the movie: not looked up either
+                return await self._load_movie(source, timing_only=True)
             return await self.metadata.get_or_load(key, lambda: self._load_movie(source))
         except MediaError as error:  # the file's own fault (not its storage's): the same next time
             self.refusals[key] = error
             raise
 
-    async def _load_movie(self, source: SourceIdentity) -> Movie:
+    async def _load_movie(self, source: SourceIdentity, timing_only: bool = False) -> Movie:
         """An MP4's moov, located in bounded reads and parsed; or a sidecar subtitle file (told by
-        its first bytes), read whole within the text limit and parsed into cues."""
+        its first bytes), read whole within the text limit and parsed into cues. `timing_only`: a
+        moov over SKELETON_MOOV bytes is read as a skeleton when it can be (_skeleton)."""
         settings = self.settings
         locator = MoovLocator(source.size, settings.initial_read_size, settings.max_moov_size,
                               settings.max_moov_reads)
@@ -77,13 +93,31 @@ class Origin:
         head = await self.read(source, first.offset, first.length)
         if detect_format(head) is not None:
             return await self._load_sidecar(source, head)
-        request = locator.feed(first.offset, head)
+        request, last, data = locator.feed(first.offset, head), first.offset, head
         while isinstance(request, ReadRange):
-            data = await self.read(source, request.offset, request.length)
-            request = locator.feed(request.offset, data)
-        if len(request) > LARGE_MOOV:
-            return await asyncio.to_thread(parse_moov, request, source, self.limits)
-        return parse_moov(request, source, self.limits)
+            if timing_only and isinstance(request, MoovRange) and request.length > SKELETON_MOOV:
+                skeleton = await self._skeleton(source, request, last, data)
+                if skeleton is not None:
+                    return _timing_only(await self._parse(skeleton, source))
+            last = request.offset
+            data = await self.read(source, last, request.length)
+            request = locator.feed(last, data)
+        return await self._parse(request, source)
+
+    async def _parse(self, moov: Moov, source: SourceIdentity) -> Movie:
+        if len(moov) > LARGE_MOOV:
+            return await asyncio.to_thread(parse_moov, moov, source, self.limits)
+        return parse_moov(moov, source, self.limits)
+
+    async def _skeleton(self, source: SourceIdentity, moov: MoovRange, offset: int, data: bytes
+                        ) -> mmap.mmap | None:
+        """The moov at `moov` as a skeleton (mp4/skeleton.py), from the bytes last read (`data`,
+        at `offset`) on; None when it is better read whole."""
+        skeleton = MoovSkeleton(moov.offset, moov.length)
+        step = skeleton.feed(offset, data)
+        while isinstance(step, ReadRange):
+            step = skeleton.feed(step.offset, await self.read(source, step.offset, step.length))
+        return step
 
     async def _load_sidecar(self, source: SourceIdentity, head: bytes) -> Movie:
         if source.size > MAX_INPUT_BYTES:
@@ -97,11 +131,12 @@ class Origin:
         except MediaError as error:
             raise type(error)(f"{source.path}: {error.message}") from error
 
-    async def movies(self, sources: tuple[SourceIdentity, ...]) -> list[Movie]:
-        """The metadata of each source, loaded concurrently (and cached)."""
+    async def movies(self, sources: tuple[SourceIdentity, ...], timing_only: bool = False) -> list[Movie]:
+        """The metadata of each source, loaded concurrently (and cached); `timing_only` as in
+        movie_of."""
         if len(sources) == 1:
-            return [await self.movie_of(sources[0])]
-        return list(await asyncio.gather(*(self.movie_of(source) for source in sources)))
+            return [await self.movie_of(sources[0], timing_only)]
+        return list(await asyncio.gather(*(self.movie_of(source, timing_only) for source in sources)))
 
     async def with_cues(self, movies: list[Movie]) -> list[Movie]:
         """The movies with the cues of their embedded subtitle tracks read and decoded; the cache
@@ -155,6 +190,14 @@ class Origin:
             size = min(STREAM_CHUNK, end - offset)
             yield await self.read(source, offset, size)
             offset += size
+
+
+def _timing_only(movie: Movie) -> Movie:
+    """A movie parsed from a skeleton: its sample sizes and chunk tables are zeros, so asking
+    where its samples are is a bug, which unread_chunks makes an error rather than wrong media."""
+    tracks = tuple(replace(track, samples=replace(track.samples, located=unread_chunks(track.samples)))
+                   for track in movie.tracks)
+    return replace(movie, tracks=tracks)
 
 
 def _check_range(source: SourceIdentity, offset: int, length: int) -> None:

@@ -78,6 +78,7 @@ def clean_files() -> dict[str, bytes]:
 
 def media_requests(runner: Runner, path: str) -> None:
     movie = runner.load(path, "parse")
+    runner.run("skeleton", lambda: runner.compare_skeleton(path))
     if movie is None:
         return
     runner.load(CLEAN_VIDEO)

@@ -29,6 +29,7 @@ from tests.fuzz.outcomes import (
     RangeOutsideFile,
     Report,
     SizeMismatch,
+    SkeletonMismatch,
     check_cue_list,
     classify,
     cpu_budget,
@@ -47,8 +48,10 @@ from vodorigin.media.subtitles import (
     sidecar_movie,
     with_cues,
 )
+from vodorigin.mp4.boxes import Moov
 from vodorigin.mp4.locate import MoovLocator, ReadRange
 from vodorigin.mp4.moov import Limits, parse_moov
+from vodorigin.mp4.skeleton import MoovSkeleton
 from vodorigin.packagers import dash, hds, hls, mss, pd
 from vodorigin.packagers.output import FileParts, MediaSegment, Output, PackagerContext
 from vodorigin.settings import Settings
@@ -148,20 +151,49 @@ class Runner:
         return self.movies[path]
 
     def load_movie(self, source: SourceIdentity) -> Movie:
-        """vodorigin.origin.Origin._load_movie without the awaits."""
+        """vodorigin.origin.Origin._load_movie without the awaits (and without skeletons, which
+        compare_skeleton checks against it)."""
+        head, found = self.moov_of(source)
+        if found is None:
+            if source.size > MAX_INPUT_BYTES:
+                raise LimitExceeded(f"{source.path}: a subtitle file of {source.size} bytes")
+            data = head if len(head) == source.size else self.read(source, 0, source.size)
+            return sidecar_movie(source, data)
+        return parse_moov(found[1], source, LIMITS)
+
+    def moov_of(self, source: SourceIdentity) -> tuple[bytes, tuple[int, bytes] | None]:
+        """The file's first read, and its moov's offset and bytes, located as Origin._load_movie
+        locates them (None for a subtitle file, told by its first bytes)."""
         locator = MoovLocator(source.size, SETTINGS.initial_read_size, SETTINGS.max_moov_size,
                               SETTINGS.max_moov_reads)
         first = locator.first_read()
         head = self.read(source, first.offset, first.length)
         if detect_format(head) is not None:
-            if source.size > MAX_INPUT_BYTES:
-                raise LimitExceeded(f"{source.path}: a subtitle file of {source.size} bytes")
-            data = head if len(head) == source.size else self.read(source, 0, source.size)
-            return sidecar_movie(source, data)
+            return head, None
         request: ReadRange | bytes = locator.feed(first.offset, head)
         while isinstance(request, ReadRange):
             request = locator.feed(request.offset, self.read(source, request.offset, request.length))
-        return parse_moov(request, source, LIMITS)
+        return head, (locator.position, request)
+
+    def compare_skeleton(self, path: str) -> None:
+        """The moov read as a skeleton (mp4/skeleton.py, with every table skipped and small windows:
+        many reads) parses as the whole moov does, to the same timing or the same refusal; else
+        SkeletonMismatch. A moov the walk gives up on is read whole on the server: nothing to do."""
+        source = self.source(path)
+        try:
+            _, found = self.moov_of(source)
+        except VodError:
+            return  # refused before there is a moov (the parse step has told why)
+        if found is None:
+            return
+        start, moov = found
+        walker = MoovSkeleton(start, len(moov), skip_min=0, window=64, max_reads=len(moov))
+        step = walker.feed(start, moov[:64])
+        while isinstance(step, ReadRange):
+            step = walker.feed(step.offset, self.read(source, step.offset, step.length))
+        if step is not None and (whole := _parsed(moov, source)) != (partial := _parsed(step, source)):
+            raise SkeletonMismatch(f"{path}: the skeleton parses to {partial!r:.300}, "
+                                   f"the moov to {whole!r:.300}")
 
     def movie(self, path: str) -> Movie:
         if path not in self.movies:
@@ -220,6 +252,31 @@ class Runner:
             if not isinstance(part, bytes) and (part.offset < 0 or part.length < 0
                                                 or part.offset + part.length > size):
                 raise RangeOutsideFile(f"part {part.offset}+{part.length} of a {size}-byte file")
+
+
+def timing_of(movie: Movie) -> list[tuple[object, ...]]:
+    """What a media playlist may read of each track of a movie: everything but its sample sizes
+    and where its samples are (what a skeleton leaves unread)."""
+    described = []
+    for track in movie.tracks:
+        samples = track.samples
+        times = samples.decode_times
+        described.append((
+            track.track_id, track.number, track.media_type, track.timescale, track.codec, track.language,
+            track.label, track.edit_shift, track.presentation_end, samples.count, samples.end_dts,
+            times.counts.tolist(), times.deltas.tolist(), times.first_time.tolist(),
+            None if samples.composition_offsets is None else samples.composition_offsets.tolist(),
+            None if samples.sync is None else samples.sync.tolist(),
+            None if track.key_times is None else track.key_times.tolist()))
+    return described
+
+
+def _parsed(moov: Moov, source: SourceIdentity) -> list[tuple[object, ...]] | str:
+    """A moov's timing (timing_of), or its refusal's kind and message."""
+    try:
+        return timing_of(parse_moov(moov, source, LIMITS))
+    except VodError as error:
+        return f"{type(error).__name__}: {error.message}"
 
 
 def by_path(movies: Sequence[Movie]) -> dict[str, Movie]:

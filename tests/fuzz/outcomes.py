@@ -55,6 +55,10 @@ class RangeOutsideFile(Exception):  # noqa: N818
     """A progressive-download part that the server could not read while streaming."""
 
 
+class SkeletonMismatch(Exception):  # noqa: N818
+    """A moov's skeleton parsed otherwise than the moov itself (inprocess.compare_skeleton)."""
+
+
 class BrokenCues(Exception):  # noqa: N818
     """Cues that break the rules every subtitle parser promises (vodorigin/text/cues.py)."""
 

@@ -249,6 +249,15 @@ class SampleTable:
         return (chunks.offsets[chunk].astype(np.int64) + within)[start - walk_from :]
 
 
+def unread_chunks(table: SampleTable) -> DeferredChunks:
+    """The `located` of a table whose sizes and chunk tables were not read (mp4/skeleton.py):
+    asking where its samples are is a bug in the caller, an error (a 500), never wrong media."""
+    def refuse() -> ChunkMap:
+        raise RuntimeError("where samples are was asked of a movie read for its timing only")
+
+    return DeferredChunks(refuse, table.located.nbytes)
+
+
 def empty_table() -> SampleTable:
     """The table of a track with no samples in a file (a sidecar subtitle file's cue track)."""
     none = np.zeros(0, dtype=np.int64)

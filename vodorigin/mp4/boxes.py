@@ -8,12 +8,15 @@ read outside the bytes we hold or loop forever.
 
 from __future__ import annotations
 
+import mmap
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from vodorigin.errors import MediaError
 
+Moov = bytes | mmap.mmap  # a moov box's bytes, or its skeleton (skeleton.py): slices of both are bytes
+Buffer = Moov | memoryview
 BOX_HEADER = struct.Struct(">I4s")
 LARGE_SIZE = struct.Struct(">Q")
 
@@ -36,7 +39,7 @@ class Box:
         return self.start + self.size
 
 
-def read_box_header(buf: bytes | memoryview, pos: int, container_end: int) -> Box | None:
+def read_box_header(buf: Buffer, pos: int, container_end: int) -> Box | None:
     """The box whose header starts at buf[pos], or None when the header is not all in buf.
 
     container_end bounds a size-0 box; a size that overflows it is not checked here (the caller
@@ -58,7 +61,7 @@ def read_box_header(buf: bytes | memoryview, pos: int, container_end: int) -> Bo
     return Box(box_type, pos, header_size, size)
 
 
-def iter_boxes(buf: bytes | memoryview, start: int, end: int, path: str = "") -> Iterator[Box]:
+def iter_boxes(buf: Buffer, start: int, end: int, path: str = "") -> Iterator[Box]:
     """The child boxes of buf[start:end], each checked to lie inside it."""
     pos = start
     while pos < end:
@@ -72,7 +75,7 @@ def iter_boxes(buf: bytes | memoryview, start: int, end: int, path: str = "") ->
         pos = box.end
 
 
-def child_boxes(buf: bytes | memoryview, parent: Box, path: str = "") -> dict[bytes, Box]:
+def child_boxes(buf: Buffer, parent: Box, path: str = "") -> dict[bytes, Box]:
     """Children of a container box by type (the first of each type)."""
     children: dict[bytes, Box] = {}
     for box in iter_boxes(buf, parent.payload_start, parent.end, path):
@@ -80,7 +83,7 @@ def child_boxes(buf: bytes | memoryview, parent: Box, path: str = "") -> dict[by
     return children
 
 
-def find_path(buf: bytes | memoryview, parent: Box, *types: bytes) -> Box | None:
+def find_path(buf: Buffer, parent: Box, *types: bytes) -> Box | None:
     """Follow a chain of child types (e.g. b"mdia", b"minf", b"stbl") from parent."""
     box: Box | None = parent
     for box_type in types:
@@ -90,7 +93,7 @@ def find_path(buf: bytes | memoryview, parent: Box, *types: bytes) -> Box | None
     return box
 
 
-def full_box_header(buf: bytes | memoryview, box: Box) -> tuple[int, int]:
+def full_box_header(buf: Buffer, box: Box) -> tuple[int, int]:
     """(version, flags) of a FullBox (ISO/IEC 14496-12 4.2.2)."""
     if box.size < box.header_size + 4:
         raise MediaError(f"{box.type!r}: too small for a full box header")

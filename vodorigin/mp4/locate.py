@@ -22,6 +22,12 @@ class ReadRange:
     length: int
 
 
+class MoovRange(ReadRange):
+    """The whole moov box: the locator's last request (skeleton.py may read less of it)."""
+
+    __slots__ = ()
+
+
 class MoovLocator:
     """A small state machine over top-level box headers. One per file, used once."""
 
@@ -52,7 +58,7 @@ class MoovLocator:
                     raise MediaError("truncated file: moov runs past the end of the file")
                 if box.end <= len(data):
                     return data[index : box.end]
-                return self._request(self.position, box.size)
+                return self._request(self.position, box.size, MoovRange)
             if box.type == b"moof":
                 raise UnsupportedMedia("fragmented MP4 input (moof before moov) is not supported yet")
             if self.position == 0 and box.type not in _FIRST_BOX_TYPES:
@@ -60,14 +66,14 @@ class MoovLocator:
             self.position += box.size
         raise MediaError("no moov box in the file")
 
-    def _request(self, offset: int, length: int) -> ReadRange:
+    def _request(self, offset: int, length: int, kind: type[ReadRange] = ReadRange) -> ReadRange:
         self.reads += 1
         if self.reads > self.max_reads:
             raise LimitExceeded(f"moov not found within {self.max_reads} reads")
         length = min(length, self.file_size - offset)
         if length < 8:
             raise MediaError(f"truncated file: box header at {offset} runs past the end")
-        return ReadRange(offset, length)
+        return kind(offset, length)
 
 
 # Boxes a real MP4 may begin with; anything else means we were handed another kind of file.

@@ -14,7 +14,15 @@ import numpy as np
 
 from vodorigin.errors import LimitExceeded, MediaError
 from vodorigin.media.model import MediaType, Movie, SourceIdentity, Track, key_times, presentation_end
-from vodorigin.mp4.boxes import Box, child_boxes, find_path, full_box_header, iter_boxes, read_box_header
+from vodorigin.mp4.boxes import (
+    Box,
+    Moov,
+    child_boxes,
+    find_path,
+    full_box_header,
+    iter_boxes,
+    read_box_header,
+)
 from vodorigin.mp4.codecs import parse_sample_entry
 from vodorigin.mp4.names import elng_language, mdhd_language, track_label
 from vodorigin.mp4.tables import RawTables, TableBounds, parse_sample_table
@@ -47,7 +55,7 @@ class Limits:
         return min(self.max_samples_per_file, moov_size + self.moov_sample_allowance)
 
 
-def parse_moov(moov: bytes, source: SourceIdentity, limits: Limits) -> Movie:
+def parse_moov(moov: Moov, source: SourceIdentity, limits: Limits) -> Movie:
     """The bytes of a whole moov box -> Movie."""
     try:
         return _parse_moov(moov, source, limits)
@@ -57,7 +65,7 @@ def parse_moov(moov: bytes, source: SourceIdentity, limits: Limits) -> Movie:
         raise type(exc)(f"{source.path}: {exc.message}") from exc
 
 
-def _parse_moov(moov: bytes, source: SourceIdentity, limits: Limits) -> Movie:
+def _parse_moov(moov: Moov, source: SourceIdentity, limits: Limits) -> Movie:
     root = read_box_header(moov, 0, len(moov))
     if root is None or root.type != b"moov" or root.size != len(moov):
         raise MediaError("moov box is incomplete")
@@ -107,7 +115,7 @@ class _SampleBudget:
         self.remaining -= count
 
 
-def _mvhd_timescale(moov: bytes, mvhd: Box) -> int:
+def _mvhd_timescale(moov: Moov, mvhd: Box) -> int:
     version, _ = full_box_header(moov, mvhd)
     offset = mvhd.payload_start + (20 if version == 1 else 12)
     return _checked_timescale(struct.unpack_from(">I", moov, offset)[0], "mvhd")
@@ -119,7 +127,7 @@ def _checked_timescale(timescale: int, box: str) -> int:
     return timescale
 
 
-def _parse_trak(moov: bytes, trak: Box, movie_timescale: int, limits: Limits, budget: _SampleBudget,
+def _parse_trak(moov: Moov, trak: Box, movie_timescale: int, limits: Limits, budget: _SampleBudget,
                 path: str) -> Track | str:
     """One trak -> a Track (numbered by the caller), or the reason it is skipped. The file's `path`
     opens the message of a failure to derive the chunk map later (DeferredChunks)."""
@@ -184,7 +192,7 @@ def _with_timing(track: Track, limits: Limits) -> Track:
     return replace(track, presentation_end=end, key_times=keys)
 
 
-def _mdhd(moov: bytes, mdhd: Box) -> tuple[int, str]:
+def _mdhd(moov: Moov, mdhd: Box) -> tuple[int, str]:
     """(timescale, language as a BCP 47 tag) from mdhd (8.4.2)."""
     version, _ = full_box_header(moov, mdhd)
     offset = mdhd.payload_start + (20 if version == 1 else 12)
@@ -193,7 +201,7 @@ def _mdhd(moov: bytes, mdhd: Box) -> tuple[int, str]:
     return timescale, mdhd_language(packed)
 
 
-def _first_sample_entry(moov: bytes, stsd: Box | None) -> bytes:
+def _first_sample_entry(moov: Moov, stsd: Box | None) -> bytes:
     if stsd is None:
         raise MediaError("stbl has no stsd")
     entries = list(iter_boxes(moov, stsd.payload_start + 8, stsd.end, "stsd"))
@@ -202,12 +210,12 @@ def _first_sample_entry(moov: bytes, stsd: Box | None) -> bytes:
     return moov[entries[0].start : entries[0].end]
 
 
-def _payload(moov: bytes, box: Box) -> memoryview:
+def _payload(moov: Moov, box: Box) -> memoryview:
     """A full box's payload after its version and flags (a view: a sample table's are megabytes)."""
     return memoryview(moov)[box.payload_start + 4 : box.end]
 
 
-def _raw_tables(moov: bytes, boxes: dict[bytes, Box], media_type: MediaType) -> RawTables:
+def _raw_tables(moov: Moov, boxes: dict[bytes, Box], media_type: MediaType) -> RawTables:
     """The table payloads. An audio track's stss is ignored: every audio frame of the codecs we
     package is a sync sample, and one that said otherwise would only mislabel fragments."""
     stts, stsc = boxes.get(b"stts"), boxes.get(b"stsc")
@@ -230,7 +238,7 @@ def _raw_tables(moov: bytes, boxes: dict[bytes, Box], media_type: MediaType) -> 
     )
 
 
-def _edit_shift(moov: bytes, edts: Box, movie_timescale: int, timescale: int) -> int:
+def _edit_shift(moov: Moov, edts: Box, movie_timescale: int, timescale: int) -> int:
     """Edit list (8.6.6) -> ticks to add to media times for presentation times.
 
     Leading empty edits delay the track; the first real edit's media_time is where presentation

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from vodorigin.media.languages import UNDETERMINED, language_tag
-from vodorigin.mp4.boxes import Box, child_boxes, full_box_header
+from vodorigin.mp4.boxes import Box, Moov, child_boxes, full_box_header
 
 MAX_LABEL = 128  # characters kept of a name
 # Handler names that say which muxer wrote the file, not what the track holds
@@ -29,7 +29,7 @@ def mdhd_language(packed: int) -> str:
     return language_tag(letters.decode("latin-1"))
 
 
-def elng_language(moov: bytes, elng: Box) -> str | None:
+def elng_language(moov: Moov, elng: Box) -> str | None:
     """The tag of an ExtendedLanguageBox (a null-terminated BCP 47 string), or None if unusable."""
     full_box_header(moov, elng)
     text = _string(moov[elng.payload_start + 4 : elng.end])
@@ -37,7 +37,7 @@ def elng_language(moov: bytes, elng: Box) -> str | None:
     return tag if tag != UNDETERMINED else None
 
 
-def track_label(moov: bytes, trak: Box, hdlr: Box) -> str:
+def track_label(moov: Moov, trak: Box, hdlr: Box) -> str:
     """udta/name, else a specific hdlr name, else ""."""
     udta = child_boxes(moov, trak, "trak").get(b"udta")
     if udta is not None:
@@ -50,7 +50,7 @@ def track_label(moov: bytes, trak: Box, hdlr: Box) -> str:
     return "" if _GENERIC_HANDLER.search(text) else text
 
 
-def _handler_name(moov: bytes, hdlr: Box) -> str:
+def _handler_name(moov: Moov, hdlr: Box) -> str:
     """The name after hdlr's fixed fields (4 version/flags, 4 pre_defined, 4 type, 12 reserved),
     with a QuickTime length byte in front of it removed when there is one."""
     raw = moov[hdlr.payload_start + 24 : hdlr.end]

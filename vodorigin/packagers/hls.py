@@ -26,7 +26,13 @@ from vodorigin.packagers.output import Output, PackagerContext
 from vodorigin.packagers.renditions import narrowed
 from vodorigin.urls import parse_file_name
 
-__all__ = ["handle", "render_master_playlist", "render_media_playlist"]
+__all__ = ["handle", "render_master_playlist", "render_media_playlist", "timing_only"]
+
+
+def timing_only(file_name: str) -> bool:
+    """Whether the file is a media playlist, which needs nothing of the movies but their tracks'
+    timing: neither sample sizes nor where samples are (Origin.movie_of may leave them unread)."""
+    return file_name.startswith("index") and file_name.endswith(".m3u8")
 
 
 def handle(file_name: str, media: MediaSet, context: PackagerContext) -> Output:

@@ -50,6 +50,8 @@ class LocalStorage:
     open_file_cache); one is closed only when no read in flight uses it. A segment's ranges are
     read together (read_many): on the loop, or in one trip to a worker thread."""
 
+    seeks_cheaply = True  # a few small reads cost less than one large one (Origin.skeletons)
+
     def __init__(self, root: Path, max_open: int = MAX_OPEN_FILES) -> None:
         self.root = root.resolve()
         self._root_text = str(self.root)

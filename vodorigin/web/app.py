@@ -65,18 +65,21 @@ Handler = Callable[[MediaRequest, Sources, Origin, PackagerContext], Awaitable[O
 Endpoint = Callable[[Scope, str], Awaitable[ASGIApp]]  # (scope, path after /<protocol>/) -> response
 
 
-def packaged(handle: Callable[[str, MediaSet, PackagerContext], Output]) -> Handler:
+def packaged(handle: Callable[[str, MediaSet, PackagerContext], Output],
+             timing_only: Callable[[str], bool] = lambda file_name: False) -> Handler:
     """The handler of a packager: its file name, on the media set the request names. Large media
-    sets are packaged in a worker thread while that costs less than it saves (web/offload.py)."""
+    sets are packaged in a worker thread while that costs less than it saves (web/offload.py).
+    The files `timing_only` names need nothing of a movie but its tracks' timing (Origin.movie_of)."""
     offload = Offload()
 
     async def serve(request: MediaRequest, sources: Sources, origin: Origin, context: PackagerContext
                     ) -> Output:
-        movies = await origin.movies(sources)
+        timing = timing_only(request.file_name)
+        movies = await origin.movies(sources, timing)
         try:
             return await _package(handle, request, movies, origin, context, offload)
         except CuesNeeded:  # a subtitle segment of an embedded track: read its samples, then again
-            movies = await origin.with_cues(movies)
+            movies = await origin.with_cues(await origin.movies(sources) if timing else movies)
             return await _package(handle, request, movies, origin, context, offload)
 
     return serve
@@ -99,9 +102,9 @@ async def serve_pd(request: MediaRequest, sources: Sources, origin: Origin, cont
     return pd.whole_file(sources[0])
 
 
-PROTOCOL_HANDLERS: dict[str, Handler] = {"hls": packaged(hls.handle), "dash": packaged(dash.handle),
-                                         "hds": packaged(hds.handle), "mss": packaged(mss.handle),
-                                         "pd": serve_pd}
+PROTOCOL_HANDLERS: dict[str, Handler] = {"hls": packaged(hls.handle, hls.timing_only),
+                                         "dash": packaged(dash.handle), "hds": packaged(hds.handle),
+                                         "mss": packaged(mss.handle), "pd": serve_pd}
 MEDIA_PREFIXES = tuple(f"/{protocol}/" for protocol in PROTOCOL_HANDLERS)
 
 

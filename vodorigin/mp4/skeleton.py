@@ -1,0 +1,92 @@
+"""Read a moov without the payloads of its largest sample tables (sans-IO, like locate.py).
+
+An HLS media playlist needs a track's timing only: stts, ctts, stss, the edit list, the sample
+entry. The per-sample and per-chunk tables (stsz, stco/co64, stsc) are nearly all of a long
+title's moov (5.7 of the 2-hour bench title's 6.2 MB) and only their entry counts are read while
+parsing (mp4/tables.py: the values wait for a segment, DeferredChunks). When nothing keeps the
+parsed movie (the metadata cache is off: origin.py), the playlist's moov is read as a skeleton:
+its boxes' bytes where it needs them, each large table's header and the first KEPT_PAYLOAD
+bytes of its payload (version, flags, counts), and nothing else.
+
+The skeleton is laid out as the moov is, in a zero-filled anonymous mapping of the moov's size:
+parse_moov reads it as it reads a whole moov, and the pages never written are never allocated.
+Its sample sizes and chunk tables are zeros, so a movie parsed from it serves that playlist and
+nothing else (Origin.movie_of(timing_only=True)).
+
+Boxes are walked by their headers (ISO/IEC 14496-12 4.2), descending only the containers on the
+way to stbl (8.1-8.5). Anything unusual (a box that overruns its container, more than MAX_READS
+reads) gives None: the moov is then read whole, and parse_moov says what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import mmap
+
+from vodorigin.errors import MediaError
+from vodorigin.mp4.boxes import read_box_header
+from vodorigin.mp4.locate import ReadRange
+
+CONTAINERS = frozenset((b"moov", b"trak", b"mdia", b"minf", b"stbl"))  # the way to each stbl
+SKIPPED = frozenset((b"stsz", b"stco", b"co64", b"stsc"))  # tables whose values a playlist never reads
+KEPT_PAYLOAD = 16  # bytes kept of a skipped table's payload: version and flags, then its counts
+SKIP_MIN = 64 * 1024  # a table with a smaller payload is read with its neighbours
+WINDOW = 4096  # bytes read at a header outside what has been read
+MAX_READS = 32  # more than this (a moov of many small tables, or hostile): read it whole
+
+
+class MoovSkeleton:
+    """The skeleton of the moov box at [start, start + size) of a file whose every byte there is
+    (MoovLocator has checked that it lies in the file). Give it bytes of the file with feed();
+    it asks for the next range it needs, and finally returns the skeleton, or None."""
+
+    def __init__(self, start: int, size: int, skip_min: int = SKIP_MIN, window: int = WINDOW,
+                 max_reads: int = MAX_READS) -> None:
+        self.start, self.end = start, start + size
+        self.skip_min, self.window, self.max_reads = skip_min, window, max_reads
+        self.position = start  # the next box header to look at
+        self.ends: list[int] = [self.end]  # the ends of the containers the position is in
+        self.reads = 0
+        self.buffer = mmap.mmap(-1, size)
+
+    def feed(self, offset: int, data: bytes) -> ReadRange | mmap.mmap | None:
+        """Bytes of the file read at `offset` (any range; the next one asked for after the first);
+        the next range to read, the skeleton, or None when the moov is better read whole."""
+        start, ends, buffer = self.start, self.ends, self.buffer
+        position = self.position
+        while position < self.end:
+            while position >= ends[-1]:
+                ends.pop()
+            if ends[-1] - position < 8:
+                return None  # trailing bytes that are not a box
+            index = position - offset
+            try:
+                box = read_box_header(data, index, ends[-1] - offset) if index >= 0 else None
+            except MediaError:
+                return None  # a size smaller than its header
+            if box is None:
+                return self._ask(position, self.window)
+            end = position + box.size
+            if end > ends[-1]:
+                return None  # overruns its container
+            if box.type in CONTAINERS:
+                kept = box.header_size
+            elif box.type in SKIPPED and box.size - box.header_size > self.skip_min:
+                kept = min(box.size, box.header_size + KEPT_PAYLOAD)
+            else:
+                kept = box.size
+            if index + kept > len(data):
+                return self._ask(position, max(kept, self.window))
+            buffer[position - start : position - start + kept] = data[index : index + kept]
+            if box.type in CONTAINERS:
+                ends.append(end)
+                position += kept
+            else:
+                position = end
+            self.position = position
+        return buffer
+
+    def _ask(self, offset: int, length: int) -> ReadRange | None:
+        self.reads += 1
+        if self.reads > self.max_reads:
+            return None
+        return ReadRange(offset, min(length, self.end - offset))
