@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import mmap
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 from cachetools import Cache, TTLCache
 
@@ -17,7 +16,6 @@ from vodorigin.cache import ByteBoundedCache
 from vodorigin.errors import LimitExceeded, MediaError
 from vodorigin.media.frames import ByteRange, SourceBytes, merged_ranges_of
 from vodorigin.media.model import MediaSet, Movie, SourceIdentity
-from vodorigin.media.samples import unread_chunks
 from vodorigin.media.subtitles import embedded_cue_ranges, embedded_cues, needs_cues, sidecar_movie, with_cues
 from vodorigin.mp4.boxes import Moov
 from vodorigin.mp4.locate import MoovLocator, MoovRange, ReadRange
@@ -98,16 +96,16 @@ class Origin:
             if timing_only and isinstance(request, MoovRange) and request.length > SKELETON_MOOV:
                 skeleton = await self._skeleton(source, request, last, data)
                 if skeleton is not None:
-                    return _timing_only(await self._parse(skeleton, source))
+                    return await self._parse(skeleton, source, timing_only=True)
             last = request.offset
             data = await self.read(source, last, request.length)
             request = locator.feed(last, data)
         return await self._parse(request, source)
 
-    async def _parse(self, moov: Moov, source: SourceIdentity) -> Movie:
+    async def _parse(self, moov: Moov, source: SourceIdentity, timing_only: bool = False) -> Movie:
         if len(moov) > LARGE_MOOV:
-            return await asyncio.to_thread(parse_moov, moov, source, self.limits)
-        return parse_moov(moov, source, self.limits)
+            return await asyncio.to_thread(parse_moov, moov, source, self.limits, timing_only)
+        return parse_moov(moov, source, self.limits, timing_only)
 
     async def _skeleton(self, source: SourceIdentity, moov: MoovRange, offset: int, data: bytes
                         ) -> mmap.mmap | None:
@@ -190,14 +188,6 @@ class Origin:
             size = min(STREAM_CHUNK, end - offset)
             yield await self.read(source, offset, size)
             offset += size
-
-
-def _timing_only(movie: Movie) -> Movie:
-    """A movie parsed from a skeleton: its sample sizes and chunk tables are zeros, so asking
-    where its samples are is a bug, which unread_chunks makes an error rather than wrong media."""
-    tracks = tuple(replace(track, samples=replace(track.samples, located=unread_chunks(track.samples)))
-                   for track in movie.tracks)
-    return replace(movie, tracks=tracks)
 
 
 def _check_range(source: SourceIdentity, offset: int, length: int) -> None:

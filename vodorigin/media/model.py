@@ -85,12 +85,14 @@ def presentation_end(samples: SampleTable, edit_shift: int) -> int:
 
 def key_times(samples: SampleTable, edit_shift: int) -> np.ndarray:
     """Presentation times of the sync samples (where a segment may start), never decreasing, so
-    that searchsorted works even on streams whose key frames' composition offsets vary."""
+    that searchsorted works even on streams whose key frames' composition offsets vary. (Decode
+    times never decrease: stts's durations are unsigned.)"""
     sync = samples.sync_indexes()
-    times = samples.dts_at(sync)
-    if samples.composition_offsets is not None:
-        times = times + samples.composition_offsets[sync]
-    return np.maximum.accumulate(times + edit_shift) if len(times) else times
+    times = samples.dts_at(sync) + edit_shift
+    if samples.composition_offsets is not None and len(times):
+        times += samples.composition_offsets[sync]
+        np.maximum.accumulate(times, out=times)
+    return times
 
 
 @dataclass(frozen=True, slots=True, eq=False)

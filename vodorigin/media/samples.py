@@ -249,13 +249,13 @@ class SampleTable:
         return (chunks.offsets[chunk].astype(np.int64) + within)[start - walk_from :]
 
 
-def unread_chunks(table: SampleTable) -> DeferredChunks:
+def unread_chunks(nbytes: int) -> DeferredChunks:
     """The `located` of a table whose sizes and chunk tables were not read (mp4/skeleton.py):
     asking where its samples are is a bug in the caller, an error (a 500), never wrong media."""
     def refuse() -> ChunkMap:
         raise RuntimeError("where samples are was asked of a movie read for its timing only")
 
-    return DeferredChunks(refuse, table.located.nbytes)
+    return DeferredChunks(refuse, nbytes)
 
 
 def empty_table() -> SampleTable:

@@ -8,12 +8,13 @@ the file path, so bad media is a clear 4xx and never a 500.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from vodorigin.errors import LimitExceeded, MediaError
 from vodorigin.media.model import MediaType, Movie, SourceIdentity, Track, key_times, presentation_end
+from vodorigin.media.samples import SampleTable
 from vodorigin.mp4.boxes import (
     Box,
     Moov,
@@ -55,17 +56,19 @@ class Limits:
         return min(self.max_samples_per_file, moov_size + self.moov_sample_allowance)
 
 
-def parse_moov(moov: Moov, source: SourceIdentity, limits: Limits) -> Movie:
-    """The bytes of a whole moov box -> Movie."""
+def parse_moov(moov: Moov, source: SourceIdentity, limits: Limits, timing_only: bool = False) -> Movie:
+    """The bytes of a whole moov box -> Movie. `timing_only`: the moov is a skeleton
+    (mp4/skeleton.py) whose sample sizes and chunk tables are zeros; the movie's tables then
+    refuse to say where samples are (samples.unread_chunks)."""
     try:
-        return _parse_moov(moov, source, limits)
+        return _parse_moov(moov, source, limits, timing_only)
     except (struct.error, IndexError, ValueError, OverflowError) as exc:
         raise MediaError(f"{source.path}: corrupt moov ({exc})") from exc
     except MediaError as exc:
         raise type(exc)(f"{source.path}: {exc.message}") from exc
 
 
-def _parse_moov(moov: Moov, source: SourceIdentity, limits: Limits) -> Movie:
+def _parse_moov(moov: Moov, source: SourceIdentity, limits: Limits, timing_only: bool) -> Movie:
     root = read_box_header(moov, 0, len(moov))
     if root is None or root.type != b"moov" or root.size != len(moov):
         raise MediaError("moov box is incomplete")
@@ -73,27 +76,26 @@ def _parse_moov(moov: Moov, source: SourceIdentity, limits: Limits) -> Movie:
     mvhd = next((b for b in children if b.type == b"mvhd"), None)
     if mvhd is None:
         raise MediaError("moov has no mvhd")
-    movie_timescale = _mvhd_timescale(moov, mvhd)
     traks = [b for b in children if b.type == b"trak"]
     if len(traks) > limits.max_tracks:
         raise LimitExceeded(f"{len(traks)} tracks exceed max_tracks ({limits.max_tracks})")
+    file = _File(_mvhd_timescale(moov, mvhd), limits, _SampleBudget(limits, len(moov), source.size),
+                 source.path, timing_only, dict.fromkeys(MediaType, 0))
     tracks: list[Track] = []
     skipped: list[str] = []
-    numbers = dict.fromkeys(MediaType, 0)
-    budget = _SampleBudget(limits, len(moov), source.size)
     for trak in traks:
-        parsed = _parse_trak(moov, trak, movie_timescale, limits, budget, source.path)
+        parsed = _parse_trak(moov, trak, file)
         if isinstance(parsed, str):
             skipped.append(parsed)
             continue
-        numbers[parsed.media_type] += 1
-        tracks.append(replace(parsed, number=numbers[parsed.media_type]))
+        file.numbers[parsed.media_type] += 1
+        tracks.append(parsed)
     if not tracks:
         raise MediaError("no playable track" + (f" ({'; '.join(skipped)})" if skipped else ""))
     ids = [t.track_id for t in tracks]
     if len(set(ids)) != len(ids):
         raise MediaError(f"two tracks share a track_ID ({ids})")
-    return Movie(source, movie_timescale, tuple(tracks), tuple(skipped), moov_bytes=len(moov))
+    return Movie(source, file.movie_timescale, tuple(tracks), tuple(skipped), moov_bytes=len(moov))
 
 
 class _SampleBudget:
@@ -115,6 +117,18 @@ class _SampleBudget:
         self.remaining -= count
 
 
+@dataclass(frozen=True, slots=True)
+class _File:
+    """What the traks of one file share while it is parsed."""
+
+    movie_timescale: int
+    limits: Limits
+    budget: _SampleBudget
+    path: str  # opens the message of a failure to derive a chunk map later (DeferredChunks)
+    timing_only: bool  # a skeleton (parse_moov)
+    numbers: dict[MediaType, int]  # the tracks of each media type so far
+
+
 def _mvhd_timescale(moov: Moov, mvhd: Box) -> int:
     version, _ = full_box_header(moov, mvhd)
     offset = mvhd.payload_start + (20 if version == 1 else 12)
@@ -127,10 +141,9 @@ def _checked_timescale(timescale: int, box: str) -> int:
     return timescale
 
 
-def _parse_trak(moov: Moov, trak: Box, movie_timescale: int, limits: Limits, budget: _SampleBudget,
-                path: str) -> Track | str:
-    """One trak -> a Track (numbered by the caller), or the reason it is skipped. The file's `path`
-    opens the message of a failure to derive the chunk map later (DeferredChunks)."""
+def _parse_trak(moov: Moov, trak: Box, file: _File) -> Track | str:
+    """One trak -> a Track, numbered after the file's tracks of its type so far, or the reason
+    it is skipped."""
     boxes = child_boxes(moov, trak, "trak")
     tkhd, mdia = boxes.get(b"tkhd"), boxes.get(b"mdia")
     if tkhd is None or mdia is None:
@@ -158,38 +171,37 @@ def _parse_trak(moov: Moov, trak: Box, movie_timescale: int, limits: Limits, bud
     if codec is None:
         return f"track {track_id}: codec not supported"
     try:
-        samples = parse_sample_table(_raw_tables(moov, stbl_boxes, media_type), budget.bounds(),
-                                     f"{path}: track {track_id}")
+        samples = parse_sample_table(_raw_tables(moov, stbl_boxes, media_type), file.budget.bounds(),
+                                     f"{file.path}: track {track_id}", file.timing_only)
     except MediaError as error:
         raise type(error)(f"track {track_id}: {error.message}") from error
-    budget.spend(samples.count)
+    file.budget.spend(samples.count)
     if samples.count == 0:
         return f"track {track_id}: no samples"
     edts = boxes.get(b"edts")
-    shift = _edit_shift(moov, edts, movie_timescale, timescale) if edts else 0
-    track = Track(track_id, 0, media_type, timescale, codec, samples, language, shift,
-                  label=track_label(moov, trak, hdlr))
-    return _with_timing(track, limits)
+    shift = _edit_shift(moov, edts, file.movie_timescale, timescale) if edts else 0
+    end, keys = _timing(track_id, media_type, timescale, samples, shift, file.limits)
+    return Track(track_id, file.numbers[media_type] + 1, media_type, timescale, codec, samples, language,
+                 shift, end, keys, label=track_label(moov, trak, hdlr))
 
 
-def _with_timing(track: Track, limits: Limits) -> Track:
-    """The track with its presentation end and key times, once its values are checked to be sane
-    (frame sizes are, by parse_sample_table): a duration, composition offsets and an edit shift
-    within the limits, key frames in a video track."""
-    samples = track.samples
-    longest = limits.max_duration_seconds * track.timescale
+def _timing(track_id: int, media_type: MediaType, timescale: int, samples: SampleTable, edit_shift: int,
+            limits: Limits) -> tuple[int, np.ndarray | None]:
+    """A track's presentation end and key times, once its values are checked to be sane (frame
+    sizes are, by parse_sample_table): a duration, composition offsets and an edit shift within
+    the limits, key frames in a video track."""
+    longest = limits.max_duration_seconds * timescale
     offsets = samples.composition_offsets
-    if samples.end_dts > longest or abs(track.edit_shift) > longest or \
+    if samples.end_dts > longest or abs(edit_shift) > longest or \
             (offsets is not None and int(np.abs(offsets).max()) > longest):
-        raise LimitExceeded(f"track {track.track_id}: times beyond max_duration_seconds "
+        raise LimitExceeded(f"track {track_id}: times beyond max_duration_seconds "
                             f"({limits.max_duration_seconds} s)")
-    end = presentation_end(samples, track.edit_shift)
     keys = None
-    if track.media_type is MediaType.VIDEO:
-        keys = key_times(samples, track.edit_shift)
+    if media_type is MediaType.VIDEO:
+        keys = key_times(samples, edit_shift)
         if not len(keys):
-            raise MediaError(f"track {track.track_id}: a video track without any sync sample (empty stss)")
-    return replace(track, presentation_end=end, key_times=keys)
+            raise MediaError(f"track {track_id}: a video track without any sync sample (empty stss)")
+    return presentation_end(samples, edit_shift), keys
 
 
 def _mdhd(moov: Moov, mdhd: Box) -> tuple[int, str]:

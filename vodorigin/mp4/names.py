@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from vodorigin.media.languages import UNDETERMINED, language_tag
@@ -21,6 +22,7 @@ _GENERIC_HANDLER = re.compile(r"(?i)^$|handler$|^(core media|gpac|l-smash|mainco
                               r"timed text)")
 
 
+@functools.lru_cache(maxsize=1024)
 def mdhd_language(packed: int) -> str:
     """The 15-bit packed ISO 639-2/T code of mdhd as a BCP 47 tag ("und" if not letters)."""
     letters = bytes(((packed >> shift) & 0x1F) + 0x60 for shift in (10, 5, 0))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vodorigin.errors import LimitExceeded, MediaError
-from vodorigin.media.samples import ChunkMap, DecodeTimes, DeferredChunks, SampleTable
+from vodorigin.media.samples import ChunkMap, DecodeTimes, DeferredChunks, SampleTable, unread_chunks
 from vodorigin.mp4 import tables_kernel
 
 U32 = np.dtype(">u4")
@@ -115,12 +115,14 @@ def parse_sample_sizes(raw: RawTables, bounds: TableBounds) -> np.ndarray:
     return np.frombuffer(entries, dtype=U32)
 
 
-def parse_sample_table(raw: RawTables, bounds: TableBounds, context: str = "") -> SampleTable:
+def parse_sample_table(raw: RawTables, bounds: TableBounds, context: str = "", timing_only: bool = False
+                       ) -> SampleTable:
     """All of a track's tables -> SampleTable. Counts that disagree raise MediaError. The chunk
     map is derived when first asked for (DeferredChunks, whose failures `context` opens): it raises
     MediaError for runs of chunks that do not hold the track's samples, and for samples whose bytes
     would lie outside the file (a truncated upload, hostile offsets), LimitExceeded for a frame
-    over max_frame_size."""
+    over max_frame_size. `timing_only`: stsz, stsc and stco/co64 hold zeros past their counts
+    (a skeleton: mp4/skeleton.py), and asking where samples are is refused (unread_chunks)."""
     sizes = parse_sample_sizes(raw, bounds)
     count = len(sizes)
     decode_times = _decode_times(raw, count)
@@ -139,7 +141,8 @@ def parse_sample_table(raw: RawTables, bounds: TableBounds, context: str = "") -
     n_chunks, offsets = _entries(raw.chunk_offsets, 4, width, "stco")
     n_runs, runs = _entries(raw.stsc, 4, 12, "stsc")
     tables = _ChunkTables(np.frombuffer(offsets, dtype=U64 if width == 8 else U32), runs, n_runs, n_chunks)
-    located = DeferredChunks(lambda: _located(tables, sizes, bounds), 8 * n_runs, context)
+    located = unread_chunks(8 * n_runs) if timing_only else \
+        DeferredChunks(lambda: _located(tables, sizes, bounds), 8 * n_runs, context)
     return SampleTable(decode_times, ctts, sizes, sync, located)
 
 
