@@ -5,7 +5,6 @@ and the same refusals as the whole moov, and serve the same playlists."""
 from __future__ import annotations
 
 import asyncio
-import functools
 import mmap
 import struct
 from pathlib import Path
@@ -35,11 +34,19 @@ SMALL = {"skip_min": 0, "window": 64, "max_reads": 10_000}  # every table skippe
 
 
 @pytest.fixture
-def skip_every_table(monkeypatch: pytest.MonkeyPatch) -> None:
+def skip_every_table(monkeypatch: pytest.MonkeyPatch) -> list[skeleton.MoovSkeleton]:
     """Skeletons of the small fixtures too, in the server: every stsz, stco, co64 and stsc skipped,
-    however small, and small windows, so that the walk reads many times."""
-    monkeypatch.setattr(origin_module, "MoovSkeleton", functools.partial(skeleton.MoovSkeleton, **SMALL))
+    however small, and small windows, so that the walk reads many times. The skeletons the origin
+    makes are listed, so that a test can tell that its answers came from them."""
+    made: list[skeleton.MoovSkeleton] = []
+
+    def small(start: int, size: int) -> skeleton.MoovSkeleton:
+        made.append(skeleton.MoovSkeleton(start, size, **SMALL))
+        return made[-1]
+
+    monkeypatch.setattr(origin_module, "MoovSkeleton", small)
     monkeypatch.setattr(origin_module, "SKELETON_MOOV", 0)
+    return made
 
 
 def _skeleton_of(data: bytes, start: int, end: int, first: int = 0, **options: int) -> mmap.mmap | None:
@@ -121,7 +128,8 @@ class _Counting(LocalStorage):
         return await super().read_many(source, ranges)
 
 
-def test_only_a_timing_manifest_without_a_metadata_cache_reads_a_skeleton(skip_every_table: None) -> None:
+def test_only_a_timing_manifest_without_a_metadata_cache_reads_a_skeleton(
+        skip_every_table: list[skeleton.MoovSkeleton]) -> None:
     """The 2-hour-like case at fixture scale: with the metadata cache off, a timing-only load of a
     moov over SKELETON_MOOV reads a fraction of it, and where its samples are cannot be asked
     (an error, never zeros); a whole load, or one with the cache on, reads the moov whole."""
@@ -153,7 +161,7 @@ INDEXES = ["index-v1-a1.m3u8", "index-v1.m3u8", "index-a1.m3u8", "index-f1-v1-a1
            "index-t1.m3u8", "clipFrom/3000/clipTo/7000/{f}/index-v1-a1.m3u8"]
 
 
-def test_playlists_from_skeletons_are_the_playlists(skip_every_table: None) -> None:
+def test_playlists_from_skeletons_are_the_playlists(skip_every_table: list[skeleton.MoovSkeleton]) -> None:
     """Every fixture's and hostile file's media playlists, from a server without a metadata cache
     (skeletons of every moov) and from one with it (whole moovs): the same status and bytes.
     Segments on the first server still read the whole moov."""
@@ -170,12 +178,15 @@ def test_playlists_from_skeletons_are_the_playlists(skip_every_table: None) -> N
                 assert (ours.status_code, ours.content) == (reference.status_code, reference.content), path
                 compared += ours.status_code == 200
         assert compared > len(MEDIA_FILES)
+        # every file's playlists came from skeletons: one per request that loaded a moov
+        assert len(skip_every_table) >= compared
         segment = client.get(f"{skeletons.base}/hls/bframes.mp4/seg-1-v1-a1.ts")
         assert segment.status_code == 200
         assert segment.content == client.get(f"{whole.base}/hls/bframes.mp4/seg-1-v1-a1.ts").content
 
 
-def test_hostile_playlists_from_skeletons(skip_every_table: None, tmp_path: Path) -> None:
+def test_hostile_playlists_from_skeletons(skip_every_table: list[skeleton.MoovSkeleton], tmp_path: Path
+                                          ) -> None:
     """The hostile files' media playlists: the same answer from skeletons as from whole moovs."""
     for name, data in HOSTILE.items():
         (tmp_path / name).write_bytes(data)
@@ -189,3 +200,6 @@ def test_hostile_playlists_from_skeletons(skip_every_table: None, tmp_path: Path
             ours, reference = client.get(skeletons.base + path), client.get(whole.base + path)
             assert ours.status_code < 500
             assert (ours.status_code, ours.content) == (reference.status_code, reference.content), path
+        # a skeleton for every file whose moov is larger than a read (4 KiB) and so read apart
+        assert len(skip_every_table) == sum(end - start > 4096 for data in HOSTILE.values()
+                                            for start, end in find(data, b"moov"))

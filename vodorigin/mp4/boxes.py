@@ -74,7 +74,7 @@ def child_boxes(buf: Buffer, parent: Box, path: str = "") -> dict[bytes, Box]:
     """Children of a container box by type (the first of each type). The parse's most frequent
     walk: iter_boxes's loop, without a generator."""
     children: dict[bytes, Box] = {}
-    pos, end = parent.start + parent.header_size, parent.start + parent.size
+    pos, end = parent.payload_start, parent.end
     while pos < end:
         box = _box_within(buf, pos, end, path)
         children.setdefault(box.type, box)

@@ -19,7 +19,6 @@ from vodorigin.mp4.boxes import (
     Box,
     Moov,
     child_boxes,
-    find_path,
     full_box_header,
     iter_boxes,
     read_box_header,
@@ -163,7 +162,8 @@ def _parse_trak(moov: Moov, trak: Box, file: _File) -> Track | str:
     timescale, language = _mdhd(moov, mdhd)
     if (elng := mdia_boxes.get(b"elng")) is not None:
         language = elng_language(moov, elng) or language
-    stbl = find_path(moov, mdia, b"minf", b"stbl")
+    minf = mdia_boxes.get(b"minf")
+    stbl = child_boxes(moov, minf).get(b"stbl") if minf is not None else None
     if stbl is None:
         raise MediaError(f"track {track_id}: no stbl")
     stbl_boxes = child_boxes(moov, stbl, "stbl")
@@ -182,7 +182,7 @@ def _parse_trak(moov: Moov, trak: Box, file: _File) -> Track | str:
     shift = _edit_shift(moov, edts, file.movie_timescale, timescale) if edts else 0
     end, keys = _timing(track_id, media_type, timescale, samples, shift, file.limits)
     return Track(track_id, file.numbers[media_type] + 1, media_type, timescale, codec, samples, language,
-                 shift, end, keys, label=track_label(moov, trak, hdlr))
+                 shift, end, keys, label=track_label(moov, boxes.get(b"udta"), hdlr))
 
 
 def _timing(track_id: int, media_type: MediaType, timescale: int, samples: SampleTable, edit_shift: int,

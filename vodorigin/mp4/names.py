@@ -39,9 +39,8 @@ def elng_language(moov: Moov, elng: Box) -> str | None:
     return tag if tag != UNDETERMINED else None
 
 
-def track_label(moov: Moov, trak: Box, hdlr: Box) -> str:
-    """udta/name, else a specific hdlr name, else ""."""
-    udta = child_boxes(moov, trak, "trak").get(b"udta")
+def track_label(moov: Moov, udta: Box | None, hdlr: Box) -> str:
+    """The trak's udta/name, else a specific hdlr name, else ""."""
     if udta is not None:
         name = child_boxes(moov, udta, "udta").get(b"name")
         if name is not None:
