@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import m3u8
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from vodorigin.errors import NotFound
 from vodorigin.media.frames import cut_indexes, segment_frames
 from vodorigin.media.model import Clip, MediaType
 from vodorigin.media.segmenter import SegmentConfig, movie_timeline, nominal_boundaries_ms, segment_timeline
+from vodorigin.packagers import hls_media
 
 
 def lengths(duration_ms: int, **config: object) -> list[float]:
@@ -113,3 +115,20 @@ def test_duration_policy_and_clip() -> None:
     assert clipped.end / clipped.timescale == 12.0 and not clipped.open_end
     with pytest.raises(NotFound):
         clipped.segment(clipped.count + 1)
+
+
+@pytest.mark.parametrize(("first", "count"), [(1, 5), (3, 700), (1, 0), (5, 2),
+                                              (hls_media.NUMBER_TEXTS_KEPT - 2, 5),
+                                              (hls_media.NUMBER_TEXTS_KEPT + 1, 3)])
+def test_segment_numbers_as_text(first: int, count: int) -> None:
+    """The playlists' number table: grown as asked, sliced within it, and past its cap formatted."""
+    assert hls_media._numbers(first, count) == [str(n) for n in range(first, first + count)]
+
+
+def test_playlist_numbers_segments_through_clips() -> None:
+    """A mapped playlist numbers its segments on through its clips, each URI with its number."""
+    first = segment_timeline(None, 1000, 0, 25_000, SegmentConfig(segment_duration_ms=4000))
+    second = segment_timeline(None, 1000, 0, 9_000, SegmentConfig(segment_duration_ms=4000))
+    playlist = m3u8.loads(hls_media.render_media_playlist([first, second], "v1"))
+    assert [s.uri for s in playlist.segments] == [f"seg-{n}-v1.ts" for n in range(1, 11)]
+    assert [s.duration for s in playlist.segments] == [4, 4, 4, 4, 4, 4, 1, 4, 4, 1]

@@ -23,7 +23,8 @@ LARGE_SIZE = struct.Struct(">Q")
 
 class Box(NamedTuple):
     """One box found in a buffer: positions are indexes into that buffer. (A tuple: a moov's parse
-    makes some sixty, and a tuple is made in half a dataclass's time.)"""
+    makes some sixty, and a tuple is made in half a dataclass's time; the walks below make theirs
+    with tuple.__new__, without the Python frame of NamedTuple's constructor.)"""
 
     type: bytes
     start: int  # index of the first header byte
@@ -37,6 +38,9 @@ class Box(NamedTuple):
     @property
     def end(self) -> int:
         return self.start + self.size
+
+
+_new_box = tuple.__new__
 
 
 def read_box_header(buf: Buffer, pos: int, container_end: int) -> Box | None:
@@ -58,7 +62,7 @@ def read_box_header(buf: Buffer, pos: int, container_end: int) -> Box | None:
         size = container_end - pos
     if size < header_size:
         raise MediaError(f"box {box_type!r} at {pos}: size {size} is smaller than its header")
-    return Box(box_type, pos, header_size, size)
+    return _new_box(Box, (box_type, pos, header_size, size))
 
 
 def iter_boxes(buf: Buffer, start: int, end: int, path: str = "") -> Iterator[Box]:
@@ -72,11 +76,22 @@ def iter_boxes(buf: Buffer, start: int, end: int, path: str = "") -> Iterator[Bo
 
 def child_boxes(buf: Buffer, parent: Box, path: str = "") -> dict[bytes, Box]:
     """Children of a container box by type (the first of each type). The parse's most frequent
-    walk: iter_boxes's loop, without a generator."""
+    walk: iter_boxes's loop, without a generator, and with an ordinary box (a 32-bit size that
+    fits in what is left of the parent) read inline; any other goes through _box_within."""
     children: dict[bytes, Box] = {}
-    pos, end = parent.payload_start, parent.end
+    _, start, header_size, size = parent
+    pos, end = start + header_size, start + size
+    within = min(end, len(buf))  # an ordinary box's header lies before this
+    unpack = BOX_HEADER.unpack_from
     while pos < end:
-        box = _box_within(buf, pos, end, path)
+        if within - pos >= 8:
+            size, box_type = unpack(buf, pos)
+            if 8 <= size <= end - pos:
+                if box_type not in children:
+                    children[box_type] = _new_box(Box, (box_type, pos, 8, size))
+                pos += size
+                continue
+        box = _box_within(buf, pos, end, path)  # size 0 or 1 (64-bit), or a fault to report
         children.setdefault(box.type, box)
         pos += box.size
     return children

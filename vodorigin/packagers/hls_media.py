@@ -123,9 +123,27 @@ def _segment_entries(timeline: Timeline, first_number: int) -> tuple[str, list[s
         longest = f"{max(durations) / timescale:.3f}" if durations else "0.000"
         # each distinct duration formatted once (the 2-hour bench title: 3 among 720 segments)
         heads = {d: f"#EXTINF:{d / timescale:.3f},\nseg-" for d in set(durations)}
-        return longest, [heads[d] + str(n) for n, d in enumerate(durations, start=first_number)]
+        numbers = _numbers(first_number, len(durations))
+        return longest, [heads[d] + n for d, n in zip(durations, numbers, strict=True)]
 
     return memoized(timeline.memo, ("playlist entries", first_number), derive)
+
+
+_NUMBER_TEXTS: list[str] = []  # str(n) at n: made once for every playlist that numbers that far
+NUMBER_TEXTS_KEPT = 20_000  # at most (some 1 MB): a 24-hour title in 4-second segments
+
+
+def _numbers(first: int, count: int) -> list[str]:
+    """str(n) for n in [first, first + count): from a table shared by all playlists (about a third
+    of the time of formatting each number again). The table is replaced, never changed, so a
+    playlist rendered in a worker thread always reads a whole one."""
+    global _NUMBER_TEXTS
+    table, stop = _NUMBER_TEXTS, first + count
+    if stop > len(table):
+        if stop > NUMBER_TEXTS_KEPT:
+            return list(map(str, range(first, stop)))
+        table = _NUMBER_TEXTS = table + list(map(str, range(len(table), stop)))
+    return table[first:stop]
 
 
 def _segment_lines(timeline: Timeline, first_number: int, ending: str) -> str:

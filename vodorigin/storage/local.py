@@ -27,6 +27,7 @@ RESOLUTIONS_KEPT = 4096  # media paths whose resolution is remembered
 # Reads up to this size are first tried from the page cache on the loop: a long title's moov of
 # 6.3 MB is a copy of about 1 ms there.
 CACHED_READ_BYTES = 8 << 20
+SMALL_READ = 16 * 1024  # ranges up to this size are read into scratch space, then copied (_read_cached_range)
 
 
 def check_relative_path(path: str) -> str:
@@ -107,7 +108,14 @@ class LocalStorage:
         return identity
 
     async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
-        return (await self.read_many(source, [(offset, length)]))[0]
+        """One range, as read_many reads it (a metadata read: the moov's, or a skeleton's window)."""
+        started = time.perf_counter()
+        with self._descriptor(source) as fd:
+            data = self._read_cached_range(fd, offset, length) if length <= CACHED_READ_BYTES else None
+            if data is None:
+                data = (await asyncio.to_thread(_pread_all, fd, source, [(offset, length)]))[0]
+        count_read(self.counters, len(data), time.perf_counter() - started)
+        return data
 
     async def read_many(self, source: SourceIdentity, ranges: list[tuple[int, int]]) -> list[bytes]:
         """Each (offset, length) range of the file: on the event loop when the page cache holds
@@ -133,25 +141,40 @@ class LocalStorage:
         them (or they exceed what is read on the loop): they are then read in a thread.
 
         preadv2 with RWF_NOWAIT (Linux 4.14) reads only what the page cache holds, so the loop
-        never waits for the disk; it reads into new bytes objects (unfilled.py): one copy, where a
-        check into scratch space and a second read made two. A filesystem without RWF_NOWAIT is
-        not asked again."""
-        if not self._nowait or sum(length for _, length in ranges) > CACHED_READ_BYTES:
+        never waits for the disk; it reads a large range into a new bytes object (unfilled.py): one
+        copy, where a check into scratch space and a second read made two. A filesystem without
+        RWF_NOWAIT is not asked again."""
+        if sum(length for _, length in ranges) > CACHED_READ_BYTES:
             return None
         buffers = []
         for offset, length in ranges:
-            data, address = unfilled_bytes(length)
-            target = [writable_view(address, length)] if length else []
-            try:  # a partial read leaves `data` part unwritten: it is dropped, never handed out
-                if target and os.preadv(fd, target, offset, os.RWF_NOWAIT) != length:
-                    return None  # partly cached, or the file was truncated: the thread's read tells
-            except BlockingIOError:
-                return None
-            except OSError:  # EOPNOTSUPP: an older kernel, or a filesystem without it
-                self._nowait = False
+            data = self._read_cached_range(fd, offset, length)
+            if data is None:
                 return None
             buffers.append(data)
         return buffers
+
+    def _read_cached_range(self, fd: int, offset: int, length: int) -> bytes | None:
+        """One range from the page cache alone (_read_cached), or None. A small range is read into
+        a bytearray and copied: less than making an unfilled bytes object through ctypes."""
+        if not self._nowait:
+            return None
+        small = length <= SMALL_READ
+        if small:
+            scratch = bytearray(length)
+            target: bytearray | memoryview = scratch
+        else:
+            data, address = unfilled_bytes(length)
+            target = writable_view(address, length)
+        try:  # a partial read leaves `data` part unwritten: it is dropped, never handed out
+            if length and os.preadv(fd, [target], offset, os.RWF_NOWAIT) != length:
+                return None  # partly cached, or the file was truncated: the thread's read tells
+        except BlockingIOError:
+            return None
+        except OSError:  # EOPNOTSUPP: an older kernel, or a filesystem without it
+            self._nowait = False
+            return None
+        return bytes(scratch) if small else data
 
     def _descriptor(self, source: SourceIdentity) -> _OpenFile:
         """An open descriptor of the file with the source's identity, from the cache or opened on
