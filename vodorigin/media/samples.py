@@ -137,6 +137,8 @@ class DecodeTimes:
     def at(self, samples: np.ndarray) -> np.ndarray:
         """Decode times of the given sample indexes (runs of no samples are passed over, as in
         ChunkMap.chunk_of)."""
+        if len(self.deltas) == 1:  # every sample of one duration: one run, from sample 0 at time 0
+            return samples * self.deltas[0]
         run = np.searchsorted(self.first_sample, samples, side="right") - 1
         return self.first_time[run] + (samples - self.first_sample[run]) * self.deltas[run]
 

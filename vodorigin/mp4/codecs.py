@@ -302,11 +302,12 @@ class _BitReader:
         self.position = 0
 
     def read(self, count: int) -> int:
-        value = 0
-        for _ in range(count):
-            byte = self.position >> 3
-            if byte >= len(self.data):
-                raise MediaError("AudioSpecificConfig: truncated")
-            value = (value << 1) | ((self.data[byte] >> (7 - (self.position & 7))) & 1)
-            self.position += 1
-        return value
+        """The next `count` bits, most significant first: the bytes holding them, read as one
+        integer, shifted and masked."""
+        start, end = self.position, self.position + count
+        if end > 8 * len(self.data):
+            raise MediaError("AudioSpecificConfig: truncated")
+        first, last = start >> 3, (end + 7) >> 3
+        window = int.from_bytes(self.data[first:last], "big")
+        self.position = end
+        return (window >> (8 * last - end)) & ((1 << count) - 1)

@@ -67,5 +67,7 @@ def _string(raw: bytes) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
-    return "".join(c for c in text if c.isprintable()).strip()[:MAX_LABEL]
+    if not text.isprintable():  # the usual name has nothing to remove
+        text = "".join(c for c in text if c.isprintable())
+    return text.strip()[:MAX_LABEL]
 

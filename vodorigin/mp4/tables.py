@@ -135,7 +135,7 @@ def parse_sample_table(raw: RawTables, bounds: TableBounds, context: str = "", t
     if raw.stss is not None:
         n, data = _entries(raw.stss, 4, 4, "stss")
         sync = np.frombuffer(data, dtype=U32).astype(np.int64) - 1  # stss numbers samples from 1
-        if n and (sync[0] < 0 or sync[-1] >= count or np.any(np.diff(sync) <= 0)):
+        if n and (sync[0] < 0 or sync[-1] >= count or (sync[1:] <= sync[:-1]).any()):
             raise MediaError("stss: sample numbers out of range or not increasing")
     width = 8 if raw.chunk_offsets_64bit else 4
     n_chunks, offsets = _entries(raw.chunk_offsets, 4, width, "stco")
