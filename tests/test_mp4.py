@@ -8,13 +8,15 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import FIXTURES, MEDIA_FILES, ffprobe_json, ffprobe_packets, load_movie
 from vodorigin.errors import LimitExceeded, MediaError, UnsupportedMedia
 from vodorigin.media.languages import language_tag
 from vodorigin.media.model import MediaSet, MediaType, SourceIdentity
 from vodorigin.media.samples import ChunkMap, DeferredChunks
-from vodorigin.mp4 import write
+from vodorigin.mp4 import codecs, write
 from vodorigin.mp4.boxes import iter_boxes, read_box_header
 from vodorigin.mp4.locate import MoovLocator, ReadRange
 from vodorigin.mp4.moov import Limits, parse_moov
@@ -282,3 +284,36 @@ def test_compact_sample_sizes(field_size: int) -> None:
     raw = RawTables(stts=b"", stsz=payload, stsc=b"", chunk_offsets=b"", chunk_offsets_64bit=False,
                     compact_sizes=True)
     assert parse_sample_sizes(raw, TableBounds(100, "a limit", 10**6)).tolist() == sizes
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=8), widths=st.lists(st.integers(0, 24), max_size=8))
+def test_bit_reader_reads_fields_most_significant_bit_first(data: bytes, widths: list[int]) -> None:
+    """AudioSpecificConfig's reader against the bits written out as text: every field, and a
+    field past the end refused."""
+    bits = "".join(f"{byte:08b}" for byte in data)
+    reader = codecs._BitReader(data)
+    position = 0
+    for width in widths:
+        if position + width > len(bits):
+            with pytest.raises(MediaError, match="truncated"):
+                reader.read(width)
+            return
+        assert reader.read(width) == int(bits[position : position + width] or "0", 2)
+        position += width
+
+
+def test_audio_specific_config_fields() -> None:
+    """An explicit 24-bit rate (index 15), an escaped object type (31 + 6 bits: 32 + n) and HE-AAC's
+    extension, read from hand-packed bits (ISO/IEC 14496-3 1.6.2.1)."""
+    def packed(*fields: tuple[int, int]) -> bytes:
+        text = "".join(f"{value:0{width}b}" for value, width in fields)
+        text += "0" * (-len(text) % 8)
+        return int(text, 2).to_bytes(len(text) // 8, "big")
+
+    explicit = codecs.parse_audio_specific_config(packed((2, 5), (15, 4), (22050, 24), (2, 4)))
+    assert (explicit.object_type, explicit.sample_rate, explicit.channels) == (2, 22050, 2)
+    escaped = codecs.parse_audio_specific_config(packed((31, 5), (10, 6), (3, 4), (1, 4)))
+    assert (escaped.object_type, escaped.sample_rate, escaped.channels) == (42, 48000, 1)
+    he = codecs.parse_audio_specific_config(packed((5, 5), (6, 4), (2, 4), (3, 4), (2, 5)))
+    assert (he.object_type, he.core_object_type, he.sample_rate) == (5, 2, 24000)
