@@ -99,8 +99,11 @@ def nominal_boundaries_ms(duration_ms: int, config: SegmentConfig) -> np.ndarray
     """
     if duration_ms <= 0:
         return np.zeros(2, dtype=np.int64)
-    bootstrap = np.cumsum(config.bootstrap_ms, dtype=np.int64)
-    starts = np.concatenate(([0], bootstrap[bootstrap < duration_ms]))
+    if config.bootstrap_ms:
+        bootstrap = np.cumsum(config.bootstrap_ms, dtype=np.int64)
+        starts = np.concatenate(([0], bootstrap[bootstrap < duration_ms]))
+    else:
+        starts = np.zeros(1, dtype=np.int64)
     last = int(starts[-1])
     if len(starts) > len(config.bootstrap_ms):  # bootstrap done: regular segments while they fit
         step = config.segment_duration_ms
