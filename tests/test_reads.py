@@ -78,6 +78,8 @@ def test_a_refused_file_is_read_once(tmp_path: Path) -> None:
 
     messages = asyncio.run(refusals())
     assert len(set(messages)) == 1 and "sync sample" in messages[0] and len(storage.reads) == 1
+    kept, = origin.refusals.values()  # without the frames (and the moov) the refusal was raised in
+    assert kept.__traceback__ is None and kept.__context__ is None and kept.__cause__ is None
     (tmp_path / "bad.mp4").write_bytes(data + b"\0")  # another size: another file
     asyncio.run(refusals())
     assert len(storage.reads) == 2

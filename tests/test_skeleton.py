@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import mmap
 import struct
+import weakref
 from pathlib import Path
 
 import httpx
@@ -34,15 +35,17 @@ SMALL = {"skip_min": 0, "window": 64, "max_reads": 10_000}  # every table skippe
 
 
 @pytest.fixture
-def skip_every_table(monkeypatch: pytest.MonkeyPatch) -> list[skeleton.MoovSkeleton]:
+def skip_every_table(monkeypatch: pytest.MonkeyPatch) -> list[weakref.ref[mmap.mmap]]:
     """Skeletons of the small fixtures too, in the server: every stsz, stco, co64 and stsc skipped,
     however small, and small windows, so that the walk reads many times. The skeletons the origin
-    makes are listed, so that a test can tell that its answers came from them."""
-    made: list[skeleton.MoovSkeleton] = []
+    makes are listed (by a weak reference to each one's mapping, which leaves the origin free to
+    reuse it), so that a test can tell that its answers came from them."""
+    made: list[weakref.ref[mmap.mmap]] = []
 
-    def small(start: int, size: int) -> skeleton.MoovSkeleton:
-        made.append(skeleton.MoovSkeleton(start, size, **SMALL))
-        return made[-1]
+    def small(start: int, size: int, **options: object) -> skeleton.MoovSkeleton:
+        walker = skeleton.MoovSkeleton(start, size, **SMALL, **options)  # type: ignore[arg-type]
+        made.append(weakref.ref(walker.buffer))
+        return walker
 
     monkeypatch.setattr(origin_module, "MoovSkeleton", small)
     monkeypatch.setattr(origin_module, "SKELETON_MOOV", 0)
@@ -133,7 +136,7 @@ class _Counting(LocalStorage):
 
 
 def test_only_a_timing_manifest_without_a_metadata_cache_reads_a_skeleton(
-        skip_every_table: list[skeleton.MoovSkeleton]) -> None:
+        skip_every_table: list[weakref.ref[mmap.mmap]]) -> None:
     """The 2-hour-like case at fixture scale: with the metadata cache off, a timing-only load of a
     moov over SKELETON_MOOV reads a fraction of it, and where its samples are cannot be asked
     (an error, never zeros); a whole load, or one with the cache on, reads the moov whole."""
@@ -161,11 +164,84 @@ def test_only_a_timing_manifest_without_a_metadata_cache_reads_a_skeleton(
     assert movie.tracks[0].samples.offsets(0, 1)[0] > 0
 
 
+def test_a_kept_mapping_is_handed_out_again_only_unreferenced_and_zeroed(monkeypatch: pytest.MonkeyPatch
+                                                                         ) -> None:
+    """Mappings: the last skeleton's mapping is the next one's once nothing refers to it (a view
+    of it, as a parsed movie's arrays are, keeps it from being handed out), with what was written
+    to it zeroed, at whatever size is asked; a mapping over KEPT_MAPPING is not kept."""
+    mappings = skeleton.Mappings()
+
+    def scribbled(size: int) -> tuple[int, mmap.mmap]:
+        mapping, written = mappings.take(size)
+        assert len(mapping) == size and mapping[:] == bytes(size)
+        for start in (0, size // 2, size - 64):
+            mapping[start : start + 64] = b"\xff" * 64
+            written.append([start, start + 64])
+        return id(mapping), mapping
+
+    first, mapping = scribbled(10_000)
+    view = memoryview(mapping)
+    del mapping
+    second, mapping = scribbled(10_000)
+    assert second != first  # the first is still viewed
+    view.release()
+    del view, mapping
+    for size in (10_000, 6_000, 20_000):  # unreferenced: the same mapping, zeroed, resized
+        again, mapping = scribbled(size)
+        assert again == second
+        del mapping
+    monkeypatch.setattr(skeleton, "KEPT_MAPPING", 8_000)
+    large, mapping = scribbled(9_000)  # the kept one, grown past KEPT_MAPPING: no longer kept
+    assert large == second
+    gone = weakref.ref(mapping)
+    del mapping
+    assert gone() is None
+
+
+def test_a_movie_held_keeps_its_skeleton(skip_every_table: list[weakref.ref[mmap.mmap]],
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A movie parsed from a skeleton and still held (a request in flight) keeps its mapping: the
+    skeletons of other files made meanwhile (larger moovs first, whose mappings would cover its
+    one) reuse another one, and never write into it."""
+    made: list[int] = []
+
+    def counted(size: int) -> mmap.mmap:
+        made.append(size)
+        return new_mapping(size)
+
+    new_mapping = skeleton.new_mapping
+    monkeypatch.setattr(skeleton, "new_mapping", counted)
+
+    def moov_size(name: str) -> int:
+        (start, end), = find((FIXTURES / name).read_bytes(), b"moov")
+        return end - start
+
+    smallest, *others = sorted(MEDIA_FILES, key=moov_size)
+
+    def looked_at(movie: Movie) -> object:  # its timing, and the first sample sizes: views of the mapping
+        return timing_of(movie), [t.samples.sizes[:1].tolist() for t in movie.tracks]
+
+    async def loads() -> tuple[object, object]:
+        storage = LocalStorage(FIXTURES)
+        origin = Origin(Settings(media_root=str(FIXTURES), metadata_cache_bytes=0, initial_read_size=4096),
+                        storage)  # moovs over 4 KiB are read apart: as skeletons
+        held = await origin.movie_of(await storage.stat(smallest), timing_only=True)
+        before = looked_at(held)
+        for name in others[::-1]:
+            await origin.movie_of(await storage.stat(name), timing_only=True)
+        return before, looked_at(held)
+
+    before, after = asyncio.run(loads())
+    assert after == before
+    assert len(skip_every_table) == len(MEDIA_FILES)  # every load a skeleton,
+    assert len(made) == 2  # in the held movie's mapping, and in one other, reused
+
+
 INDEXES = ["index-v1-a1.m3u8", "index-v1.m3u8", "index-a1.m3u8", "index-f1-v1-a1.m3u8",
            "index-t1.m3u8", "clipFrom/3000/clipTo/7000/{f}/index-v1-a1.m3u8"]
 
 
-def test_playlists_from_skeletons_are_the_playlists(skip_every_table: list[skeleton.MoovSkeleton]) -> None:
+def test_playlists_from_skeletons_are_the_playlists(skip_every_table: list[weakref.ref[mmap.mmap]]) -> None:
     """Every fixture's and hostile file's media playlists, from a server without a metadata cache
     (skeletons of every moov) and from one with it (whole moovs): the same status and bytes.
     Segments on the first server still read the whole moov."""
@@ -189,7 +265,7 @@ def test_playlists_from_skeletons_are_the_playlists(skip_every_table: list[skele
         assert segment.content == client.get(f"{whole.base}/hls/bframes.mp4/seg-1-v1-a1.ts").content
 
 
-def test_hostile_playlists_from_skeletons(skip_every_table: list[skeleton.MoovSkeleton], tmp_path: Path
+def test_hostile_playlists_from_skeletons(skip_every_table: list[weakref.ref[mmap.mmap]], tmp_path: Path
                                           ) -> None:
     """The hostile files' media playlists: the same answer from skeletons as from whole moovs."""
     for name, data in HOSTILE.items():

@@ -20,7 +20,7 @@ from vodorigin.media.subtitles import embedded_cue_ranges, embedded_cues, needs_
 from vodorigin.mp4.boxes import Moov
 from vodorigin.mp4.locate import MoovLocator, MoovRange, ReadRange
 from vodorigin.mp4.moov import Limits, parse_moov
-from vodorigin.mp4.skeleton import MoovSkeleton
+from vodorigin.mp4.skeleton import Mappings, MoovSkeleton
 from vodorigin.settings import Settings
 from vodorigin.storage.base import Storage
 from vodorigin.text import MAX_INPUT_BYTES, detect_format
@@ -52,6 +52,7 @@ class Origin:
         # reads a large moov as a skeleton (mp4/skeleton.py), where reads are cheap enough that a
         # few small ones cost less than one large one (local files)
         self.skeletons = settings.metadata_cache_bytes == 0 and getattr(storage, "seeks_cheaply", False)
+        self.skeleton_mappings = Mappings()  # the last skeleton's mapping, for the next one
 
     async def sources(self, paths: tuple[str, ...]) -> tuple[SourceIdentity, ...]:
         """The current identity (size, mtime, etag) of each file, one stat each."""
@@ -77,7 +78,8 @@ class Origin:
                 return await self._load_movie(source, timing_only=True)
             return await self.metadata.get_or_load(key, lambda: self._load_movie(source))
         except MediaError as error:  # the file's own fault (not its storage's): the same next time
-            self.refusals[key] = error
+            # kept as a new error: the one raised holds, in its traceback's frames, the moov it refused
+            self.refusals[key] = type(error)(error.message)
             raise
 
     async def _load_movie(self, source: SourceIdentity, timing_only: bool = False) -> Movie:
@@ -111,7 +113,7 @@ class Origin:
                         ) -> mmap.mmap | None:
         """The moov at `moov` as a skeleton (mp4/skeleton.py), from the bytes last read (`data`,
         at `offset`) on; None when it is better read whole."""
-        skeleton = MoovSkeleton(moov.offset, moov.length)
+        skeleton = MoovSkeleton(moov.offset, moov.length, mapping=self.skeleton_mappings.take(moov.length))
         step = skeleton.feed(offset, data)
         while isinstance(step, ReadRange):
             step = skeleton.feed(step.offset, await self.read(source, step.offset, step.length))

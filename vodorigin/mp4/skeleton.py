@@ -16,11 +16,16 @@ nothing else (Origin.movie_of(timing_only=True)).
 Boxes are walked by their headers (ISO/IEC 14496-12 4.2), descending only the containers on the
 way to stbl (8.1-8.5). Anything unusual (a box that overruns its container, more than MAX_READS
 reads) gives None: the moov is then read whole, and parse_moov says what is wrong with it.
+
+Each page a skeleton writes first costs a page fault (some ten for the 2-hour bench title, about
+4 us each on the bench VM: a tenth of the skeleton's time), so an Origin keeps the last mapping
+for the next skeleton (Mappings).
 """
 
 from __future__ import annotations
 
 import mmap
+import sys
 
 from vodorigin.errors import MediaError
 from vodorigin.mp4.boxes import read_box_header
@@ -32,6 +37,9 @@ KEPT_PAYLOAD = 16  # bytes kept of a skipped table's payload: version and flags,
 SKIP_MIN = 64 * 1024  # a table with a smaller payload is read with its neighbours
 WINDOW = 4096  # bytes read at a header outside what has been read
 MAX_READS = 32  # more than this (a moov of many small tables, or hostile): read it whole
+KEPT_MAPPING = 64 << 20  # a skeleton's mapping up to this size is kept for the next one (Mappings)
+ZEROS = memoryview(bytes(64 * 1024))  # what a kept mapping's written ranges are cleared with
+Written = list[list[int]]  # the [start, end) ranges of a mapping a skeleton wrote, adjacent ones merged
 
 
 class MoovSkeleton:
@@ -40,13 +48,15 @@ class MoovSkeleton:
     it asks for the next range it needs, and finally returns the skeleton, or None."""
 
     def __init__(self, start: int, size: int, skip_min: int = SKIP_MIN, window: int = WINDOW,
-                 max_reads: int = MAX_READS) -> None:
+                 max_reads: int = MAX_READS, mapping: tuple[mmap.mmap, Written] | None = None) -> None:
+        """`mapping`: a zero-filled mapping of `size` bytes to lay the skeleton out in, and the list
+        where the ranges written are noted (Mappings.take); by default a new one."""
         self.start, self.end = start, start + size
         self.skip_min, self.window, self.max_reads = skip_min, window, max_reads
         self.position = start  # the next box header to look at
         self.ends: list[int] = [self.end]  # the ends of the containers the position is in
         self.reads = 0
-        self.buffer = mmap.mmap(-1, size)
+        self.buffer, self.written = mapping if mapping is not None else (new_mapping(size), [])
 
     def feed(self, offset: int, data: bytes) -> ReadRange | mmap.mmap | None:
         """Bytes of the file read at `offset` (any range; the next one asked for after the first);
@@ -76,7 +86,13 @@ class MoovSkeleton:
                 kept = box.size
             if index + kept > len(data):
                 return self._ask(position, max(kept, self.window))
-            buffer[position - start : position - start + kept] = data[index : index + kept]
+            at = position - start
+            buffer[at : at + kept] = data[index : index + kept]
+            written = self.written
+            if written and written[-1][1] == at:
+                written[-1][1] = at + kept
+            else:
+                written.append([at, at + kept])
             if box.type in CONTAINERS:
                 ends.append(end)
                 position += kept
@@ -90,3 +106,53 @@ class MoovSkeleton:
         if self.reads > self.max_reads:
             return None
         return ReadRange(offset, min(length, self.end - offset))
+
+
+def new_mapping(size: int) -> mmap.mmap:
+    """A zero-filled private anonymous mapping: its pages are allocated when first written (each
+    fault costs half a shared mapping's, which the kernel backs with shared memory), and it may
+    grow (mremap) with zero pages, where a shared one would fault past its first size."""
+    return mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+
+
+class Mappings:
+    """The mapping of an Origin's last skeleton, kept for its next one (used on the event loop's
+    thread only). A kept mapping is handed out again only when nothing but this object refers to
+    it: every view of it holds a reference to it (a movie parsed from it keeps views in its sample
+    tables), so CPython's reference count tells when the movie and the request are gone. The
+    ranges the last skeleton wrote are zeroed first, so the mapping is as new: zeros wherever the
+    next skeleton writes nothing. Otherwise (in use, or of another size that cannot be resized in
+    place) a new mapping is made."""
+
+    def __init__(self) -> None:
+        self._mapping: mmap.mmap | None = None
+        self._written: Written = []
+
+    def take(self, size: int) -> tuple[mmap.mmap, Written]:
+        """A zero-filled mapping of `size` bytes, and the list for the ranges written to it."""
+        mapping, self._mapping = self._mapping, None
+        # the references: `mapping` here and getrefcount's argument, nothing else
+        if mapping is None or sys.getrefcount(mapping) != 2 or not _cleared(mapping, self._written, size):
+            mapping = new_mapping(size)
+        written: Written = []
+        if size <= KEPT_MAPPING:
+            self._mapping, self._written = mapping, written
+        return mapping, written
+
+
+def _cleared(mapping: mmap.mmap, written: Written, size: int) -> bool:
+    """The written ranges zeroed and the mapping made `size` bytes long; False when it cannot be
+    resized (platforms without mremap) and is better replaced."""
+    for start, end in written:
+        end = min(end, size)  # past a smaller size, the pages are released by the resize
+        while start < end:
+            piece = min(end - start, len(ZEROS))
+            mapping[start : start + piece] = ZEROS[:piece]
+            start += piece
+    if len(mapping) == size:
+        return True
+    try:
+        mapping.resize(size)
+    except (OSError, SystemError, ValueError, BufferError):
+        return False
+    return True
