@@ -91,9 +91,9 @@ def render_media_playlist(timelines: list[Timeline], tokens: str, container: str
     clips: list[tuple[Timeline, int, str, int]] = []  # timeline, first number, longest EXTINF, segments
     number = 1  # segments are numbered through the clips
     for timeline in timelines:
-        longest, entries = _segment_entries(timeline, number)
-        clips.append((timeline, number, longest, len(entries)))
-        number += len(entries)
+        longest, heads, _ = _segment_entries(timeline, number)
+        clips.append((timeline, number, longest, len(heads)))
+        number += len(heads)
     suffix = f"-{tokens}" if tokens else ""
     lines = vod_playlist_head(max(HLS_VERSION[container], min_version), [clip[2] for clip in clips])
     extension = "m4s" if container == FMP4 else extension or "ts"
@@ -114,19 +114,33 @@ def render_media_playlist(timelines: list[Timeline], tokens: str, container: str
     return "\n".join(lines) + "\n"
 
 
-def _segment_entries(timeline: Timeline, first_number: int) -> tuple[str, list[str]]:
-    """The longest EXTINF of a timeline, and each segment's entry up to the rendition's tokens
-    ("#EXTINF:<seconds>,\nseg-<N>", numbered from first_number); derived once per timeline
-    (model.memoized), so a long title's playlist is one join per request."""
-    def derive() -> tuple[str, list[str]]:
+def _segment_entries(timeline: Timeline, first_number: int) -> tuple[str, list[str], list[str]]:
+    """The longest EXTINF of a timeline, each segment's entry up to its number
+    ("#EXTINF:<seconds>,\nseg-") and each one's number (from first_number); derived once per
+    timeline (model.memoized), so a long title's playlist is one join per request."""
+    def derive() -> tuple[str, list[str], list[str]]:
         durations, timescale = timeline.durations().tolist(), timeline.timescale
         longest = f"{max(durations) / timescale:.3f}" if durations else "0.000"
         # each distinct duration formatted once (the 2-hour bench title: 3 among 720 segments)
         heads = {d: f"#EXTINF:{d / timescale:.3f},\nseg-" for d in set(durations)}
-        numbers = _numbers(first_number, len(durations))
-        return longest, [heads[d] + n for d, n in zip(durations, numbers, strict=True)]
+        return longest, list(map(heads.__getitem__, durations)), _numbers(first_number, len(durations))
 
     return memoized(timeline.memo, ("playlist entries", first_number), derive)
+
+
+def _segment_lines(timeline: Timeline, first_number: int, ending: str) -> str:
+    """The timeline's entries as playlist lines, each URI completed with `ending` (the rendition's
+    tokens and extension): their parts laid out in one list by slice assignments, and joined once
+    per timeline and rendition (model.memoized)."""
+    def derive() -> str:
+        _, heads, numbers = _segment_entries(timeline, first_number)
+        parts = [f"{ending}\n"] * (3 * len(heads))
+        parts[0::3], parts[1::3] = heads, numbers
+        if parts:
+            parts[-1] = ending  # the last line's newline is the playlist's
+        return "".join(parts)
+
+    return memoized(timeline.memo, ("playlist lines", first_number, ending), derive)
 
 
 _NUMBER_TEXTS: list[str] = []  # str(n) at n: made once for every playlist that numbers that far
@@ -144,15 +158,6 @@ def _numbers(first: int, count: int) -> list[str]:
             return list(map(str, range(first, stop)))
         table = _NUMBER_TEXTS = table + list(map(str, range(len(table), stop)))
     return table[first:stop]
-
-
-def _segment_lines(timeline: Timeline, first_number: int, ending: str) -> str:
-    """The timeline's entries as playlist lines, each URI completed with `ending` (the rendition's
-    tokens and extension); joined once per timeline and rendition (model.memoized)."""
-    def derive() -> str:
-        return f"{ending}\n".join(_segment_entries(timeline, first_number)[1]) + ending
-
-    return memoized(timeline.memo, ("playlist lines", first_number, ending), derive)
 
 
 def vod_playlist_head(version: int, durations: list[str]) -> list[str]:
