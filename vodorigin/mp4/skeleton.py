@@ -61,44 +61,49 @@ class MoovSkeleton:
     def feed(self, offset: int, data: bytes) -> ReadRange | mmap.mmap | None:
         """Bytes of the file read at `offset` (any range; the next one asked for after the first);
         the next range to read, the skeleton, or None when the moov is better read whole."""
-        start, ends, buffer = self.start, self.ends, self.buffer
+        start, ends, buffer, written = self.start, self.ends, self.buffer, self.written
+        view = memoryview(data)  # a box's bytes are copied once: into the skeleton
         position = self.position
         while position < self.end:
             while position >= ends[-1]:
                 ends.pop()
-            if ends[-1] - position < 8:
+            container_end = ends[-1]
+            if container_end - position < 8:
                 return None  # trailing bytes that are not a box
             index = position - offset
             try:
-                box = read_box_header(data, index, ends[-1] - offset) if index >= 0 else None
+                box = read_box_header(data, index, container_end - offset) if index >= 0 else None
             except MediaError:
                 return None  # a size smaller than its header
             if box is None:
+                self.position = position
                 return self._ask(position, self.window)
-            end = position + box.size
-            if end > ends[-1]:
+            box_type, _, header_size, size = box
+            end = position + size
+            if end > container_end:
                 return None  # overruns its container
-            if box.type in CONTAINERS:
-                kept = box.header_size
-            elif box.type in SKIPPED and box.size - box.header_size > self.skip_min:
-                kept = min(box.size, box.header_size + KEPT_PAYLOAD)
+            container = box_type in CONTAINERS
+            if container:
+                kept = header_size
+            elif box_type in SKIPPED and size - header_size > self.skip_min:
+                kept = min(size, header_size + KEPT_PAYLOAD)
             else:
-                kept = box.size
+                kept = size
             if index + kept > len(data):
+                self.position = position
                 return self._ask(position, max(kept, self.window))
             at = position - start
-            buffer[at : at + kept] = data[index : index + kept]
-            written = self.written
+            buffer[at : at + kept] = view[index : index + kept]
             if written and written[-1][1] == at:
                 written[-1][1] = at + kept
             else:
                 written.append([at, at + kept])
-            if box.type in CONTAINERS:
+            if container:
                 ends.append(end)
                 position += kept
             else:
                 position = end
-            self.position = position
+        self.position = position
         return buffer
 
     def _ask(self, offset: int, length: int) -> ReadRange | None:
