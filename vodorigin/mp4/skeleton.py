@@ -18,8 +18,8 @@ way to stbl (8.1-8.5). Anything unusual (a box that overruns its container, more
 reads) gives None: the moov is then read whole, and parse_moov says what is wrong with it.
 
 Each page a skeleton writes first costs a page fault (some ten for the 2-hour bench title, about
-4 us each on the bench VM: a tenth of the skeleton's time), so an Origin keeps the last mapping
-for the next skeleton (Mappings).
+4 us each on the bench VM in a shared mapping, half that in a private one: a third of the
+skeleton's time), so an Origin keeps the last mapping for the next skeleton (Mappings).
 """
 
 from __future__ import annotations
