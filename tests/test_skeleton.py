@@ -126,10 +126,6 @@ class _Counting(LocalStorage):
         super().__init__(root)
         self.bytes = 0
 
-    async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
-        self.bytes += length
-        return await super().read(source, offset, length)
-
     async def read_many(self, source: SourceIdentity, ranges: list[tuple[int, int]]) -> list[bytes]:
         self.bytes += sum(length for _, length in ranges)
         return await super().read_many(source, ranges)

@@ -108,14 +108,7 @@ class LocalStorage:
         return identity
 
     async def read(self, source: SourceIdentity, offset: int, length: int) -> bytes:
-        """One range, as read_many reads it (a metadata read: the moov's, or a skeleton's window)."""
-        started = time.perf_counter()
-        with self._descriptor(source) as fd:
-            data = self._read_cached_range(fd, offset, length) if length <= CACHED_READ_BYTES else None
-            if data is None:
-                data = (await asyncio.to_thread(_pread_all, fd, source, [(offset, length)]))[0]
-        count_read(self.counters, len(data), time.perf_counter() - started)
-        return data
+        return (await self.read_many(source, [(offset, length)]))[0]
 
     async def read_many(self, source: SourceIdentity, ranges: list[tuple[int, int]]) -> list[bytes]:
         """Each (offset, length) range of the file: on the event loop when the page cache holds
